@@ -95,7 +95,7 @@ local function set(opts, opt, value, from)
     local items = type(value) == "table" and value or {value}
     for _, v in ipairs(items) do
       if opt.kind == "list" then
-        table.move(split_list(v), 1, math.huge, #opts[k] + 1, opts[k])
+        for _, item in ipairs(split_list(v)) do opts[k][#opts[k] + 1] = item end
       else
         opts[k][#opts[k] + 1] = tostring(v)
       end
