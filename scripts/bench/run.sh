@@ -8,6 +8,7 @@
 #   BENCH_RUNS=n       runs of each cheap workload (sluice, luv); the median is quoted (5)
 #   BENCH_PEER_RUNS=n  runs of each Python/Node workload (3); the semaphore peer runs once
 #   BENCH_STRICT=1     exit 1 when a goal fails (a wrong checksum or a crash always does)
+#   BENCH_TIMEOUT=s    kill a run that takes longer than this (600; exit status 124)
 #   SLUICE=path        the binary to measure (default: ./sluice at the repository root)
 #
 # Each workload prints "sum=<checksum> ..." which is checked against the closed form, so a
@@ -25,6 +26,7 @@ QUICK=${BENCH_QUICK:-0}
 RUNS=${BENCH_RUNS:-5}
 PEER_RUNS=${BENCH_PEER_RUNS:-3}
 SEM_RUNS=1
+LIMIT_S=${BENCH_TIMEOUT:-600}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; PEER_RUNS=${BENCH_PEER_RUNS:-1}; fi
 
 # Peers run as shipped: no asyncio debug mode, no user site tweaks.
@@ -73,7 +75,7 @@ measure() {
   local out=$1; shift
   local t0 t1 rc
   t0=$EPOCHREALTIME
-  /usr/bin/time -f '%M' -o "$TMP/time" "$@" >"$out" 2>"$TMP/stderr"
+  timeout "$LIMIT_S" /usr/bin/time -f '%M' -o "$TMP/time" "$@" >"$out" 2>"$TMP/stderr"
   rc=$?
   t1=$EPOCHREALTIME
   awk -v a="$t0" -v b="$t1" -v m="$(tail -n 1 "$TMP/time")" 'BEGIN { printf "%.3f %s\n", b - a, m }'
@@ -134,7 +136,7 @@ row() {
         'BEGIN { printf "%.2fx time, %.2fx RSS", a / b, r / s }')
     fi
   fi
-  ROWS+=("$(printf '%-24s %-31s %9s %8s %8s  %-20s %s' "$title" "$label" "$n" "$wall" "$mb" "${NOTE[$key]:-}" "$ratio")")
+  ROWS+=("$(printf '%-26s %-31s %9s %8s %8s  %-20s %s' "$title" "$label" "$n" "$wall" "$mb" "${NOTE[$key]:-}" "$ratio")")
 }
 
 # goal TEXT CONDITION(awk) VALUES... : CONDITION sees the values as a, b, c.
@@ -226,7 +228,7 @@ bench_sleepers() {
   row "" sleep.py "python asyncio + gather" "$n" sleep.sluice
   row "" sleep.node0 "node, no tasks" 0
   row "" sleep.node "node setTimeout promises" "$n" sleep.sluice
-  ROWS+=("$(printf '%-24s %s' "" "bytes per sleeping task: sluice ${PER[sluice]}, python ${PER[py]}, node ${PER[node]}")")
+  ROWS+=("$(printf '%-26s %s' "" "bytes per sleeping task: sluice ${PER[sluice]}, python ${PER[py]}, node ${PER[node]}")")
 
   goal "sleepers: sluice RSS per sleeping task <= 1 KB (${PER[sluice]} B; python ${PER[py]} B, node ${PER[node]} B)" \
     'a <= 1024' "${PER[sluice]}"
@@ -281,8 +283,9 @@ main() {
   done
 
   echo
-  printf '%-24s %-31s %9s %8s %8s  %-20s %s\n' benchmark implementation N "wall s" "RSS MB" runs "peer / sluice"
+  printf '%-26s %-31s %9s %8s %8s  %-20s %s\n' benchmark implementation N "wall s" "RSS MB" runs "peer / sluice"
   printf '%s\n' "${ROWS[@]}"
+  echo "(peer / sluice: the peer's median wall time and peak RSS over sluice's; above 1 means sluice is faster or smaller)"
   echo
   [ "$QUICK" = 1 ] && echo "(BENCH_QUICK=1: small counts, the goals below are only indicative)"
   [ ${#GOALS[@]} -gt 0 ] && printf '%s\n' "${GOALS[@]}"
