@@ -100,6 +100,13 @@ describe("sluice test", function()
     has("spec/fixtures/runner/timeouts.lua:6:", r.out)
   end)
 
+  it("tells a cancellation error in a test from a deadline", function()
+    local r = run(fixture("cancel"))
+    assert.are.equal("0 passed, 2 failed", r.last)
+    has("cancellation joins a cancelled task\nraised the cancellation error", r.out)
+    assert.matches("cancellation swallows its own cancellation\n[^\n]*0%.2 s", r.out)
+  end)
+
   it("reports and cancels the tasks a test left running", function()
     local r = run(fixture("leftovers"))
     assert.are.equal("2 passed, 1 failed", r.last)

@@ -92,39 +92,43 @@ end
 -- One phase: a hook or a test body, in a task of its own under a deadline
 
 --- Runs fn in a new task with `timeout` seconds; returns a problem record or nil.
+-- The task records its error instead of raising it, even a cancellation, so that the only
+-- error sl.timeout can raise here is the cancellation of the runner's own task (Ctrl-C),
+-- which must stop the run. A deadline is then told from a cancelled task the test joined
+-- by the clock, which also catches a test that swallowed its cancellation and went on.
 function Runner:phase(fn, timeout, source)
   local rec = {}
   local handler = errors.handler_for(source)
   local function body()
     rec.task = sl.current()
     local ok, p = xpcall(fn, handler)
-    if not ok then
-      rec.problem = p
-      -- A cancellation must end the task as cancelled, or the deadline would not see it.
-      if p.kind == "cancelled" then error(p.err, 0) end
-    end
+    if not ok then rec.problem = p end
     return true
   end
-  local ok, res = pcall(sl.timeout, timeout, body)
-  if ok and res == nil then
-    settle(rec.task)
-    local p = {kind = "error", timeout = true,
-               message = ("timed out after %s s (raise it with --timeout or the "
-                          .. "{timeout = S} option of it/describe)"):format(secs(timeout))}
-    if rec.problem and rec.problem.traceback then
-      p.traceback = rec.problem.traceback
-      p.traceback_title = "where the test was waiting when it was cancelled:"
-    end
-    return p
-  elseif not ok then
-    -- The task's own error was recorded by the handler; anything else comes from the
-    -- runner's task itself (e.g. Ctrl-C cancelled it) and must stop the run.
-    if not rec.problem then error(res, 0) end
-  end
+  local start = now()
+  local res = sl.timeout(timeout, body)
+  local elapsed = now() - start
   local p = rec.problem
+  if res == nil or elapsed >= timeout then
+    settle(rec.task)
+    local cancelled = p and p.kind == "cancelled"
+    local t = {kind = "error", timeout = true}
+    if res == nil or cancelled then
+      t.message = ("timed out after %s s"):format(secs(timeout))
+    else
+      t.message = ("ran for %s s, past its %s s deadline"):format(secs(elapsed), secs(timeout))
+    end
+    t.message = t.message .. " (raise it with --timeout or the {timeout = S} option of it/describe)"
+    if cancelled and p.traceback then
+      t.traceback = p.traceback
+      t.traceback_title = "where the test was waiting when it was cancelled:"
+    end
+    return t
+  end
   if p and p.kind == "cancelled" then
     p.kind = "error"
-    p.message = "cancelled: " .. p.message
+    p.message = "raised the cancellation error (" .. p.message
+      .. "), which usually comes from joining a task that was cancelled"
   end
   return p
 end
