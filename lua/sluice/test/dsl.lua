@@ -37,6 +37,24 @@ local function current_block(fname)
   return b
 end
 
+-- Checks the options table of it/describe: nil or {timeout = positive seconds}.
+local function check_opts(opts, fname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(fname .. "(): the options must be a table such as {timeout = 10}, got "
+          .. type(opts), 3)
+  end
+  for k, v in pairs(opts) do
+    if k ~= "timeout" then
+      error(("%s(): unknown option '%s' (the only option is timeout)"):format(fname, tostring(k)), 3)
+    end
+    if type(v) ~= "number" or not (v > 0) then
+      error(fname .. "(): timeout must be a positive number of seconds, got " .. tostring(v), 3)
+    end
+  end
+  return opts
+end
+
 -- Accepts (name, fn, opts) and, for insulate/expose, (fn) alone.
 local function block_api(kind, fname)
   return function(name, fn, opts)
@@ -48,9 +66,7 @@ local function block_api(kind, fname)
     if type(fn) ~= "function" then
       error(fname .. "(): expected a function as the body, got " .. type(fn), 2)
     end
-    if opts ~= nil and type(opts) ~= "table" then
-      error(fname .. "(): the options must be a table such as {timeout = 10}", 2)
-    end
+    opts = check_opts(opts, fname)
     local b = M.new_block(kind, name or kind, fn, parent, caller(), opts)
     b.anonymous = name == nil
     parent.children[#parent.children + 1] = b
@@ -72,12 +88,10 @@ function M.it(name, fn, opts)
   if fn ~= nil and type(fn) ~= "function" then
     error("it(): expected a function as the body, got " .. type(fn), 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("it(): the options must be a table such as {timeout = 10}", 2)
-  end
+  opts = check_opts(opts, "it")
   local where = caller()
   parent.children[#parent.children + 1] = {
-    kind = "test", name = name, fn = fn, parent = parent, opts = opts or {},
+    kind = "test", name = name, fn = fn, parent = parent, opts = opts,
     file = where.file, line = where.line, pending = fn == nil and "not implemented" or nil,
   }
 end

@@ -82,14 +82,15 @@ function M.patch_luassert()
   M.plain_assert = getmetatable(luassert).__call
 end
 
--- Keeps only the frames of a traceback that belong to the spec's code: the header and the
--- error() call go, and so does everything from the xpcall that ran the spec code
--- downwards (that is the runner). Returns the frame lines, tab-indented.
+-- Keeps only the frames of a traceback that belong to the spec's code: the header, the
+-- error() call and the runner's own modules go, and so does everything from the xpcall
+-- that ran the spec code downwards. Returns the frame lines, tab-indented.
 local function trim_traceback(tb)
   local out = {}
   for line in tb:gmatch("[^\n]+") do
     if line:find("in function 'xpcall'", 1, true) then break end
-    if line:find("^%s") and not line:find("^%s*%[C%]: in function 'error'") then
+    if line:find("^%s") and not line:find("^%s*%[C%]: in function 'error'")
+      and not line:find("sluice/test/%w+%.lua:") then
       out[#out + 1] = line
     end
   end

@@ -5,19 +5,12 @@ local sl = require "sluice"
 local dsl = require "sluice.test.dsl"
 local errors = require "sluice.test.errors"
 local insulate = require "sluice.test.insulate"
+local tasks = require "sluice.test.tasks"
 
 local Runner = {}
 Runner.__index = Runner
 
--- How long a cancelled task gets to run its cleanups before the runner gives up on it.
-local GRACE = 1
-
 local function now() return sl.now() end
-
--- Formats seconds without trailing noise: 5 -> "5", 0.25 -> "0.25".
-local function secs(s)
-  return (("%.3f"):format(s):gsub("%.?0+$", ""))
-end
 
 -- A small seeded generator (xorshift64), so that shuffling is reproducible with --seed
 -- and does not disturb (nor depend on) the math.random state the specs use.
@@ -45,92 +38,6 @@ function Runner.new(opts, out)
   return setmetatable({opts = opts, out = out, stop = false, insulations = {},
                        counts = {passed = 0, failures = 0, errors = 0, skipped = 0},
                        results = {}, rng = new_rng(opts.seed or 0)}, Runner)
-end
-
----------------------------------------------------------------------------------------------
--- Tasks left behind
-
--- Waits (boundedly) for a task to end, e.g. after cancelling it; true if it ended.
-local function settle(task)
-  if not task or task:done() then return true end
-  pcall(sl.timeout, GRACE, function() pcall(function() return task:join() end) end)
-  return task:done()
-end
-
-local function task_set()
-  local set = {}
-  for _, t in ipairs(sl.tasks()) do set[t] = true end
-  return set
-end
-
--- Cancels the tasks that are not in `baseline` and returns a problem naming them, or nil.
-local function leftovers(baseline, what)
-  local left = {}
-  for _, t in ipairs(sl.tasks()) do
-    if not baseline[t] and not t:done() then left[#left + 1] = t end
-  end
-  if #left == 0 then return nil end
-  local names = {}
-  for i, t in ipairs(left) do
-    names[i] = ("%s (%s)"):format(tostring(t), t:status())
-    t:cancel()
-  end
-  local stuck = 0
-  for _, t in ipairs(left) do
-    if not settle(t) then stuck = stuck + 1 end
-  end
-  local msg = ("%s left %d task%s running: %s; the runner cancelled %s"):format(
-    what, #left, #left == 1 and "" or "s", table.concat(names, ", "),
-    #left == 1 and "it" or "them")
-  if stuck > 0 then
-    msg = msg .. (" (%d still not ended %s s after cancel)"):format(stuck, secs(GRACE))
-  end
-  return {kind = "error", message = msg}
-end
-
----------------------------------------------------------------------------------------------
--- One phase: a hook or a test body, in a task of its own under a deadline
-
---- Runs fn in a new task with `timeout` seconds; returns a problem record or nil.
--- The task records its error instead of raising it, even a cancellation, so that the only
--- error sl.timeout can raise here is the cancellation of the runner's own task (Ctrl-C),
--- which must stop the run. A deadline is then told from a cancelled task the test joined
--- by the clock, which also catches a test that swallowed its cancellation and went on.
-function Runner:phase(fn, timeout, source)
-  local rec = {}
-  local handler = errors.handler_for(source)
-  local function body()
-    rec.task = sl.current()
-    local ok, p = xpcall(fn, handler)
-    if not ok then rec.problem = p end
-    return true
-  end
-  local start = now()
-  local res = sl.timeout(timeout, body)
-  local elapsed = now() - start
-  local p = rec.problem
-  if res == nil or elapsed >= timeout then
-    settle(rec.task)
-    local cancelled = p and p.kind == "cancelled"
-    local t = {kind = "error", timeout = true}
-    if res == nil or cancelled then
-      t.message = ("timed out after %s s"):format(secs(timeout))
-    else
-      t.message = ("ran for %s s, past its %s s deadline"):format(secs(elapsed), secs(timeout))
-    end
-    t.message = t.message .. " (raise it with --timeout or the {timeout = S} option of it/describe)"
-    if cancelled and p.traceback then
-      t.traceback = p.traceback
-      t.traceback_title = "where the test was waiting when it was cancelled:"
-    end
-    return t
-  end
-  if p and p.kind == "cancelled" then
-    p.kind = "error"
-    p.message = "raised the cancellation error (" .. p.message
-      .. "), which usually comes from joining a task that was cancelled"
-  end
-  return p
 end
 
 ---------------------------------------------------------------------------------------------
@@ -218,7 +125,7 @@ function Runner:ensure_lazy(chain, source)
     if not b.lazy_state then
       b.lazy_state = "ran"
       for _, h in ipairs(b.lazy_setup) do
-        local p = self:phase(h.fn, dsl.timeout_of(b, self.opts.timeout), source)
+        local p = tasks.phase(h.fn, dsl.timeout_of(b, self.opts.timeout), source)
         if p then
           b.lazy_state = "failed"
           self:block_error(b, h.name, p, h)
@@ -234,7 +141,7 @@ end
 -- problem when `stop_early` (before_each) and reports whether all succeeded.
 function Runner:hooks(list, timeout, source, problems, stop_early)
   for _, h in ipairs(list) do
-    local p = self:phase(h.fn, timeout, source)
+    local p = tasks.phase(h.fn, timeout, source)
     if p then
       p.phase, p.hook = h.name, h
       problems[#problems + 1] = p
@@ -263,7 +170,7 @@ function Runner:run_test(test, source)
   local timeout = dsl.timeout_of(test, self.opts.timeout)
   local problems = result.problems
   local start = now()
-  local baseline = task_set()
+  local baseline = tasks.set()
   test.finally = {}
   dsl.state.test = test
   local ok = true
@@ -271,7 +178,7 @@ function Runner:run_test(test, source)
     ok = ok and self:hooks(b.before_each, timeout, source, problems, true)
   end
   if ok then
-    local p = self:phase(test.fn, timeout, source)
+    local p = tasks.phase(test.fn, timeout, source)
     if p then problems[#problems + 1] = p end
   end
   for i = #chain, 1, -1 do
@@ -281,7 +188,7 @@ function Runner:run_test(test, source)
     self:hooks({test.finally[i]}, timeout, source, problems)
   end
   dsl.state.test = nil
-  local p = leftovers(baseline, "the test")
+  local p = tasks.leftovers(baseline, "the test")
   if p then problems[#problems + 1] = p end
   result.duration = now() - start
   self:record(result)
@@ -295,7 +202,7 @@ function Runner:run_block(block, source)
     or (block.kind == "file" and self.opts.auto_insulate)
   local snap = (insulating or block.kind == "expose") and insulate.save()
   if insulating then table.insert(self.insulations, snap) end
-  local baseline = task_set()
+  local baseline = tasks.set()
 
   local prev = dsl.state.block
   dsl.state.block = block
@@ -322,7 +229,7 @@ function Runner:run_block(block, source)
     end
     for _, prob in ipairs(problems) do self:block_error(block, prob.phase, prob, prob.hook) end
   end
-  local left = leftovers(baseline, block.kind == "file" and "the file" or "the block")
+  local left = tasks.leftovers(baseline, block.kind == "file" and "the file" or "the block")
   if left then self:block_error(block, "teardown", left) end
 
   if insulating then
