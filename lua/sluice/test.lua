@@ -57,7 +57,7 @@ function M.main(args)
   M.install_globals()
 
   local paths = #opts.paths > 0 and opts.paths or {"spec"}
-  local found, missing = files.find(paths, opts.pattern)
+  local found, missing = files.find(paths, opts.pattern, opts.exclude_pattern)
   local runner = Runner.new(opts, out)
   local start = sl.now()
   out:start({seed = shuffling and opts.seed or nil, files = found})

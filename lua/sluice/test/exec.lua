@@ -5,6 +5,7 @@ local sl = require "sluice"
 local dsl = require "sluice.test.dsl"
 local errors = require "sluice.test.errors"
 local insulate = require "sluice.test.insulate"
+local output = require "sluice.test.output"
 local tasks = require "sluice.test.tasks"
 
 local Runner = {}
@@ -81,6 +82,7 @@ local function status_of(problems)
   return status
 end
 
+--- Counts a result (a test, or a problem of a block) and hands it to the output.
 function Runner:record(result)
   result.status = result.status or status_of(result.problems)
   local c = self.counts
@@ -89,7 +91,13 @@ function Runner:record(result)
   elseif result.status == "pending" then c.skipped = c.skipped + 1
   else c.errors = c.errors + 1 end
   self.results[#self.results + 1] = result
-  self.out:result(result)
+  if self.opts.list then
+    -- Listing runs no test, so only problems of files and blocks get here.
+    io.stderr:write(output.title(result), ": ",
+                    tostring(result.problems[1].message), "\n")
+  else
+    self.out:result(result)
+  end
   if not self.opts.keep_going and (result.status == "failure" or result.status == "error") then
     self.stop = true
   end

@@ -29,9 +29,19 @@ local function walk(dir)
   return out
 end
 
---- Expands paths into the list of spec files. Returns files and a list of problems
---- ({path, message}) for paths that do not exist.
-function M.find(paths, pattern)
+-- True when a file name found in a directory should run.
+local function wanted(name, pattern, excludes)
+  if not name:find(pattern) then return false end
+  for _, pat in ipairs(excludes or {}) do
+    if name:find(pat) then return false end
+  end
+  return true
+end
+
+--- Expands paths into the list of spec files: names in directories must match `pattern`
+--- and none of `excludes` (Lua patterns on the file name). Returns files and a list of
+--- problems ({path, message}) for paths that do not exist.
+function M.find(paths, pattern, excludes)
   local files, seen, problems = {}, {}, {}
   local function add(f)
     f = f:gsub("^%./", "")
@@ -45,7 +55,7 @@ function M.find(paths, pattern)
       local found = walk(path)
       table.sort(found)
       for _, f in ipairs(found) do
-        if f:match("[^/]*$"):find(pattern) then add(f) end
+        if wanted(f:match("[^/]*$"), pattern, excludes) then add(f) end
       end
     else
       problems[#problems + 1] = {path = path, message = err}

@@ -14,6 +14,7 @@ local SPEC = {
   {"verbose", "v", "flag", nil, "one line per test, with its time"},
   {"list", "l", "flag", nil, "list the selected tests (file:line: name) instead of running"},
   {"pattern", "p", "value", "LUAPAT", "file name pattern for directories (default _spec%.lua$)"},
+  {"exclude-pattern", nil, "multi", "LUAPAT", "skip files (in directories) matching this"},
   {"tags", "t", "list", "TAGS", "run only tests with one of these #tags (comma-separated)"},
   {"exclude-tags", nil, "list", "TAGS", "skip tests with one of these #tags"},
   {"filter", nil, "multi", "LUAPAT", "run only tests whose full name matches (repeatable)"},
@@ -46,6 +47,7 @@ end
 --- Fresh options with the defaults.
 function M.defaults()
   return {paths = {}, output = "plainTerminal", pattern = "_spec%.lua$", tags = {},
+          exclude_pattern = {},
           exclude_tags = {}, filter = {}, filter_out = {}, timeout = 5, auto_insulate = true,
           keep_going = true, run = "default", config_file = ".busted"}
 end
@@ -61,6 +63,10 @@ function M.usage()
     lines[#lines + 1] = ("  %-30s %s"):format(left, o[5])
   end
   lines[#lines + 1] = "Per test: it(name, fn, {timeout = S}); per block: describe(name, fn, {timeout = S})."
+  lines[#lines + 1] = "Options also come from the 'default' profile of ./.busted (a Lua file returning"
+  lines[#lines + 1] = "{default = {verbose = true, ROOT = {'spec'}, ...}}); the command line wins."
+  lines[#lines + 1] = "Exit status 0 when everything passed, else 1; the last line of output is"
+  lines[#lines + 1] = "'N passed, N failed' (', N skipped' added), on stderr for json and junit."
   return table.concat(lines, "\n")
 end
 
@@ -163,6 +169,11 @@ function M.parse(args, base)
   end
   if not pcall(string.find, "", opts.pattern) then
     return nil, ("bad --pattern '%s'"):format(opts.pattern)
+  end
+  for _, pat in ipairs(opts.exclude_pattern) do
+    if not pcall(string.find, "", pat) then
+      return nil, ("bad --exclude-pattern '%s'"):format(pat)
+    end
   end
   return opts
 end
