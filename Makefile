@@ -1,0 +1,88 @@
+# sluice: one hand-written Makefile. `make` builds ./sluice; `make test`, `make asan`,
+# `make bench`, `make demo`. Missing Debian packages are installed with apt-get when root.
+
+CC      ?= cc
+PKGS    := lua5.4 libuv
+DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make
+WARN    := -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wmissing-prototypes \
+           -Wstrict-prototypes
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -MMD -MP
+BUILD   := build
+
+SRCS    := $(wildcard engine/*.c)
+LUASRC  := $(shell find lua -name '*.lua' 2>/dev/null | sort)
+OBJS    := $(SRCS:engine/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
+ASANOBJS := $(SRCS:engine/%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/embedded.o
+
+# Filled in once the dependencies are present (see the deps rule).
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) \
+             $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a)) -lm
+ASANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+.PHONY: all deps test asan bench demo clean install valgrind
+
+all: sluice
+
+# Installs what is missing, once; records success in a stamp file.
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "sluice: installing missing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "sluice: run as root or install:$$missing" >&2; exit 1; fi; \
+	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) \
+	    >$(BUILD)/apt.log 2>&1 || { tail -20 $(BUILD)/apt.log; exit 1; }; \
+	fi
+	@touch $@
+
+sluice: $(BUILD)/.deps $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $(OBJS) $(PKG_LIBS) $(LDFLAGS)
+
+$(BUILD)/%.o: engine/%.c $(BUILD)/.deps
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/embedded.c: $(LUASRC) scripts/embed.lua $(BUILD)/.deps
+	lua5.4 scripts/embed.lua $@ $(LUASRC)
+
+$(BUILD)/embedded.o: $(BUILD)/embedded.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+# The sanitizer build lives beside the normal one and runs the whole spec suite.
+$(BUILD)/asan/%.o: engine/%.c $(BUILD)/.deps
+	@mkdir -p $(BUILD)/asan
+	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/asan/embedded.o: $(BUILD)/embedded.c
+	@mkdir -p $(BUILD)/asan
+	$(CC) $(CPPFLAGS) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+sluice-asan: $(ASANOBJS)
+	$(CC) -g $(ASANFLAGS) -o $@ $(ASANOBJS) $(PKG_LIBS)
+
+test: sluice
+	./sluice test spec
+
+asan: sluice sluice-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 SLUICE_BIN=./sluice-asan ./sluice-asan test spec
+
+valgrind: sluice
+	valgrind --error-exitcode=1 --leak-check=full ./sluice test spec
+
+bench: sluice
+	bash scripts/bench/run.sh
+
+demo: sluice
+	./sluice scripts/demo.lua
+
+install: sluice
+	install -D -m 755 sluice $(DESTDIR)/usr/local/bin/sluice
+
+clean:
+	rm -rf $(BUILD) sluice sluice-asan
+
+-include $(OBJS:.o=.d) $(ASANOBJS:.o=.d)

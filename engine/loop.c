@@ -1,0 +1,191 @@
+/* loop.c: the engine state around one libuv loop: the FIFO ready queue and its drain, running
+ * until every task has ended, deadlock detection, and Ctrl-C (cancel all, then exit now). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The signal handler reaches the engine through this; one engine per process for now. */
+static sl_engine *volatile sigint_engine;
+static volatile sig_atomic_t sigint_count;
+static uv_async_t sigint_async;
+
+/* ----------------------------------------------------------- ready queue */
+
+/* The idle handle only keeps poll from blocking while tasks are ready; it does nothing. */
+static void spin_cb(uv_idle_t *h) {
+  (void)h;
+}
+
+/* Waking a task only queues it; the drain resumes it later, never the waker. */
+void sl_engine_enqueue(sl_engine *E, sl_task *t) {
+  if (t->queued)
+    return;
+  t->queued = 1;
+  t->next_ready = NULL;
+  if (E->ready_tail)
+    E->ready_tail->next_ready = t;
+  else
+    E->ready_head = t;
+  E->ready_tail = t;
+  if (!uv_is_active((uv_handle_t *)&E->spin))
+    uv_idle_start(&E->spin, spin_cb);
+}
+
+
+/* Runs the tasks queued when the pass began; tasks they wake wait for the next pass, after
+ * the loop has polled for I/O, so a task yielding in a loop cannot starve the network. */
+static void drain_cb(uv_check_t *h) {
+  sl_engine *E = (sl_engine *)h->data;
+  sl_task *last = E->ready_tail;
+  while (E->ready_head != NULL) {
+    sl_task *t = E->ready_head;
+    E->ready_head = t->next_ready;
+    if (E->ready_head == NULL)
+      E->ready_tail = NULL;
+    t->next_ready = NULL;
+    t->queued = 0;
+    sl_task_run(E, t);
+    if (t == last)
+      break;
+  }
+  if (E->ready_head == NULL)
+    uv_idle_stop(&E->spin);
+}
+
+/* ---------------------------------------------------------------- Ctrl-C */
+
+/* Lua hook set from the signal handler on the running coroutine: a task busy computing
+ * never reaches a wait, so the cancellation is raised where it stands. */
+static void sigint_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  sl_push_cancelled(L);
+  lua_error(L);
+}
+
+static void sigint_handler(int sig) {
+  sl_engine *E = sigint_engine;
+  (void)sig;
+  if (++sigint_count >= 2) {
+    static const char msg[] = "\nsluice: interrupted twice, exiting now\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    _exit(130);
+  }
+  if (E != NULL && E->current != NULL && E->current->co != NULL)
+    lua_sethook(E->current->co, sigint_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  uv_async_send(&sigint_async);
+}
+
+static void sigint_async_cb(uv_async_t *h) {
+  sl_engine *E = (sl_engine *)h->data;
+  if (E->interrupted)
+    return;
+  E->interrupted = 1;
+  fprintf(stderr, "\nsluice: interrupted: cancelling %zu task%s (Ctrl-C again to exit now)\n",
+          E->nlive, E->nlive == 1 ? "" : "s");
+  fflush(stderr);
+  sl_task_cancel_all(E);
+}
+
+/* ----------------------------------------------------------------- setup */
+
+sl_engine *sl_engine_new(lua_State *L) {
+  sl_engine *E = (sl_engine *)calloc(1, sizeof(*E));
+  struct sigaction sa;
+  if (E == NULL)
+    return NULL;
+  E->L = L;
+  E->loop = uv_default_loop();
+  SL_ENGINE(L) = E;
+  uv_check_init(E->loop, &E->drain);
+  E->drain.data = E;
+  uv_check_start(&E->drain, drain_cb);
+  uv_unref((uv_handle_t *)&E->drain);
+  uv_idle_init(E->loop, &E->spin);
+  E->spin.data = E;
+  sl_timer_init(E);
+  uv_async_init(E->loop, &sigint_async, sigint_async_cb);
+  sigint_async.data = E;
+  uv_unref((uv_handle_t *)&sigint_async);
+  sigint_engine = E;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = sigint_handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, NULL);
+  lua_newtable(L);
+  E->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return E;
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+/* Closes every handle, then the loop; the Lua state must already be closed. */
+void sl_engine_free(sl_engine *E) {
+  signal(SIGINT, SIG_DFL);
+  sigint_engine = NULL;
+  uv_walk(E->loop, close_walk_cb, NULL);
+  uv_run(E->loop, UV_RUN_DEFAULT);
+  uv_loop_close(E->loop);
+  sl_timer_shutdown(E);
+  free(E);
+}
+
+/* Tells which tasks are stuck when the loop has nothing left that could wake them. */
+static void report_deadlock(sl_engine *E) {
+  sl_task *t;
+  int shown = 0;
+  fprintf(stderr, "sluice: deadlock: %zu task%s waiting for something that can no longer "
+          "happen:", E->nlive, E->nlive == 1 ? " is" : "s are");
+  for (t = E->live; t != NULL && shown < 10; t = t->live_next, shown++)
+    fprintf(stderr, " task %lld", (long long)t->id);
+  fprintf(stderr, "%s\n", t != NULL ? " ..." : "");
+  fflush(stderr);
+}
+
+/* Runs the loop until every task has ended. Returns the process exit status. */
+int sl_engine_run(sl_engine *E, sl_task *main_task) {
+  int rounds = 0;
+  (void)main_task;
+  for (;;) {
+    uv_run(E->loop, UV_RUN_DEFAULT);
+    if (E->nlive == 0)
+      break;
+    /* Live tasks but nothing to wake them: cancel them so their cleanups run, once. */
+    if (!E->exit_code) {
+      report_deadlock(E);
+      E->exit_code = 1;
+    }
+    sl_task_cancel_all(E);
+    if (E->ready_head == NULL || ++rounds > 3)
+      break;
+  }
+  if (E->interrupted)
+    return 130;
+  return E->exit_code;
+}
+
+/* ---------------------------------------------------------- sluice.core */
+
+/** require "sluice.core": the C half of the sluice module. */
+int luaopen_sluice_core(lua_State *L) {
+  lua_newtable(L);
+  sl_task_register(L);
+  sl_timer_register(L);
+  sl_group_register(L);
+  sl_lac_register(L);
+  sl_sync_register(L);
+  sl_fs_register(L);
+  lua_pushliteral(L, SLUICE_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,56 @@
+/* util.c: small helpers shared by every module: the fail triple (nil, "ENAME: message",
+ * "ENAME"), the traceback message handler, and metatable creation. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Pushes nil, "NAME: message", "NAME" and returns 3: operational failures return this. */
+int sl_fail(lua_State *L, const char *name, const char *fmt, ...) {
+  va_list ap;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: ", name);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  lua_pushstring(L, name);
+  return 3;
+}
+
+/* The fail triple for a libuv error code. */
+int sl_fail_uv(lua_State *L, int uverr) {
+  return sl_fail(L, uv_err_name(uverr), "%s", uv_strerror(uverr));
+}
+
+/* Message handler for protected calls from C: adds a traceback to the message. */
+int sl_traceback_msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Creates the metatable `name` with methods reachable through __index and the given
+ * metamethods; __close maps to close when the type has one. Leaves the stack unchanged. */
+void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
+                const luaL_Reg *metamethods) {
+  if (!luaL_newmetatable(L, name)) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (metamethods != NULL)
+    luaL_setfuncs(L, metamethods, 0);
+  if (methods != NULL) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
