@@ -83,7 +83,9 @@ function M.phase(fn, timeout, source)
     if res == nil or cancelled then
       t.message = ("timed out after %s s"):format(secs(timeout))
     else
-      t.message = ("ran for %s s, past its %s s deadline"):format(secs(elapsed), secs(timeout))
+      -- It ended on its own, late: it swallowed the cancellation or never let the loop run.
+      t.message = ("ran %s s, past its %s s deadline (it caught the cancellation or "
+                   .. "blocked the loop)"):format(secs(elapsed), secs(timeout))
     end
     t.message = t.message .. " (raise it with --timeout or the {timeout = S} option of it/describe)"
     if cancelled and p.traceback then
