@@ -7,6 +7,7 @@ local errors = require "sluice.test.errors"
 local insulate = require "sluice.test.insulate"
 local output = require "sluice.test.output"
 local tasks = require "sluice.test.tasks"
+local astate = require "luassert.state"
 
 local Runner = {}
 Runner.__index = Runner
@@ -117,6 +118,11 @@ end
 ---------------------------------------------------------------------------------------------
 -- Tests and blocks
 
+-- Spies and stubs made in a test (or a block's hooks) are reverted when it ends, as busted
+-- does, through luassert's snapshots. pcall: a spec may have reverted them already.
+local function snapshot() return astate.snapshot() end
+local function revert(snap) pcall(astate.revert, snap) end
+
 -- Enclosing blocks of a node, outermost first.
 local function chain_of(node)
   local chain = {}
@@ -179,6 +185,7 @@ function Runner:run_test(test, source)
   local problems = result.problems
   local start = now()
   local baseline = tasks.set()
+  local snap = snapshot()
   test.finally = {}
   dsl.state.test = test
   local ok = true
@@ -196,6 +203,7 @@ function Runner:run_test(test, source)
     self:hooks({test.finally[i]}, timeout, source, problems)
   end
   dsl.state.test = nil
+  revert(snap)
   local p = tasks.leftovers(baseline, "the test")
   if p then problems[#problems + 1] = p end
   result.duration = now() - start
@@ -211,6 +219,7 @@ function Runner:run_block(block, source)
   local snap = (insulating or block.kind == "expose") and insulate.save()
   if insulating then table.insert(self.insulations, snap) end
   local baseline = tasks.set()
+  local spies = snapshot()
 
   local prev = dsl.state.block
   dsl.state.block = block
@@ -237,6 +246,7 @@ function Runner:run_block(block, source)
     end
     for _, prob in ipairs(problems) do self:block_error(block, prob.phase, prob, prob.hook) end
   end
+  revert(spies)
   local left = tasks.leftovers(baseline, block.kind == "file" and "the file" or "the block")
   if left then self:block_error(block, "teardown", left) end
 
