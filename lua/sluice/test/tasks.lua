@@ -81,13 +81,13 @@ function M.phase(fn, timeout, source)
     local cancelled = p and p.kind == "cancelled"
     local t = {kind = "error", timeout = true}
     if res == nil or cancelled then
-      t.message = ("timed out after %s s"):format(secs(timeout))
+      t.message = ("timed out after %s s; raise the deadline with --timeout S or "
+                   .. "{timeout = S} on it/describe"):format(secs(timeout))
     else
       -- It ended on its own, late: it swallowed the cancellation or never let the loop run.
-      t.message = ("ran %s s, past its %s s deadline (it caught the cancellation or "
-                   .. "blocked the loop)"):format(secs(elapsed), secs(timeout))
+      t.message = ("ran %s s, past its %s s deadline: it caught the cancellation or "
+                   .. "blocked the loop"):format(secs(elapsed), secs(timeout))
     end
-    t.message = t.message .. " (raise it with --timeout or the {timeout = S} option of it/describe)"
     if cancelled and p.traceback then
       t.traceback = p.traceback
       t.traceback_title = "where the test was waiting when it was cancelled:"
