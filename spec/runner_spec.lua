@@ -9,7 +9,8 @@ local function shell_quote(s)
 end
 
 local cwd = os.getenv("PWD") or "."
-local bin = os.getenv("SLUICE_BIN") or (cwd .. "/sluice")
+-- A relative command (make asan sets SLUICE_BIN=./sluice-asan) must survive a `cd` too.
+local bin = (os.getenv("SLUICE_BIN") or "./sluice"):gsub("^%.%.?/", cwd .. "/%0")
 
 -- A relative SLUICE_LUA_PATH must survive the `cd` of runs in another directory.
 local lua_path = os.getenv("SLUICE_LUA_PATH")
