@@ -141,6 +141,22 @@ describe("sluice test", function()
                      "after outer", "unused strict_setup", "teardown", "lazy_teardown"}, marks)
   end)
 
+  it("makes setup lazy with --lazy, leaving strict_setup strict", function()
+    local function marks(args)
+      local out = {}
+      for m in run(args .. fixture("hooks")).out:gmatch("<([^>]+)>") do out[#out + 1] = m end
+      return out
+    end
+    assert.are.same({"setup", "unused strict_setup", "teardown"}, marks("--filter nomatch "))
+    assert.are.same({"unused strict_setup"}, marks("--lazy --filter nomatch "))
+  end)
+
+  it("runs a --helper file before the specs", function()
+    assert.are.equal("1 passed, 0 failed",
+                     run("--helper " .. fixture("helper") .. " " .. fixture("uses_helper")).last)
+    assert.are.equal("0 passed, 1 failed", run(fixture("uses_helper")).last)
+  end)
+
   it("turns errors in before_each and setup into errors, still running after_each", function()
     local r = run(fixture("hook_errors"))
     assert.are.equal("1 passed, 2 failed", r.last)
