@@ -10,6 +10,9 @@ enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_COUNT = 3 };
 /* Finished coroutines kept for reuse; creating one costs more than the rest of a spawn. */
 #define POOL_MAX 256
 
+/* Registry key of the last re-raised task error and its original traceback. */
+static char reraise_key;
+
 /* Yielded by a wait so that a task-level yield can be told from a stray coroutine.yield. */
 static char wait_mark;
 
@@ -178,6 +181,16 @@ static void main_failed(sl_engine *E, sl_task *t) {
       msg = luaL_tolstring(L, -1, NULL);
     }
     fprintf(stderr, "sluice: %s\n", msg);
+    /* An error re-raised from another task: show that task's traceback too. */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &reraise_key);
+    if (lua_istable(L, -1)) {
+      lua_rawgeti(L, -1, 1);
+      lua_getiuservalue(L, top + 1, UV_RESULT);
+      lua_rawgeti(L, -3, 2);
+      if (lua_rawequal(L, -2, -3) && lua_isstring(L, -1))
+        fprintf(stderr, "the error was raised first in another task:\n%s\n",
+                lua_tostring(L, -1));
+    }
     fflush(stderr);
     lua_settop(L, top);
     E->exit_code = 1;
@@ -408,12 +421,43 @@ int sl_task_push_outcome(lua_State *L, int hidx) {
   return n + 1;
 }
 
+/* Remembers the traceback of an error value re-raised in another task, so that if it
+ * ends the main script the report shows where it really started. Expects the error at
+ * the top and a traceback (or nil) below it; pops the traceback, leaves the error. */
+static void remember_origin(lua_State *L) {
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &reraise_key);
+  lua_remove(L, -2);
+}
+
 /* Pushes the results of the ended task at hidx, or raises its error. */
 static int task_deliver(lua_State *L, int hidx) {
   int n = sl_task_push_outcome(L, hidx);
-  if (!lua_toboolean(L, -n))
+  if (!lua_toboolean(L, -n)) {
+    lua_getiuservalue(L, hidx, UV_TRACE);
+    lua_insert(L, -2);
+    remember_origin(L);
     return lua_error(L);
+  }
   return n - 1;
+}
+
+/** core._reraise(err, traceback): raises err, remembering where it started */
+static int l_reraise(lua_State *L) {
+  lua_settop(L, 2);
+  lua_insert(L, 1);
+  remember_origin(L);
+  return lua_error(L);
+}
+
+/** core._observe(t): its error is reported by whoever called this, not by the handle */
+static int l_observe(lua_State *L) {
+  sl_task_check(L, 1)->observed = 1;
+  return 0;
 }
 
 /* ------------------------------------------------------------- Lua API */
@@ -609,6 +653,8 @@ void sl_task_register(lua_State *L) {
     {"current", l_current},
     {"tasks", l_tasks},
     {"is_cancelled", l_is_cancelled},
+    {"_reraise", l_reraise},
+    {"_observe", l_observe},
     {NULL, NULL}
   };
   static const luaL_Reg methods[] = {
