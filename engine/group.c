@@ -89,7 +89,7 @@ static int l_group(lua_State *L) {
     if (lua_type(L, -1) == LUA_TFUNCTION) {
       sl_task_new(L, -1, 0);
       lua_remove(L, -2);
-    } else if (luaL_testudata(L, -1, SL_TASK_MT) == NULL) {
+    } else if (sl_task_test(L, -1) == NULL) {
       return luaL_error(L, "bad item #%d in the task list (a task or a function expected, "
                         "got %s)", (int)i, luaL_typename(L, -1));
     }

@@ -15,6 +15,7 @@
 
 /* Metatable names, one per Lua-visible type. */
 #define SL_TASK_MT      "sluice.task"
+#define SL_FAILED_MT    "sluice.task.failed"   /* same methods, plus a report in __gc */
 #define SL_GROUP_MT     "sluice.group"
 #define SL_LAC_MT       "sluice.lac"
 #define SL_SEMAPHORE_MT "sluice.semaphore"
@@ -110,6 +111,7 @@ struct sl_task {
 };
 
 sl_task *sl_task_check(lua_State *L, int idx);
+sl_task *sl_task_test(lua_State *L, int idx);           /* NULL if not a task */
 sl_task *sl_task_current(lua_State *L);            /* NULL outside a task */
 sl_task *sl_task_require(lua_State *L, const char *what); /* raises outside a task */
 sl_task *sl_task_new(lua_State *L, int fidx, int nargs); /* pushes the handle */

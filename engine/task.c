@@ -18,8 +18,21 @@ static char wait_mark;
 
 /* ---------------------------------------------------------------- handles */
 
+/* A task handle has one of two metatables: finalizers are costly (Lua runs a few per GC
+ * step, so a million finalizable handles outpace the collector), and only a failed task
+ * needs one, to report an error nobody retrieved. */
+sl_task *sl_task_test(lua_State *L, int idx) {
+  void *p = luaL_testudata(L, idx, SL_TASK_MT);
+  if (p == NULL)
+    p = luaL_testudata(L, idx, SL_FAILED_MT);
+  return (sl_task *)p;
+}
+
 sl_task *sl_task_check(lua_State *L, int idx) {
-  return (sl_task *)luaL_checkudata(L, idx, SL_TASK_MT);
+  sl_task *t = sl_task_test(L, idx);
+  if (t == NULL)
+    luaL_typeerror(L, idx, "task");
+  return t;
 }
 
 sl_task *sl_task_current(lua_State *L) {
@@ -226,6 +239,8 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
     lua_xmove(co, L, 1);
     lua_setiuservalue(L, -2, UV_RESULT);
     t->nres = 1;
+    if (status == SL_FAILED && !t->observed)
+      luaL_setmetatable(L, SL_FAILED_MT);   /* arms the "never retrieved" report */
   }
   lua_pushnil(L);
   lua_setiuservalue(L, -2, UV_CO);
@@ -670,6 +685,10 @@ void sl_task_register(lua_State *L) {
   };
   static const luaL_Reg metamethods[] = {
     {"__tostring", t_tostring},
+    {NULL, NULL}
+  };
+  static const luaL_Reg failed_metamethods[] = {
+    {"__tostring", t_tostring},
     {"__gc", t_gc},
     {NULL, NULL}
   };
@@ -678,6 +697,7 @@ void sl_task_register(lua_State *L) {
     {NULL, NULL}
   };
   sl_newmeta(L, SL_TASK_MT, methods, metamethods);
+  sl_newmeta(L, SL_FAILED_MT, methods, failed_metamethods);
   lua_pushlightuserdata(L, &wait_mark);
   lua_setfield(L, -2, "_wait_mark");
   /* The cancellation error: one table, told apart by identity and by its metatable. */
