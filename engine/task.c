@@ -5,7 +5,7 @@
 #include "internal.h"
 
 /* The handle's user values: the coroutine while the task lives, then its outcome. */
-enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_COUNT = 3 };
+enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
 
 /* Finished coroutines kept for reuse; creating one costs more than the rest of a spawn. */
 #define POOL_MAX 256
@@ -214,6 +214,27 @@ static void main_failed(sl_engine *E, sl_task *t) {
   sl_task_cancel_all(E);
 }
 
+/* Calls the task's end callback, if any, with its handle: on the main state, outside any
+ * task, so it cannot wait. An error in it is reported, never propagated into the loop. */
+static void run_on_end(sl_engine *E, sl_task *t) {
+  lua_State *L = E->L;
+  int top = lua_gettop(L);
+  sl_task_push_handle(L, t);
+  if (lua_getiuservalue(L, -1, UV_ONEND) != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_setiuservalue(L, top + 1, UV_ONEND);
+    lua_pushcfunction(L, sl_traceback_msgh);
+    lua_insert(L, -2);
+    lua_pushvalue(L, top + 1);
+    if (lua_pcall(L, 1, 0, top + 2) != LUA_OK) {
+      fprintf(stderr, "sluice: error in the end callback of task %lld: %s\n",
+              (long long)t->id, lua_tostring(L, -1));
+      fflush(stderr);
+    }
+  }
+  lua_settop(L, top);
+}
+
 /* Ends a task: moves its outcome (the top n values of co) into the handle, recycles the
  * coroutine, tells every waiter. Runs on the main state between resumes. */
 static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
@@ -258,6 +279,7 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
   }
   if (t == E->main && status != SL_DONE)
     main_failed(E, t);
+  run_on_end(E, t);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;
 }
@@ -469,6 +491,22 @@ static int l_reraise(lua_State *L) {
   return lua_error(L);
 }
 
+/** core._on_end(t, fn): fn(t) runs once t has ended (at once if it has), outside any
+ * task: it must not wait. One callback per task; used by the executor's bookkeeping. */
+static int l_on_end(lua_State *L) {
+  sl_task *t = sl_task_check(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (sl_task_is_ended(t)) {
+    lua_settop(L, 2);
+    lua_insert(L, 1);
+    lua_call(L, 1, 0);
+    return 0;
+  }
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, UV_ONEND);
+  return 0;
+}
+
 /** core._observe(t): its error is reported by whoever called this, not by the handle */
 static int l_observe(lua_State *L) {
   sl_task_check(L, 1)->observed = 1;
@@ -670,6 +708,7 @@ void sl_task_register(lua_State *L) {
     {"is_cancelled", l_is_cancelled},
     {"_reraise", l_reraise},
     {"_observe", l_observe},
+    {"_on_end", l_on_end},
     {NULL, NULL}
   };
   static const luaL_Reg methods[] = {

@@ -3,7 +3,7 @@
 local core = require "sluice.core"
 
 local spawn, current, semaphore, event = core.spawn, core.current, core.semaphore, core.event
-local pack, unpack, traceback = table.pack, table.unpack, debug.traceback
+local pack, unpack = table.pack, table.unpack
 
 local Executor = {}
 Executor.__index = Executor
@@ -50,47 +50,53 @@ local function new(opts)
   return ex
 end
 
--- Body of every job task. `holding` says whether submit already took a slot for it.
-local function run_job(ex, holding, fn, ...)
-  local me = current()
-  if not holding then ex.slots:acquire() end
-  local tb
-  local r = pack(xpcall(fn, function(e)
-    if not core.is_cancelled(e) then tb = traceback(tostring(e), 2) end
-    return e
-  end, ...))
-  ex.slots:release()
-  ex.jobs[me] = nil
+-- Bookkeeping when a job ends, however it ends (even cancelled before it ever ran): called
+-- by the engine outside any task, so it must not wait.
+local function job_ended(ex, t)
+  if ex.jobs[t] == "slot" then ex.slots:release() end
+  ex.jobs[t] = nil
   ex.active = ex.active - 1
   if ex.active == 0 then ex.idle:set() end
-  if r[1] then
+  local ok, err = t:result()         -- taking the outcome: the executor answers for it
+  if ok then
     ex.completed = ex.completed + 1
-    return unpack(r, 2, r.n)
-  end
-  local err = r[2]
-  core._observe(me)             -- the executor answers for this error, not the task handle
-  if not core.is_cancelled(err) then
+  elseif not core.is_cancelled(err) then
     ex.failed = ex.failed + 1
+    local tb = t:traceback()
     if ex.mode == "raise" then
       if not ex.failure then
-        ex.failure = {error = err, traceback = tb, task = me}
+        ex.failure = {error = err, traceback = tb, task = t}
         ex:cancel()
       end
     elseif ex.mode == "collect" then
-      ex.errors[#ex.errors + 1] = {error = err, traceback = tb, task = me}
+      ex.errors[#ex.errors + 1] = {error = err, traceback = tb, task = t}
     else
       io.stderr:write("sluice: executor job failed (ignored): ", tb or tostring(err), "\n")
     end
   end
-  error(err, 0)                 -- so t:join() on the job's task sees its error
+end
+
+-- A job submitted from inside one of this executor's own jobs: it waits for its slot
+-- itself, so the submitting job never blocks while holding a slot.
+local function run_nested(ex, fn, ...)
+  ex.slots:acquire()
+  ex.jobs[current()] = "slot"
+  return fn(...)
 end
 
 local function start(ex, holding, fn, ...)
   ex.submitted = ex.submitted + 1
   ex.active = ex.active + 1
   ex.idle:clear()
-  local t = spawn(run_job, ex, holding, fn, ...)
-  ex.jobs[t] = true
+  local t
+  if holding then
+    t = spawn(fn, ...)
+    ex.jobs[t] = "slot"
+  else
+    t = spawn(run_nested, ex, fn, ...)
+    ex.jobs[t] = "waiting"
+  end
+  core._on_end(t, function(done) job_ended(ex, done) end)
   return t
 end
 
