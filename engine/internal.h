@@ -3,6 +3,7 @@
 #ifndef SLUICE_INTERNAL_H
 #define SLUICE_INTERNAL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -160,7 +161,8 @@ struct sl_engine {
   uint64_t next_id;
   int pool_ref;                /* registry table of finished coroutines to reuse */
   int npool;
-  int interrupted;             /* SIGINTs received */
+  volatile sig_atomic_t interrupted; /* set by the SIGINT handler */
+  int cancelled_all;           /* the first SIGINT's cancellation has been done */
   int unhandled;               /* failed tasks nobody ever looked at */
   int exit_code;
   /* timer heap (timer.c) */

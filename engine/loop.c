@@ -76,19 +76,27 @@ static void sigint_handler(int sig) {
     (void)r;
     _exit(130);
   }
-  if (E != NULL && E->current != NULL && E->current->co != NULL)
+  if (E == NULL)
+    return;
+  /* Recorded here, not in the async callback: a busy task cancelled by the hook may end
+   * the run before the loop gets round to that callback, and the exit must still be 130. */
+  E->interrupted = 1;
+  {
+    static const char msg[] = "\nsluice: interrupted: cancelling every task "
+                              "(Ctrl-C again to exit now)\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+  }
+  if (E->current != NULL && E->current->co != NULL)
     lua_sethook(E->current->co, sigint_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   uv_async_send(&sigint_async);
 }
 
 static void sigint_async_cb(uv_async_t *h) {
   sl_engine *E = (sl_engine *)h->data;
-  if (E->interrupted)
+  if (E->cancelled_all)
     return;
-  E->interrupted = 1;
-  fprintf(stderr, "\nsluice: interrupted: cancelling %zu task%s (Ctrl-C again to exit now)\n",
-          E->nlive, E->nlive == 1 ? "" : "s");
-  fflush(stderr);
+  E->cancelled_all = 1;
   sl_task_cancel_all(E);
 }
 
