@@ -125,15 +125,17 @@ ok() { [ -n "${WALL[$1]:-}" ] && [ "${WALL[$1]}" != ERR ]; }
 ROWS=()
 GOALS=()
 
-# row TITLE KEY LABEL N [BASE] : one table line; BASE is the sluice key the ratio is against.
+# row TITLE KEY LABEL N [BASE [PREFIX]] : one table line; BASE is the key the ratio is
+# against (a sluice figure), PREFIX names the ratio when it is not "peer / sluice".
 row() {
-  local title=$1 key=$2 label=$3 n=$4 base=${5:-}
+  local title=$1 key=$2 label=$3 n=$4 base=${5:-} prefix=${6:-}
   local wall=${WALL[$key]:-n/a} rss=${RSS[$key]:-n/a} ratio="" mb="n/a"
   if ok "$key"; then
     mb=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
     if [ -n "$base" ] && ok "$base"; then
       ratio=$(awk -v a="$wall" -v b="${WALL[$base]}" -v r="$rss" -v s="${RSS[$base]}" \
         'BEGIN { printf "%.2fx time, %.2fx RSS", a / b, r / s }')
+      ratio="$prefix$ratio"
     fi
   fi
   ROWS+=("$(printf '%-26s %-31s %9s %8s %8s  %-20s %s' "$title" "$label" "$n" "$wall" "$mb" "${NOTE[$key]:-}" "$ratio")")
@@ -181,7 +183,7 @@ bench_lac() {
   row "" lac.luv.fn "lua5.4 + luv (closure per job)" "$n" lac.sluice.fn
   row "" lac.py "python limited_as_completed" "$n" lac.sluice
   row "" lac.pysem "python semaphore + gather" "$n" lac.sluice
-  row "" lac.sluice10 "sluice (handler)" "$n10" lac.sluice
+  row "" lac.sluice10 "sluice (handler)" "$n10" lac.sluice "$((n10 / n))x the jobs: "
 
   local s=${WALL[lac.sluice]:-n/a} sr=${RSS[lac.sluice]:-n/a}
   local r_py="n/a" r_luv="n/a" r_sem="n/a"
