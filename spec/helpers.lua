@@ -1,0 +1,137 @@
+-- Shared helpers for specs that run a child sluice or use temporary files
+-- (`local H = require "spec.helpers"`; the specs run from the repository's root).
+local H = {}
+
+--- The binary children run: SLUICE_BIN (make asan sets ./sluice-asan) or ./sluice.
+H.bin = os.getenv("SLUICE_BIN") or "./sluice"
+
+--- Quotes s for /bin/sh.
+function H.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Returns the whole content of path, or "" if it cannot be read.
+function H.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Writes s to path (binary, so "\r\n" stays as written).
+function H.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  assert(f:close())
+end
+
+--- A new temporary file holding s (empty if nil); remove it with os.remove.
+function H.tmpfile(s)
+  local path = os.tmpname()
+  H.write_file(path, s or "")
+  return path
+end
+
+--- Splits s into its lines (without "\n"); a last line without "\n" counts too.
+function H.lines(s)
+  local t = {}
+  for line in s:gmatch("([^\n]*)\n") do t[#t + 1] = line end
+  local rest = s:match("[^\n]+$")
+  if rest then t[#t + 1] = rest end
+  return t
+end
+
+--- Runs a /bin/sh snippet; returns its stdout and exit status.
+function H.sh(snippet)
+  local p = assert(io.popen(snippet, "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
+--- Runs `timeout 20 BIN ARGS` (args: a list of words, quoted here). opts.stdin: a string
+-- fed as standard input (default: /dev/null, so stdin is never a terminal).
+-- Returns {out = stdout, err = stderr, code = exit status}.
+function H.run(args, opts)
+  opts = opts or {}
+  local words = {}
+  for i, a in ipairs(args) do words[i] = H.quote(a) end
+  local errfile = os.tmpname()
+  local infile = opts.stdin and H.tmpfile(opts.stdin)
+  local cmd = ("timeout 20 %s %s <%s 2>%s"):format(H.quote(H.bin), table.concat(words, " "),
+                                                  H.quote(infile or "/dev/null"),
+                                                  H.quote(errfile))
+  local out, code = H.sh(cmd)
+  local err = H.read_file(errfile)
+  os.remove(errfile)
+  if infile then os.remove(infile) end
+  return {out = out, err = err, code = code}
+end
+
+--- Starts `BIN script` in the background, waits until its stdout contains "ready", sends
+-- SIGINT, and, when opts.again names a string, waits for that string on stdout and sends a
+-- second SIGINT. Every wait polls a condition a bounded number of times (at most ~10 s),
+-- and gives up early if the child has already ended. Returns {out, err, code, ms} where
+-- ms is the time from the first SIGINT to the child's exit.
+-- `timeout --foreground` forwards the signal to the child only: without it, timeout also
+-- signals its process group, and the child could see one Ctrl-C as two.
+function H.interrupt(script, opts)
+  opts = opts or {}
+  local outfile, errfile = os.tmpname(), os.tmpname()
+  local lines = {
+    "out=" .. H.quote(outfile) .. "; err=" .. H.quote(errfile),
+    "timeout --foreground 20 " .. H.quote(H.bin) .. " " .. H.quote(script)
+      .. ' >"$out" 2>"$err" </dev/null &',
+    "pid=$!",
+    "wait_for() {",
+    "  i=0",
+    '  while ! grep -q "$1" "$out"; do',
+    '    kill -0 "$pid" 2>/dev/null || return 1',
+    "    i=$((i + 1)); [ $i -gt 1000 ] && return 1",
+    "    sleep 0.01",
+    "  done",
+    "}",
+    "wait_for ready",
+    "start=$(date +%s%N)",
+    'kill -INT "$pid"',
+  }
+  if opts.again then
+    lines[#lines + 1] = "wait_for " .. H.quote(opts.again)
+    lines[#lines + 1] = 'kill -INT "$pid"'
+  end
+  lines[#lines + 1] = 'wait "$pid"; status=$?'
+  lines[#lines + 1] = "end=$(date +%s%N)"
+  lines[#lines + 1] = 'echo "$status $(( (end - start) / 1000000 ))"'
+  local report = H.sh(table.concat(lines, "\n"))
+  local code, ms = report:match("^(%d+) (%d+)")
+  local r = {out = H.read_file(outfile), err = H.read_file(errfile),
+             code = tonumber(code), ms = tonumber(ms)}
+  os.remove(outfile)
+  os.remove(errfile)
+  return r
+end
+
+--- Asserts that needle occurs in haystack as plain text.
+function H.has(needle, haystack)
+  assert(haystack:find(needle, 1, true),
+         ("expected to find %q in:\n%s"):format(needle, haystack))
+end
+
+--- Asserts that needle does not occur in haystack.
+function H.hasnt(needle, haystack)
+  assert(not haystack:find(needle, 1, true),
+         ("did not expect %q in:\n%s"):format(needle, haystack))
+end
+
+--- Counts the plain-text occurrences of needle in haystack.
+function H.count(needle, haystack)
+  local n, i = 0, 1
+  while true do
+    local s, e = haystack:find(needle, i, true)
+    if not s then return n end
+    n, i = n + 1, e + 1
+  end
+end
+
+return H
