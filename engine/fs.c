@@ -146,9 +146,12 @@ static int lines_step(lua_State *L, lines *f) {
   return 1;
 }
 
+/* The iterator is a closure over the lines object, so it needs no state argument and can
+ * be handed on its own to limited_as_completed as a job source. */
 static int lines_iter(lua_State *L) {
-  lines *f = check_lines(L, 1);
-  lua_settop(L, 1);
+  lines *f = check_lines(L, lua_upvalueindex(1));
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
   if (f->busy)
     return luaL_error(L, "sl.lines: another task is reading this file");
   return lines_step(L, f);
@@ -164,14 +167,15 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
                       uv_strerror((int)f->result));
   }
   f->fd = (uv_file)f->result;
-  lua_pushcfunction(L, lines_iter);
   lua_pushvalue(L, 1);
+  lua_pushcclosure(L, lines_iter, 1);
+  lua_pushnil(L);
   lua_pushnil(L);
   lua_pushvalue(L, 1);
   return 4;
 }
 
-/** sl.lines(path) -> iterator, state, nil, closer: each call returns the next line without
+/** sl.lines(path) -> iterator, nil, nil, closer: each call returns the next line without
  * its end-of-line (\n or \r\n), nil at the end; raises if the file cannot be opened or read */
 static int l_lines(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);

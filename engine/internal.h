@@ -94,6 +94,7 @@ struct sl_task {
   uint8_t observed;            /* its outcome was taken: no "never retrieved" report */
   uint8_t started;             /* its function has begun running */
   uint8_t internal;            /* spawned by a primitive (a job), not by sl.spawn */
+  uint8_t has_on_end;          /* an end callback is stored in the handle */
   uint8_t handoff;             /* this wait hands over a resource: a cancellation that
                                   arrives after the wake waits for the next wait */
   int nargs;                   /* values pushed on co for the next resume */

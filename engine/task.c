@@ -10,6 +10,9 @@ enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
 /* Finished coroutines kept for reuse; creating one costs more than the rest of a spawn. */
 #define POOL_MAX 256
 
+/* Registry keys (by address, cheaper than by name) of the two task metatables. */
+static char task_mt_key, failed_mt_key;
+
 /* Registry key of the last re-raised task error and its original traceback. */
 static char reraise_key;
 
@@ -22,10 +25,20 @@ static char wait_mark;
  * step, so a million finalizable handles outpace the collector), and only a failed task
  * needs one, to report an error nobody retrieved. */
 sl_task *sl_task_test(lua_State *L, int idx) {
-  void *p = luaL_testudata(L, idx, SL_TASK_MT);
-  if (p == NULL)
-    p = luaL_testudata(L, idx, SL_FAILED_MT);
-  return (sl_task *)p;
+  void *p = lua_touserdata(L, idx);
+  int ok = 0;
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+    if (!ok) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &failed_mt_key);
+      ok = lua_rawequal(L, -1, -2);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return ok ? (sl_task *)p : NULL;
 }
 
 sl_task *sl_task_check(lua_State *L, int idx) {
@@ -135,7 +148,8 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
   memset(t, 0, sizeof(*t));
   t->ref = LUA_NOREF;
   t->status = SL_SUSPENDED;
-  luaL_setmetatable(L, SL_TASK_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_setmetatable(L, -2);
   co = pool_take(E, L);
   lua_setiuservalue(L, -2, UV_CO);
   t->co = co;
@@ -211,7 +225,10 @@ static void main_failed(sl_engine *E, sl_task *t) {
     fprintf(stderr, "sluice: the main script was cancelled\n");
     E->exit_code = 1;
   }
-  sl_task_cancel_all(E);
+  /* After Ctrl-C every task was already cancelled once; cancelling again would cut short
+   * cleanups that wait (a <close> handler flushing a file, say). */
+  if (!E->interrupted)
+    sl_task_cancel_all(E);
 }
 
 /* Calls the task's end callback, if any, with its handle: on the main state, outside any
@@ -219,6 +236,9 @@ static void main_failed(sl_engine *E, sl_task *t) {
 static void run_on_end(sl_engine *E, sl_task *t) {
   lua_State *L = E->L;
   int top = lua_gettop(L);
+  if (!t->has_on_end)
+    return;
+  t->has_on_end = 0;
   sl_task_push_handle(L, t);
   if (lua_getiuservalue(L, -1, UV_ONEND) != LUA_TNIL) {
     lua_pushnil(L);
@@ -260,8 +280,10 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
     lua_xmove(co, L, 1);
     lua_setiuservalue(L, -2, UV_RESULT);
     t->nres = 1;
-    if (status == SL_FAILED && !t->observed)
-      luaL_setmetatable(L, SL_FAILED_MT);   /* arms the "never retrieved" report */
+    if (status == SL_FAILED && !t->observed) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &failed_mt_key);   /* arms the "never retrieved" */
+      lua_setmetatable(L, -2);                             /* report in __gc */
+    }
   }
   lua_pushnil(L);
   lua_setiuservalue(L, -2, UV_CO);
@@ -504,6 +526,7 @@ static int l_on_end(lua_State *L) {
   }
   lua_settop(L, 2);
   lua_setiuservalue(L, 1, UV_ONEND);
+  t->has_on_end = 1;
   return 0;
 }
 
@@ -737,6 +760,10 @@ void sl_task_register(lua_State *L) {
   };
   sl_newmeta(L, SL_TASK_MT, methods, metamethods);
   sl_newmeta(L, SL_FAILED_MT, methods, failed_metamethods);
+  luaL_getmetatable(L, SL_TASK_MT);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  luaL_getmetatable(L, SL_FAILED_MT);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &failed_mt_key);
   lua_pushlightuserdata(L, &wait_mark);
   lua_setfield(L, -2, "_wait_mark");
   /* The cancellation error: one table, told apart by identity and by its metatable. */

@@ -107,7 +107,7 @@ describe("sl.lines", function()
     for i = 1, 100000 do f:write("line ", i, "\n") end
     f:close()
     local iter, state, _, closer = sl.lines(path)
-    assert.are.equal(closer, state)
+    assert.is_nil(state)                      -- the iterator is a closure: no state needed
     local seen, open_inside = {}, nil
     for line in iter, state, nil, closer do
       seen[#seen + 1] = line
@@ -116,7 +116,7 @@ describe("sl.lines", function()
     end
     assert.are.same({"line 1", "line 2", "line 3"}, seen)
     -- Closed by the generic for's to-be-closed value: nothing more comes out.
-    assert.is_nil(iter(state))
+    assert.is_nil(iter())
     if open_inside ~= nil then
       assert.is_true(open_inside)
       assert.is_false(is_open(path))
@@ -140,11 +140,9 @@ describe("sl.lines", function()
     end
   end)
 
-  -- sl.lines returns iterator, state, nil, closer. limited_as_completed calls its source
-  -- with no arguments, so `sl.limited_as_completed(sl.lines(p), ...)` passes the iterator
-  -- alone and its first pull fails with "bad argument #1 to '?' (sluice.lines expected,
-  -- got no value)". A wrapper that binds the state makes it a source.
-  it("feeds limited_as_completed through a wrapper that binds its state", function()
+  -- sl.lines returns iterator, nil, nil, closer; the iterator is a closure, so the call
+  -- itself is a job source for limited_as_completed.
+  it("is a job source for limited_as_completed as it is", function()
     local f = assert(io.open(path, "wb"))
     local expected = 0
     for i = 1, 1000 do
@@ -152,7 +150,6 @@ describe("sl.lines", function()
       expected = expected + i * 2
     end
     f:close()
-    local iter, state, _, closer <close> = sl.lines(path)
     local running, max_running, n, sum = 0, 0, 0, 0
     local function handler(line)
       running = running + 1
@@ -161,7 +158,7 @@ describe("sl.lines", function()
       running = running - 1
       return tonumber(line) * 2
     end
-    for ok, v, line in sl.limited_as_completed(function() return iter(state) end, 4, handler) do
+    for ok, v, line in sl.limited_as_completed(sl.lines(path), 4, handler) do
       assert.is_true(ok, v)
       assert.are.equal(tonumber(line) * 2, v)
       n, sum = n + 1, sum + v
@@ -169,14 +166,5 @@ describe("sl.lines", function()
     assert.are.equal(1000, n)
     assert.are.equal(expected, sum)
     assert.are.equal(4, max_running)
-  end)
-
-  it("cannot be passed to limited_as_completed without binding its state", function()
-    H.write_file(path, "1\n2\n")
-    local ok, err = pcall(function()
-      for _ in sl.limited_as_completed(sl.lines(path), 4, function(x) return x end) do end
-    end)
-    assert.is_false(ok)
-    assert.matches("sluice.lines expected, got no value", err, 1, true)
   end)
 end)
