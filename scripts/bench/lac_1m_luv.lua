@@ -9,7 +9,8 @@ as values, cancellation, task records): a task is a bare coroutine, waking pushe
 ring-buffer FIFO, and an idle handle (running only while the queue is non-empty) resumes
 the tasks that were ready when the loop iteration began, so sleep(0) yields to the loop
 exactly once. limited_as_completed keeps LIMIT jobs running, pulls the source only when a
-slot frees, and hands results to the consumer through a FIFO in completion order. MODE
+slot frees, runs each job under pcall and hands ok, value, job to the consumer through a
+FIFO in completion order, as sluice does. MODE
 "handler" passes each index to one shared job function (like sl.limited_as_completed's
 handler argument); "fn" makes one closure per job (the source yields functions).
 ]]
@@ -62,17 +63,19 @@ end
 -- Completion-order iterator over source() (a function called until nil) with at most
 -- `limit` jobs running; each item is a function (or a value passed to handler).
 local function limited_as_completed(source, limit, handler)
-  local results, rhead, rtail = {}, 1, 0   -- FIFO of finished results
+  -- FIFO of finished jobs as parallel arrays: ok, value, job item.
+  local rok, rval, rjob, rhead, rtail = {}, {}, {}, 1, 0
   local active, exhausted, waiter = 0, false, nil
 
-  local function finish(ok, v)
+  local function finish(item, ok, v)
     active = active - 1
     rtail = rtail + 1
-    results[rtail] = v
+    rok[rtail], rval[rtail], rjob[rtail] = ok, v, item
     if waiter then local w = waiter; waiter = nil; wake(w) end
   end
-  local function run_fn(f) finish(true, f()) end
-  local function run_handler(x) finish(true, handler(x)) end
+  -- A failing job is reported as ok=false, like sluice, instead of ending the loop.
+  local function run_fn(f) finish(f, pcall(f)) end
+  local function run_handler(x) finish(x, pcall(handler, x)) end
 
   local function fill()
     while not exhausted and active < limit do
@@ -91,11 +94,12 @@ local function limited_as_completed(source, limit, handler)
       waiter = running()
       yield()
     end
-    local v = results[rhead]
-    results[rhead] = nil
-    rhead = rhead + 1
+    local i = rhead
+    local ok, v, item = rok[i], rval[i], rjob[i]
+    rok[i], rval[i], rjob[i] = nil, nil, nil
+    rhead = i + 1
     if rhead > rtail then rhead, rtail = 1, 0 end
-    return true, v
+    return ok, v, item
   end
 end
 
@@ -121,6 +125,7 @@ local main = coroutine.create(function()
   end
   local sum = 0
   for ok, v in limited_as_completed(source, LIMIT, MODE ~= "fn" and job or nil) do
+    if not ok then error(v, 0) end
     sum = sum + v
   end
   print(string.format("sum=%d elapsed=%.3f", sum, (uv.hrtime() - t0) / 1e9))
