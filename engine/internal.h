@@ -97,6 +97,7 @@ struct sl_task {
   uint8_t has_on_end;          /* an end callback is stored in the handle */
   uint8_t handoff;             /* this wait hands over a resource: a cancellation that
                                   arrives after the wake waits for the next wait */
+  uint8_t catch_cancel;        /* this wait's continuation handles cancellation itself */
   int nargs;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept after SL_DONE (0, 1, or n in a table) */
   uint64_t id;                 /* creation number, for messages and sl.tasks() */

@@ -423,10 +423,16 @@ static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
   if (t->wake == SL_WAKE_CANCEL || (t->cancel_req && !t->handoff)) {
     t->cancel_req = 0;
     t->wake = SL_WAKE_CANCEL;
+    t->handoff = 0;
+    if (t->catch_cancel) {
+      t->catch_cancel = 0;
+      return t->k(L, LUA_YIELD, t->kctx);
+    }
     sl_push_cancelled(L);
     return lua_error(L);
   }
   t->handoff = 0;
+  t->catch_cancel = 0;
   return t->k(L, LUA_YIELD, t->kctx);
 }
 
@@ -437,6 +443,11 @@ int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
       cleanup(t, data);
     t->cancel_req = 0;
     t->handoff = 0;
+    if (t->catch_cancel) {
+      t->catch_cancel = 0;
+      t->wake = SL_WAKE_CANCEL;
+      return k(L, LUA_OK, ctx);
+    }
     sl_push_cancelled(L);
     return lua_error(L);
   }

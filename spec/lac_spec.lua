@@ -123,18 +123,40 @@ describe("limited_as_completed", function()
   end)
 
   it("breaking out of the loop cancels the jobs still running", function()
-    local jobs = {}
+    local outcome, workers = {}, {}
     for _ in sl.limited_as_completed({0, 30, 30}, 3, function(s)
-      jobs[#jobs + 1] = sl.current()
-      sl.sleep(s)
+      local id = #workers + 1
+      workers[id] = sl.current()             -- the worker task running this job
+      local ok, err = pcall(sl.sleep, s)
+      outcome[id] = ok and "finished" or (sl.is_cancelled(err) and "cancelled" or tostring(err))
+      if not ok then error(err, 0) end
     end) do
       break
     end
-    for _, t in ipairs(jobs) do t:wait(1) end
-    assert.equals(3, #jobs)
-    assert.equals("done", jobs[1]:status())
-    assert.equals("cancelled", jobs[2]:status())
-    assert.equals("cancelled", jobs[3]:status())
+    for _, t in ipairs(workers) do assert.is_true(t:wait(1)) end
+    assert.same({"finished", "cancelled", "cancelled"}, outcome)
+  end)
+
+  it("runs jobs on at most `limit` worker tasks and leaves none behind", function()
+    local workers = {}
+    local before = #sl.tasks()
+    for ok in sl.limited_as_completed(function()
+      if #workers < 200 then return #workers + 1 end
+    end, 7, function()
+      workers[#workers + 1] = sl.current()
+      sl.sleep(0)
+    end) do
+      assert.is_true(ok)
+    end
+    local distinct = {}
+    for _, t in ipairs(workers) do distinct[t] = true end
+    local n = 0
+    for t in pairs(distinct) do
+      n = n + 1
+      assert.is_true(t:done())
+    end
+    assert.is_true(n <= 7, n .. " workers")
+    assert.equals(before, #sl.tasks())
   end)
 
   it("raises argument errors", function()
