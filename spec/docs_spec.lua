@@ -1,0 +1,238 @@
+-- docs_spec.lua: README.md is sluice's reference, so this spec keeps it in step with the code.
+-- It fails when a function registered in C or exported from lua/ is missing from README's
+-- "## Reference" section, when that section names a function that does not exist, when a
+-- new Lua-visible type or module appears that nobody has documented, and when an example of
+-- the tour no longer runs or no longer prints what README says it prints.
+--
+-- The convention (README states it too): a function is documented by a code span that starts
+-- with a call of it, on the conventional name of its object:
+--   `sl.NAME(`     functions of require "sluice"     (`sl.NAME` for its other values)
+--   `t:NAME(`      task methods (metatables sluice.task and sluice.task.failed)
+--   `sem:NAME(`    semaphore methods          `ev:NAME(`   event methods
+--   `q:NAME(`      queue methods              `ex:NAME(`   executor methods
+--   `file:NAME(`   methods of what sl.lines returns (sluice.lines)
+--   `jobs:NAME(`   methods of what sl.limited_as_completed returns (sluice.lac)
+--   `cjson.NAME(`  lua-cjson                         (`cjson.NAME` for its values)
+--   `NAME(`        the busted API                    (`NAME` for assert, spy, stub, ...)
+-- Names starting with "_" are internal and need no documentation.
+
+local sl = require "sluice"
+
+-- Every "sluice.*" metatable in the registry: the prefix README writes its methods with,
+-- or false for a type with no public methods. A type missing here makes the spec fail.
+local TYPES = {
+  ["sluice.task"] = "t:",
+  ["sluice.task.failed"] = "t:",    -- the handle of a failed task: same methods
+  ["sluice.semaphore"] = "sem:",
+  ["sluice.event"] = "ev:",
+  ["sluice.queue"] = "q:",
+  ["sluice.lines"] = "file:",
+  ["sluice.lac"] = "jobs:",
+  ["sluice.group"] = false,         -- internal: the core of gather, wait and as_completed
+  ["sluice.cancelled"] = false,     -- no methods; documented as `sl.cancelled`
+}
+
+-- Every module under lua/ or in package.preload: the prefix of its documented functions, or
+-- false for an internal one. Modules under sluice.test are the runner's, all internal.
+local MODULES = {
+  ["sluice"] = "sl.",
+  ["cjson"] = "cjson.",
+  ["busted"] = "",
+  ["sluice.core"] = false,          -- the C half, re-exported by sluice
+  ["sluice.boot"] = false,          -- the body of the main task
+  ["sluice.executor"] = false,      -- reached through sl.executor; methods checked as ex:
+  ["sluice.test"] = false,          -- the `sluice test` command, documented as such
+}
+
+local function is_internal_module(name)
+  return MODULES[name] == false or name:find("^sluice%.test%.") ~= nil
+end
+
+---------------------------------------------------------------------------------------------
+-- Reading README
+
+-- The repository root, found from this file's own path so any working directory works.
+local here = debug.getinfo(1, "S").source:match("^@(.*)$") or "spec/docs_spec.lua"
+local root = (here:match("^(.*)/[^/]*$") or ".") .. "/.."
+
+local function readme()
+  local f = assert(io.open(root .. "/README.md", "r"), "README.md not found at " .. root)
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- The text of a second-level section ("## title"), up to the next one.
+local function section(text, title)
+  local s = text:find("\n## " .. title .. "\n", 1, true)
+  assert(s, "README.md has no '## " .. title .. "' section")
+  local e = text:find("\n## ", s + 1, true)
+  return text:sub(s, e or #text)
+end
+
+-- The ```lua blocks of a text, each with the ### heading above it and the output its
+-- `--> ` comments announce, one line per print, in order.
+local function lua_blocks(text)
+  local blocks, title = {}, "?"
+  local pos = 1
+  while true do
+    local s, e, code = text:find("\n```lua\n(.-)\n```", pos)
+    if not s then break end
+    for h in text:sub(pos, s):gmatch("\n### ([^\n]+)") do title = h end
+    local expected = {}
+    for line in (code .. "\n"):gmatch("([^\n]*)\n") do
+      local out = line:match("%-%->%s?(.-)%s*$")
+      if out then expected[#expected + 1] = out end
+    end
+    blocks[#blocks + 1] = {title = title, code = code, expected = expected}
+    pos = e + 1
+  end
+  return blocks
+end
+
+---------------------------------------------------------------------------------------------
+-- What the code exports
+
+-- Names of a table's public keys as {name, call} entries (call: it is a function).
+local function entries(t)
+  local out = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" then
+      out[#out + 1] = {name = k, call = type(v) == "function"}
+    end
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+-- The method table of a registry metatable.
+local function methods_of(tname)
+  local mt = debug.getregistry()[tname]
+  assert(type(mt) == "table", "no metatable " .. tname .. " in the registry")
+  return type(mt.__index) == "table" and mt.__index or {}
+end
+
+local function executor_methods()
+  local ex = sl.executor{max_workers = 1}
+  local index = getmetatable(ex).__index
+  ex:close()
+  return index
+end
+
+-- Every documented surface: what it is, its prefix, and the table holding its names.
+local function surfaces()
+  local list = {
+    {what = "function and value of require \"sluice\"", prefix = "sl.", t = sl},
+    {what = "executor method", prefix = "ex:", t = executor_methods()},
+    {what = "function and value of require \"cjson\"", prefix = "cjson.", t = require "cjson"},
+    {what = "function of require \"busted\"", prefix = "", t = require "busted"},
+  }
+  local names = {}
+  for tname in pairs(TYPES) do names[#names + 1] = tname end
+  table.sort(names)
+  for _, tname in ipairs(names) do
+    if TYPES[tname] then
+      list[#list + 1] = {what = "method of " .. tname, prefix = TYPES[tname],
+                         t = methods_of(tname)}
+    end
+  end
+  return list
+end
+
+-- Module names: every file under lua/ (as scripts/embed.lua names them) and every preload.
+local function module_names()
+  local found = {}
+  local p = io.popen("find '" .. root .. "/lua' -name '*.lua' 2>/dev/null")
+  for path in p:lines() do
+    local name = path:gsub("^.-/lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    found[name] = path
+  end
+  p:close()
+  for name in pairs(package.preload) do found[name] = found[name] or "package.preload" end
+  return found
+end
+
+---------------------------------------------------------------------------------------------
+
+describe("README's reference", function()
+  local ref
+
+  before_each(function()
+    ref = section(readme(), "Reference")
+  end)
+
+  for _, s in ipairs(surfaces()) do
+    it("documents every " .. s.what, function()
+      local missing = {}
+      for _, e in ipairs(entries(s.t)) do
+        local needle = "`" .. s.prefix .. e.name .. (e.call and "(" or "")
+        if not ref:find(needle, 1, true) then missing[#missing + 1] = needle end
+      end
+      assert(#missing == 0, "README.md's reference does not document " .. #missing ..
+             " name(s); write each as a code span starting with: " ..
+             table.concat(missing, "  "))
+    end)
+  end
+
+  it("names no function that does not exist", function()
+    local stale = {}
+    for _, s in ipairs(surfaces()) do
+      if s.prefix ~= "" then
+        local pat = "`" .. s.prefix:gsub("%p", "%%%0") .. "([%a_][%w_]*)"
+        for name in ref:gmatch(pat) do
+          if s.t[name] == nil then stale[#stale + 1] = s.prefix .. name end
+        end
+      end
+    end
+    assert(#stale == 0, "README.md's reference documents names the code does not have: "
+           .. table.concat(stale, ", "))
+  end)
+
+  it("knows every Lua-visible type sluice registers", function()
+    local unknown = {}
+    for k, v in pairs(debug.getregistry()) do
+      if type(k) == "string" and k:find("^sluice%.") and type(v) == "table"
+        and TYPES[k] == nil then
+        unknown[#unknown + 1] = k
+      end
+    end
+    table.sort(unknown)
+    assert(#unknown == 0, "new type(s) " .. table.concat(unknown, ", ") .. ": document their "
+           .. "methods in README.md and give them a prefix in TYPES in spec/docs_spec.lua")
+  end)
+
+  it("knows every module under lua/ and in package.preload", function()
+    local unknown = {}
+    for name, where in pairs(module_names()) do
+      if MODULES[name] == nil and not is_internal_module(name) then
+        unknown[#unknown + 1] = name .. " (" .. where .. ")"
+      end
+    end
+    table.sort(unknown)
+    assert(#unknown == 0, "new module(s) " .. table.concat(unknown, ", ") .. ": document "
+           .. "their functions in README.md and list them in MODULES in spec/docs_spec.lua")
+  end)
+end)
+
+describe("README's tour", function()
+  local blocks = lua_blocks(section(readme(), "A five-minute tour"))
+
+  it("has examples", function()
+    assert(#blocks > 0, "no ```lua blocks in the tour")
+  end)
+
+  for i, b in ipairs(blocks) do
+    it(("example %d (%s) runs and prints what README shows"):format(i, b.title), function()
+      local out = {}
+      local env = setmetatable({}, {__index = _G})
+      env.print = function(...)
+        local parts = {}
+        for j = 1, select("#", ...) do parts[j] = tostring((select(j, ...))) end
+        out[#out + 1] = table.concat(parts, " ")
+      end
+      local chunk = assert(load(b.code, "=README tour example " .. i, "t", env))
+      chunk()
+      assert.same(b.expected, out)
+    end)
+  end
+end)
