@@ -247,6 +247,8 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   if (sl_task_current(L)->wake == SL_WAKE_TIMEOUT)
     return timed_out(L, "room in a queue");
+  if (lua_gettop(L) > 2)       /* woken by close(): the value is not taken */
+    return luaL_error(L, "attempt to put into a closed queue");
   q->reserved--;
   lua_settop(L, 2);
   q_deliver(L, q);
@@ -343,13 +345,21 @@ static int q_try_get(lua_State *L) {
   return 1;
 }
 
-/** q:close() -- no more puts; getters drain what is left, then get EOF */
+/** q:close() -- no more puts (waiting putters raise); getters drain what is left, then
+ * get EOF */
 static int q_close(lua_State *L) {
   queue *q = check_queue(L);
   sl_task *t;
   if (q->closed)
     return 0;
   q->closed = 1;
+  /* Putters still waiting fail like a put after close; a marker value tells them. */
+  while ((t = sl_waitq_pop(&q->putters)) != NULL) {
+    lua_checkstack(t->co, 1);
+    lua_pushboolean(t->co, 0);
+    t->nargs = 1;
+    sl_task_wake(t, SL_WAKE_OK);
+  }
   while ((t = sl_waitq_pop(&q->getters)) != NULL) {
     lua_checkstack(t->co, 1);
     lua_pushnil(t->co);

@@ -145,3 +145,23 @@ describe("executor", function()
     assert.has_error(function() ex:submit(print) end, "attempt to use a closed executor")
   end)
 end)
+
+describe("executor timeout", function()
+  it("applies when the executor is closed, not only at join", function()
+    local job
+    local ok, err = pcall(function()
+      local ex <close> = sl.executor{max_workers = 1, timeout = 0.02}
+      job = ex:submit(sl.sleep, 30)
+    end)
+    assert.is_false(ok)
+    assert.matches("ETIMEDOUT", err)
+    assert.equals("cancelled", job:status())
+  end)
+
+  it("stops its timer once join finds nothing running", function()
+    local ex = sl.executor{max_workers = 1, timeout = 30}
+    ex:submit(function() return 1 end)
+    assert.is_true(ex:join())
+    assert.is_nil(ex.watchdog)                -- no timer left to keep the process alive
+  end)
+end)

@@ -185,6 +185,12 @@ end
 -- Waits until no job is running; re-raises the first failure in "raise" mode.
 function Executor:join()
   while self.active > 0 do self.idle:wait() end
+  -- Nothing runs any more: the timeout has nothing left to cancel, and its timer must not
+  -- keep the process alive.
+  if self.watchdog and not self.timed_out then
+    self.watchdog:cancel()
+    self.watchdog = nil
+  end
   if self.failure then core._reraise(self.failure.error, self.failure.traceback) end
   if self.timed_out then
     error(("ETIMEDOUT: executor timed out after %g seconds"):format(self.timed_out), 2)
@@ -206,9 +212,9 @@ function Executor:__close(err)
   if err ~= nil then
     self:cancel()
     while self.active > 0 do self.idle:wait() end
+    if self.watchdog then self.watchdog:cancel() end
   end
-  if self.watchdog then self.watchdog:cancel() end
-  if err == nil then
+  if err == nil then                  -- join, with the timeout still armed
     local ok, e = pcall(self.join, self)
     self.closed = true
     if not ok then error(e, 0) end
