@@ -187,7 +187,7 @@ bench_lac() {
 
   local s=${WALL[lac.sluice]:-n/a} sr=${RSS[lac.sluice]:-n/a}
   local r_py="n/a" r_luv="n/a" r_sem="n/a"
-  ok lac.sluice && ok lac.py && r_py=$(fmt "$(awk -v a="${WALL[lac.py]}" -v b="$s" 'BEGIN{print a/b}')" '%.1f')
+  ok lac.sluice && ok lac.py && r_py=$(fmt "$(awk -v a="${WALL[lac.py]}" -v b="$s" 'BEGIN{print a/b}')" '%.2f')
   ok lac.sluice && ok lac.luv && r_luv=$(fmt "$(awk -v a="${WALL[lac.luv]}" -v b="$s" 'BEGIN{print a/b}')" '%.2f')
   goal "lac: sluice >= 15x faster than Python limited_as_completed (${r_py}x: ${WALL[lac.py]:-n/a} s vs $s s)" \
     'a / b >= 15' "${WALL[lac.py]:-n/a}" "$s"
