@@ -13,7 +13,9 @@
 #
 # Each workload prints "sum=<checksum> ..." which is checked against the closed form, so a
 # program that skips work cannot pass. Wall time is taken around the process (startup
-# included), peak RSS is the kernel's maxrss of the process, through /usr/bin/time.
+# included); cpu time (user + system) and peak RSS (the kernel's maxrss) come from
+# /usr/bin/time. Implementations run in interleaved rounds and medians are quoted; the goals
+# use wall time, the cpu ratio is printed beside it because the machine is noisy.
 set -u
 
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,52 +71,81 @@ setup() {
 # ---------------------------------------------------------------------------------------
 # Measuring.
 
-# measure OUT CMD... : runs CMD once with stdout in OUT; echoes "<wall s> <peak RSS KiB>".
-# Returns the command's exit status.
+# measure OUT CMD... : runs CMD once with stdout in OUT; echoes "<wall s> <peak RSS KiB>
+# <cpu s>" (cpu = user + system). Returns the command's exit status.
 measure() {
   local out=$1; shift
   local t0 t1 rc
   t0=$EPOCHREALTIME
-  timeout "$LIMIT_S" /usr/bin/time -f '%M' -o "$TMP/time" "$@" >"$out" 2>"$TMP/stderr"
+  timeout "$LIMIT_S" /usr/bin/time -f '%M %U %S' -o "$TMP/time" "$@" >"$out" 2>"$TMP/stderr"
   rc=$?
   t1=$EPOCHREALTIME
-  awk -v a="$t0" -v b="$t1" -v m="$(tail -n 1 "$TMP/time")" 'BEGIN { printf "%.3f %s\n", b - a, m }'
+  tail -n 1 "$TMP/time" | awk -v a="$t0" -v b="$t1" '{ printf "%.3f %s %.2f\n", b - a, $1, $2 + $3 }'
   return $rc
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A WALL RSS NOTE
+declare -A WALL RSS CPU NOTE SW SR SC PLAN_RUNS PLAN_EXPECT PLAN_CMD
+PLAN_KEYS=()
 
-# bench KEY RUNS EXPECT CMD... : runs CMD RUNS times, checks that every run exits 0 and
-# prints every word of EXPECT (e.g. "sum=500500 ordered=1"), and stores the medians of
-# wall time and peak RSS under KEY. A failed run stores "ERR".
-bench() {
+# plan KEY RUNS EXPECT CMD... : queues CMD to run RUNS times under KEY. Every run must exit 0
+# and print every word of EXPECT (e.g. "sum=500500 ordered=1").
+plan() {
   local key=$1 runs=$2 expect=$3; shift 3
-  local i res walls="" rsss="" w
-  for ((i = 1; i <= runs; i++)); do
-    res=$(measure "$TMP/out" "$@")
-    local rc=$?
-    if [ $rc -ne 0 ]; then
-      echo "bench: $key: '$*' failed (exit status $rc):" >&2
-      tail -n 20 "$TMP/stderr" >&2
-      WALL[$key]=ERR; RSS[$key]=ERR; ERRORS=$((ERRORS + 1)); return 1
+  PLAN_KEYS+=("$key")
+  PLAN_RUNS[$key]=$runs
+  PLAN_EXPECT[$key]=$expect
+  PLAN_CMD[$key]=$(printf '%q ' "$@")
+}
+
+# run_once KEY I EXPECT CMD... : one measured run; a failure marks KEY as "ERR".
+run_once() {
+  local key=$1 i=$2 expect=$3; shift 3
+  local res rc w
+  res=$(measure "$TMP/out" "$@")
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "bench: $key: '$*' failed (exit status $rc):" >&2
+    tail -n 20 "$TMP/stderr" >&2
+    WALL[$key]=ERR; ERRORS=$((ERRORS + 1)); return 1
+  fi
+  for w in $expect; do
+    if ! grep -qw -- "$w" "$TMP/out"; then
+      echo "bench: $key: '$*' printed the wrong checksum (wanted $expect):" >&2
+      head -c 2000 "$TMP/out" >&2; tail -n 20 "$TMP/stderr" >&2
+      WALL[$key]=ERR; ERRORS=$((ERRORS + 1)); return 1
     fi
-    for w in $expect; do
-      if ! grep -qw -- "$w" "$TMP/out"; then
-        echo "bench: $key: '$*' printed the wrong checksum (wanted $expect):" >&2
-        head -c 2000 "$TMP/out" >&2; tail -n 20 "$TMP/stderr" >&2
-        WALL[$key]=ERR; RSS[$key]=ERR; ERRORS=$((ERRORS + 1)); return 1
-      fi
-    done
-    walls+="${res% *}"$'\n'; rsss+="${res#* }"$'\n'
-    printf '  %-22s run %d/%d: %s s, %s KiB\n' "$key" "$i" "$runs" "${res% *}" "${res#* }" >&2
   done
-  WALL[$key]=$(printf '%s' "$walls" | median)
-  RSS[$key]=$(printf '%s' "$rsss" | median)
-  NOTE[$key]="median of $runs"
-  [ "$runs" = 1 ] && NOTE[$key]="1 run"
-  return 0
+  read -r w rss cpu <<<"$res"
+  SW[$key]+="$w"$'\n'; SR[$key]+="$rss"$'\n'; SC[$key]+="$cpu"$'\n'
+  printf '  %-16s run %d/%d: %7s s wall, %6s s cpu, %8s KiB\n' "$key" "$i" "${PLAN_RUNS[$key]}" "$w" "$cpu" "$rss" >&2
+}
+
+# run_plan: runs the queued commands in rounds (one run of each per round), so a change in
+# the machine's load during the benchmark hits every implementation alike; then stores the
+# medians of wall time, cpu time and peak RSS of each key.
+run_plan() {
+  local max=0 r key
+  for key in "${PLAN_KEYS[@]}"; do
+    [ "${PLAN_RUNS[$key]}" -gt "$max" ] && max=${PLAN_RUNS[$key]}
+  done
+  for ((r = 1; r <= max; r++)); do
+    for key in "${PLAN_KEYS[@]}"; do
+      [ "$r" -le "${PLAN_RUNS[$key]}" ] || continue
+      [ "${WALL[$key]:-}" = ERR ] && continue
+      eval "run_once \"\$key\" $r \"\${PLAN_EXPECT[\$key]}\" ${PLAN_CMD[$key]}"
+    done
+  done
+  for key in "${PLAN_KEYS[@]}"; do
+    [ "${WALL[$key]:-}" = ERR ] && { RSS[$key]=ERR; CPU[$key]=ERR; continue; }
+    WALL[$key]=$(printf '%s' "${SW[$key]}" | median)
+    RSS[$key]=$(printf '%s' "${SR[$key]}" | median)
+    CPU[$key]=$(printf '%s' "${SC[$key]}" | median)
+    NOTE[$key]="median of ${PLAN_RUNS[$key]}"
+    [ "${PLAN_RUNS[$key]}" = 1 ] && NOTE[$key]="1 run"
+  done
+  PLAN_KEYS=()
 }
 
 ok() { [ -n "${WALL[$1]:-}" ] && [ "${WALL[$1]}" != ERR ]; }
@@ -124,21 +155,25 @@ ok() { [ -n "${WALL[$1]:-}" ] && [ "${WALL[$1]}" != ERR ]; }
 
 ROWS=()
 GOALS=()
+ROWFMT='%-26s %-31s %9s %8s %7s %8s  %-25s %s' 
 
 # row TITLE KEY LABEL N [BASE [PREFIX]] : one table line; BASE is the key the ratio is
 # against (a sluice figure), PREFIX names the ratio when it is not "peer / sluice".
 row() {
   local title=$1 key=$2 label=$3 n=$4 base=${5:-} prefix=${6:-}
-  local wall=${WALL[$key]:-n/a} rss=${RSS[$key]:-n/a} ratio="" mb="n/a"
+  local wall=${WALL[$key]:-n/a} rss=${RSS[$key]:-n/a} cpu=${CPU[$key]:-n/a} ratio="" mb="n/a"
   if ok "$key"; then
     mb=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
     if [ -n "$base" ] && ok "$base"; then
-      ratio=$(awk -v a="$wall" -v b="${WALL[$base]}" -v r="$rss" -v s="${RSS[$base]}" \
-        'BEGIN { printf "%.2fx time, %.2fx RSS", a / b, r / s }')
+      ratio=$(awk -v a="$wall" -v b="${WALL[$base]}" -v c="$cpu" -v d="${CPU[$base]}" \
+        -v r="$rss" -v s="${RSS[$base]}" \
+        'BEGIN { printf "%.2fx wall, %sx cpu, %.2fx RSS", a / b, (d > 0 ? sprintf("%.2f", c / d) : "-"), r / s }')
       ratio="$prefix$ratio"
     fi
+  else
+    wall=${WALL[$key]:-n/a}; cpu=""
   fi
-  ROWS+=("$(printf '%-26s %-31s %9s %8s %8s  %-20s %s' "$title" "$label" "$n" "$wall" "$mb" "${NOTE[$key]:-}" "$ratio")")
+  ROWS+=("$(printf "$ROWFMT" "$title" "$label" "$n" "$wall" "$cpu" "$mb" "${NOTE[$key]:-}" "$ratio")")
 }
 
 # goal TEXT CONDITION(awk) VALUES... : CONDITION sees the values as a, b, c.
@@ -168,13 +203,14 @@ bench_lac() {
   [ "$QUICK" = 1 ] && { n=20000; n10=200000; }
   local sum=$((n * (n + 1) / 2)) sum10=$((n10 * (n10 + 1) / 2))
   echo "== lac: $n jobs through limited_as_completed, limit $limit" >&2
-  bench lac.sluice "$RUNS" "sum=$sum" "$SLUICE" "$DIR/lac_1m.lua" "$n" "$limit"
-  bench lac.sluice.fn "$RUNS" "sum=$sum" "$SLUICE" "$DIR/lac_1m.lua" "$n" "$limit" fn
-  bench lac.luv "$RUNS" "sum=$sum" "$LUA" "$DIR/lac_1m_luv.lua" "$n" "$limit"
-  bench lac.luv.fn "$RUNS" "sum=$sum" "$LUA" "$DIR/lac_1m_luv.lua" "$n" "$limit" fn
-  bench lac.py "$PEER_RUNS" "sum=$sum" "$PY" "$DIR/lac_1m.py" "$n" "$limit"
-  bench lac.pysem "$SEM_RUNS" "sum=$sum" "$PY" "$DIR/lac_1m_sem.py" "$n" "$limit"
-  bench lac.sluice10 1 "sum=$sum10" "$SLUICE" "$DIR/lac_1m.lua" "$n10" "$limit"
+  plan lac.sluice "$RUNS" "sum=$sum" "$SLUICE" "$DIR/lac_1m.lua" "$n" "$limit"
+  plan lac.sluice.fn "$RUNS" "sum=$sum" "$SLUICE" "$DIR/lac_1m.lua" "$n" "$limit" fn
+  plan lac.luv "$RUNS" "sum=$sum" "$LUA" "$DIR/lac_1m_luv.lua" "$n" "$limit"
+  plan lac.luv.fn "$RUNS" "sum=$sum" "$LUA" "$DIR/lac_1m_luv.lua" "$n" "$limit" fn
+  plan lac.py "$PEER_RUNS" "sum=$sum" "$PY" "$DIR/lac_1m.py" "$n" "$limit"
+  plan lac.pysem "$SEM_RUNS" "sum=$sum" "$PY" "$DIR/lac_1m_sem.py" "$n" "$limit"
+  plan lac.sluice10 1 "sum=$sum10" "$SLUICE" "$DIR/lac_1m.lua" "$n10" "$limit"
+  run_plan
 
   local t="lac $n/$limit"
   row "$t" lac.sluice "sluice (handler)" "$n"
@@ -186,12 +222,18 @@ bench_lac() {
   row "" lac.sluice10 "sluice (handler)" "$n10" lac.sluice "$((n10 / n))x the jobs: "
 
   local s=${WALL[lac.sluice]:-n/a} sr=${RSS[lac.sluice]:-n/a}
-  local r_py="n/a" r_luv="n/a" r_sem="n/a"
-  ok lac.sluice && ok lac.py && r_py=$(fmt "$(awk -v a="${WALL[lac.py]}" -v b="$s" 'BEGIN{print a/b}')" '%.2f')
-  ok lac.sluice && ok lac.luv && r_luv=$(fmt "$(awk -v a="${WALL[lac.luv]}" -v b="$s" 'BEGIN{print a/b}')" '%.2f')
-  goal "lac: sluice >= 15x faster than Python limited_as_completed (${r_py}x: ${WALL[lac.py]:-n/a} s vs $s s)" \
+  local r_py="n/a" r_luv="n/a" c_py="n/a" c_luv="n/a"
+  if ok lac.sluice && ok lac.py; then
+    r_py=$(awk -v a="${WALL[lac.py]}" -v b="$s" 'BEGIN { printf "%.2f", a / b }')
+    c_py=$(awk -v a="${CPU[lac.py]}" -v b="${CPU[lac.sluice]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  fi
+  if ok lac.sluice && ok lac.luv; then
+    r_luv=$(awk -v a="${WALL[lac.luv]}" -v b="$s" 'BEGIN { printf "%.2f", a / b }')
+    c_luv=$(awk -v a="${CPU[lac.luv]}" -v b="${CPU[lac.sluice]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  fi
+  goal "lac: sluice >= 15x faster than Python limited_as_completed (${r_py}x wall: ${WALL[lac.py]:-n/a} s vs $s s; ${c_py}x cpu)" \
     'a / b >= 15' "${WALL[lac.py]:-n/a}" "$s"
-  goal "lac: sluice >= 2x faster than Lua on luv (${r_luv}x: ${WALL[lac.luv]:-n/a} s vs $s s)" \
+  goal "lac: sluice >= 2x faster than Lua on luv (${r_luv}x wall: ${WALL[lac.luv]:-n/a} s vs $s s; ${c_luv}x cpu)" \
     'a / b >= 2' "${WALL[lac.luv]:-n/a}" "$s"
   goal "lac: sluice peak RSS <= 16 MB at $n jobs ($(ok lac.sluice && fmt "$sr" '%d') KiB)" \
     'a <= 16 * 1024' "$sr"
@@ -203,14 +245,15 @@ bench_sleepers() {
   local n=100000 secs=1
   [ "$QUICK" = 1 ] && n=10000
   echo "== sleepers: $n tasks asleep for ${secs}s at once" >&2
-  bench sleep.sluice0 "$RUNS" "sum=0" "$SLUICE" "$DIR/sleepers.lua" 0 "$secs"
-  bench sleep.sluice "$RUNS" "sum=$n" "$SLUICE" "$DIR/sleepers.lua" "$n" "$secs"
-  bench sleep.py0 "$PEER_RUNS" "sum=0" "$PY" "$DIR/sleepers.py" 0 "$secs"
-  bench sleep.py "$PEER_RUNS" "sum=$n" "$PY" "$DIR/sleepers.py" "$n" "$secs"
+  plan sleep.sluice0 "$RUNS" "sum=0" "$SLUICE" "$DIR/sleepers.lua" 0 "$secs"
+  plan sleep.sluice "$RUNS" "sum=$n" "$SLUICE" "$DIR/sleepers.lua" "$n" "$secs"
+  plan sleep.py0 "$PEER_RUNS" "sum=0" "$PY" "$DIR/sleepers.py" 0 "$secs"
+  plan sleep.py "$PEER_RUNS" "sum=$n" "$PY" "$DIR/sleepers.py" "$n" "$secs"
   if [ -x "$NODE" ]; then
-    bench sleep.node0 "$PEER_RUNS" "sum=0" "$NODE" "$DIR/sleepers.js" 0 "$secs"
-    bench sleep.node "$PEER_RUNS" "sum=$n" "$NODE" "$DIR/sleepers.js" "$n" "$secs"
+    plan sleep.node0 "$PEER_RUNS" "sum=0" "$NODE" "$DIR/sleepers.js" 0 "$secs"
+    plan sleep.node "$PEER_RUNS" "sum=$n" "$NODE" "$DIR/sleepers.js" "$n" "$secs"
   fi
+  run_plan
 
   # Bytes per sleeping task: (peak RSS with N tasks - peak RSS with none) / N.
   local who per
@@ -243,8 +286,9 @@ bench_gather() {
   [ "$QUICK" = 1 ] && n=10000
   local sum=$((n * (n + 1) / 2))
   echo "== gather: $n spawned tasks" >&2
-  bench gather.sluice "$RUNS" "sum=$sum ordered=1" "$SLUICE" "$DIR/gather.lua" "$n"
-  bench gather.py "$PEER_RUNS" "sum=$sum ordered=1" "$PY" "$DIR/gather.py" "$n"
+  plan gather.sluice "$RUNS" "sum=$sum ordered=1" "$SLUICE" "$DIR/gather.lua" "$n"
+  plan gather.py "$PEER_RUNS" "sum=$sum ordered=1" "$PY" "$DIR/gather.py" "$n"
+  run_plan
   row "gather $n" gather.sluice "sluice spawn + sl.gather" "$n"
   row "" gather.py "python asyncio.gather" "$n" gather.sluice
 }
@@ -254,8 +298,9 @@ bench_executor() {
   [ "$QUICK" = 1 ] && n=20000
   local sum=$((n * (n + 1)))
   echo "== executor: map over $n jobs, max_workers $workers" >&2
-  bench exec.sluice "$RUNS" "sum=$sum ordered=1" "$SLUICE" "$DIR/executor_map.lua" "$n" "$workers"
-  bench exec.py "$PEER_RUNS" "sum=$sum" "$PY" "$DIR/executor_map.py" "$n" "$workers"
+  plan exec.sluice "$RUNS" "sum=$sum ordered=1" "$SLUICE" "$DIR/executor_map.lua" "$n" "$workers"
+  plan exec.py "$PEER_RUNS" "sum=$sum" "$PY" "$DIR/executor_map.py" "$n" "$workers"
+  run_plan
   row "executor map $n/$workers" exec.sluice "sluice ex:map" "$n"
   row "" exec.py "python queue worker pool map" "$n" exec.sluice
 }
@@ -285,9 +330,9 @@ main() {
   done
 
   echo
-  printf '%-26s %-31s %9s %8s %8s  %-20s %s\n' benchmark implementation N "wall s" "RSS MB" runs "peer / sluice"
+  printf "$ROWFMT\n" benchmark implementation N "wall s" "cpu s" "RSS MB" runs "peer / sluice"
   printf '%s\n' "${ROWS[@]}"
-  echo "(peer / sluice: the peer's median wall time and peak RSS over sluice's; above 1 means sluice is faster or smaller)"
+  echo "(peer / sluice: the peer's median wall time, cpu time (user + system) and peak RSS over sluice's; above 1 means sluice is faster or smaller)"
   echo
   [ "$QUICK" = 1 ] && echo "(BENCH_QUICK=1: small counts, the goals below are only indicative)"
   [ ${#GOALS[@]} -gt 0 ] && printf '%s\n' "${GOALS[@]}"
