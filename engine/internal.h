@@ -113,6 +113,14 @@ struct sl_task {
   sl_timer timer;              /* sleep and wait deadlines */
 };
 
+/* The task handle's user values: the coroutine while it lives, then its outcome. */
+enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
+
+/* Registry keys (by address, cheaper than by name) shared by task.c and task_api.c. */
+extern char sl_task_mt_key, sl_failed_mt_key;   /* the two task metatables */
+extern char sl_reraise_key;   /* the last re-raised task error and its first traceback */
+extern char sl_wait_mark;     /* yielded by every wait, passed up by coroutine wrappers */
+
 sl_task *sl_task_check(lua_State *L, int idx);
 sl_task *sl_task_test(lua_State *L, int idx);           /* NULL if not a task */
 sl_task *sl_task_current(lua_State *L);            /* NULL outside a task */

@@ -1,23 +1,21 @@
-/* task.c: the task record, spawning, the one resume helper, waiting and waking, cancellation
- * and join. A task is a coroutine plus a C record kept inside its Lua handle (a userdata). */
+/* task.c: the task record, spawning, the one resume helper, ending, waiting and waking, and
+ * cancellation. A task is a coroutine plus a C record kept inside its Lua handle (a
+ * userdata); the Lua-facing methods are in task_api.c. */
 #include <string.h>
 
 #include "internal.h"
-
-/* The handle's user values: the coroutine while the task lives, then its outcome. */
-enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
 
 /* Finished coroutines kept for reuse; creating one costs more than the rest of a spawn. */
 #define POOL_MAX 256
 
 /* Registry keys (by address, cheaper than by name) of the two task metatables. */
-static char task_mt_key, failed_mt_key;
+char sl_task_mt_key, sl_failed_mt_key;
 
 /* Registry key of the last re-raised task error and its original traceback. */
-static char reraise_key;
+char sl_reraise_key;
 
 /* Yielded by a wait so that a task-level yield can be told from a stray coroutine.yield. */
-static char wait_mark;
+char sl_wait_mark;
 
 /* ---------------------------------------------------------------- handles */
 
@@ -28,11 +26,11 @@ sl_task *sl_task_test(lua_State *L, int idx) {
   void *p = lua_touserdata(L, idx);
   int ok = 0;
   if (p != NULL && lua_getmetatable(L, idx)) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_task_mt_key);
     ok = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
     if (!ok) {
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &failed_mt_key);
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_failed_mt_key);
       ok = lua_rawequal(L, -1, -2);
       lua_pop(L, 1);
     }
@@ -148,7 +146,7 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
   memset(t, 0, sizeof(*t));
   t->ref = LUA_NOREF;
   t->status = SL_SUSPENDED;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_task_mt_key);
   lua_setmetatable(L, -2);
   co = pool_take(E, L);
   lua_setiuservalue(L, -2, UV_CO);
@@ -209,7 +207,7 @@ static void main_failed(sl_engine *E, sl_task *t) {
     }
     fprintf(stderr, "sluice: %s\n", msg);
     /* An error re-raised from another task: show that task's traceback too. */
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &reraise_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_reraise_key);
     if (lua_istable(L, -1)) {
       lua_rawgeti(L, -1, 1);
       lua_getiuservalue(L, top + 1, UV_RESULT);
@@ -281,7 +279,7 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
     lua_setiuservalue(L, -2, UV_RESULT);
     t->nres = 1;
     if (status == SL_FAILED && !t->observed) {
-      lua_rawgetp(L, LUA_REGISTRYINDEX, &failed_mt_key);   /* arms the "never retrieved" */
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_failed_mt_key);   /* arms the "never retrieved" */
       lua_setmetatable(L, -2);                             /* report in __gc */
     }
   }
@@ -463,326 +461,7 @@ int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
     t->timer.cb = task_timer_cb;
     sl_timer_start(t->E, &t->timer, timeout);
   }
-  lua_pushlightuserdata(L, &wait_mark);
+  lua_pushlightuserdata(L, &sl_wait_mark);
   return lua_yieldk(L, 1, 0, task_wait_k);
 }
 
-/* ---------------------------------------------------------------- outcome */
-
-/* Expects the handle of an ended task at hidx; pushes ok, then its results (or its
- * error), pcall style, and returns how many values it pushed. Taking the outcome marks the
- * task observed, so its failure is not reported as never retrieved. */
-int sl_task_push_outcome(lua_State *L, int hidx) {
-  sl_task *t = (sl_task *)lua_touserdata(L, hidx);
-  int n = t->status == SL_DONE ? t->nres : 1;
-  hidx = lua_absindex(L, hidx);
-  luaL_checkstack(L, n + 2, NULL);
-  t->observed = 1;
-  lua_pushboolean(L, t->status == SL_DONE);
-  if (n == 0)
-    return 1;
-  lua_getiuservalue(L, hidx, UV_RESULT);
-  if (t->status == SL_DONE && n > 1) {
-    int i, tbl = lua_gettop(L);
-    for (i = 1; i <= n; i++)
-      lua_rawgeti(L, tbl, i);
-    lua_remove(L, tbl);
-  }
-  return n + 1;
-}
-
-/* Remembers the traceback of an error value re-raised in another task, so that if it
- * ends the main script the report shows where it really started. Expects the error at
- * the top and a traceback (or nil) below it; pops the traceback, leaves the error. */
-static void remember_origin(lua_State *L) {
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, -3);
-  lua_rawseti(L, -2, 2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &reraise_key);
-  lua_remove(L, -2);
-}
-
-/* Pushes the results of the ended task at hidx, or raises its error. */
-static int task_deliver(lua_State *L, int hidx) {
-  int n = sl_task_push_outcome(L, hidx);
-  if (!lua_toboolean(L, -n)) {
-    lua_getiuservalue(L, hidx, UV_TRACE);
-    lua_insert(L, -2);
-    remember_origin(L);
-    return lua_error(L);
-  }
-  return n - 1;
-}
-
-/** core._reraise(err, traceback): raises err, remembering where it started */
-static int l_reraise(lua_State *L) {
-  lua_settop(L, 2);
-  lua_insert(L, 1);
-  remember_origin(L);
-  return lua_error(L);
-}
-
-/** core._on_end(t, fn): fn(t) runs once t has ended (at once if it has), outside any
- * task: it must not wait. One callback per task; used by the executor's bookkeeping. */
-static int l_on_end(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (sl_task_is_ended(t)) {
-    lua_settop(L, 2);
-    lua_insert(L, 1);
-    lua_call(L, 1, 0);
-    return 0;
-  }
-  lua_settop(L, 2);
-  lua_setiuservalue(L, 1, UV_ONEND);
-  t->has_on_end = 1;
-  return 0;
-}
-
-/** core._observe(t): its error is reported by whoever called this, not by the handle */
-static int l_observe(lua_State *L) {
-  sl_task_check(L, 1)->observed = 1;
-  return 0;
-}
-
-/* ------------------------------------------------------------- Lua API */
-
-/** sl.spawn(fn, ...) -> task */
-static int l_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  sl_task_new(L, 1, lua_gettop(L) - 1);
-  return 1;
-}
-
-static void join_notify(sl_waiter *w) {
-  sl_task *joiner = (sl_task *)((char *)w - offsetof(sl_task, join_node));
-  sl_task_wake(joiner, SL_WAKE_OK);
-}
-
-static void join_cleanup(sl_task *me, void *data) {
-  (void)data;
-  sl_task_remove_waiter(&me->join_node);
-}
-
-/* Common start of join and wait: returns 1 if the task at 1 has ended, else blocks. */
-static int join_block(lua_State *L, sl_task *t, double timeout, lua_KFunction k) {
-  sl_task *me = sl_task_require(L, "task:join");
-  if (me == t)
-    return luaL_error(L, "a task cannot wait for itself");
-  me->join_node.notify = join_notify;
-  sl_task_add_waiter(t, &me->join_node);
-  return sl_task_wait(L, me, join_cleanup, NULL, timeout, k, 0);
-}
-
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  return task_deliver(L, 1);
-}
-
-/** t:join() -> results... (re-raises the task's error) */
-static int t_join(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  lua_settop(L, 1);
-  if (sl_task_is_ended(t))
-    return task_deliver(L, 1);
-  return join_block(L, t, -1, join_k);
-}
-
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  sl_task *t = (sl_task *)lua_touserdata(L, 1);
-  (void)status;
-  (void)ctx;
-  lua_pushboolean(L, sl_task_is_ended(t));
-  return 1;
-}
-
-/** t:wait([timeout]) -> true once ended, false if the timeout passed first */
-static int t_wait(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  double timeout = lua_isnoneornil(L, 2) ? -1 : sl_check_seconds(L, 2, "timeout");
-  lua_settop(L, 1);
-  if (sl_task_is_ended(t)) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  return join_block(L, t, timeout, wait_k);
-}
-
-/** t:result() -> ok, values... without raising (pcall style); nil if still running */
-static int t_result(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  if (!sl_task_is_ended(t)) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return sl_task_push_outcome(L, 1);
-}
-
-/** t:cancel() -> true if the task was still running */
-static int t_cancel(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  lua_pushboolean(L, !sl_task_is_ended(t));
-  sl_task_cancel(t);
-  return 1;
-}
-
-/** t:done() -> boolean */
-static int t_done(lua_State *L) {
-  lua_pushboolean(L, sl_task_is_ended(sl_task_check(L, 1)));
-  return 1;
-}
-
-static const char *const status_names[] = {
-  "suspended", "running", "done", "failed", "cancelled"
-};
-
-/** t:status() -> "running" | "suspended" | "done" | "failed" | "cancelled" */
-static int t_status(lua_State *L) {
-  lua_pushstring(L, status_names[sl_task_check(L, 1)->status]);
-  return 1;
-}
-
-/** t:traceback() -> the traceback of a failed task, or nil */
-static int t_traceback(lua_State *L) {
-  sl_task_check(L, 1);
-  lua_getiuservalue(L, 1, UV_TRACE);
-  return 1;
-}
-
-/** t:id() -> the task's creation number */
-static int t_id(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)sl_task_check(L, 1)->id);
-  return 1;
-}
-
-static int t_tostring(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  lua_pushfstring(L, "task %I (%s)", (lua_Integer)t->id, status_names[t->status]);
-  return 1;
-}
-
-/* A failed task whose outcome nobody took is reported once, when its handle is collected
- * (or when the state closes at exit), like asyncio's "exception was never retrieved". */
-static int t_gc(lua_State *L) {
-  sl_task *t = sl_task_check(L, 1);
-  if (t->status == SL_FAILED && !t->observed) {
-    const char *msg;
-    t->observed = 1;
-    lua_getiuservalue(L, 1, UV_TRACE);
-    msg = lua_tostring(L, -1);
-    if (msg == NULL) {
-      lua_getiuservalue(L, 1, UV_RESULT);
-      msg = luaL_tolstring(L, -1, NULL);
-    }
-    fprintf(stderr, "sluice: task %lld failed and its error was never retrieved:\n%s\n",
-            (long long)t->id, msg);
-    fflush(stderr);
-    t->E->unhandled++;
-  }
-  return 0;
-}
-
-/** sl.current() -> the running task, or nil outside tasks */
-static int l_current(lua_State *L) {
-  sl_task *t = sl_task_current(L);
-  if (t == NULL)
-    lua_pushnil(L);
-  else
-    sl_task_push_handle(L, t);
-  return 1;
-}
-
-/** sl.tasks() -> array of every task that has not ended, oldest first */
-static int l_tasks(lua_State *L) {
-  sl_engine *E = SL_ENGINE(L);
-  sl_task *t, *last = NULL;
-  lua_Integer i = 0;
-  lua_createtable(L, (int)E->nlive, 0);
-  for (t = E->live; t != NULL; t = t->live_next)
-    last = t;
-  for (t = last; t != NULL; t = t->live_prev) {
-    sl_task_push_handle(L, t);
-    lua_rawseti(L, -2, ++i);
-  }
-  return 1;
-}
-
-/** sl.is_cancelled(err) -> true for the cancellation error */
-static int l_is_cancelled(lua_State *L) {
-  lua_pushboolean(L, sl_is_cancelled(L, 1));
-  return 1;
-}
-
-static int cancelled_tostring(lua_State *L) {
-  lua_pushliteral(L, "cancelled");
-  return 1;
-}
-
-void sl_push_cancelled(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)&status_names);
-}
-
-int sl_is_cancelled(lua_State *L, int idx) {
-  int r;
-  idx = lua_absindex(L, idx);
-  sl_push_cancelled(L);
-  r = lua_rawequal(L, idx, -1);
-  lua_pop(L, 1);
-  return r;
-}
-
-void sl_task_register(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"spawn", l_spawn},
-    {"current", l_current},
-    {"tasks", l_tasks},
-    {"is_cancelled", l_is_cancelled},
-    {"_reraise", l_reraise},
-    {"_observe", l_observe},
-    {"_on_end", l_on_end},
-    {NULL, NULL}
-  };
-  static const luaL_Reg methods[] = {
-    {"join", t_join},
-    {"wait", t_wait},
-    {"result", t_result},
-    {"cancel", t_cancel},
-    {"done", t_done},
-    {"status", t_status},
-    {"traceback", t_traceback},
-    {"id", t_id},
-    {NULL, NULL}
-  };
-  static const luaL_Reg metamethods[] = {
-    {"__tostring", t_tostring},
-    {NULL, NULL}
-  };
-  static const luaL_Reg failed_metamethods[] = {
-    {"__tostring", t_tostring},
-    {"__gc", t_gc},
-    {NULL, NULL}
-  };
-  static const luaL_Reg cancelled_meta[] = {
-    {"__tostring", cancelled_tostring},
-    {NULL, NULL}
-  };
-  sl_newmeta(L, SL_TASK_MT, methods, metamethods);
-  sl_newmeta(L, SL_FAILED_MT, methods, failed_metamethods);
-  luaL_getmetatable(L, SL_TASK_MT);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
-  luaL_getmetatable(L, SL_FAILED_MT);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &failed_mt_key);
-  lua_pushlightuserdata(L, &wait_mark);
-  lua_setfield(L, -2, "_wait_mark");
-  /* The cancellation error: one table, told apart by identity and by its metatable. */
-  lua_newtable(L);
-  sl_newmeta(L, SL_CANCELLED_MT, NULL, cancelled_meta);
-  luaL_setmetatable(L, SL_CANCELLED_MT);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&status_names);
-  lua_setfield(L, -2, "cancelled");
-  luaL_setfuncs(L, funcs, 0);
-}
