@@ -3,7 +3,6 @@
 local core = require "sluice.core"
 
 local spawn, current, semaphore, event = core.spawn, core.current, core.semaphore, core.event
-local pack, unpack = table.pack, table.unpack
 
 local Executor = {}
 Executor.__index = Executor
@@ -96,7 +95,12 @@ local function start(ex, holding, fn, ...)
     t = spawn(run_nested, ex, fn, ...)
     ex.jobs[t] = "waiting"
   end
-  core._on_end(t, function(done) job_ended(ex, done) end)
+  local on_end = ex.on_end
+  if not on_end then                  -- one closure per executor, not one per job
+    on_end = function(done) job_ended(ex, done) end
+    ex.on_end = on_end
+  end
+  core._on_end(t, on_end)
   return t
 end
 
@@ -169,9 +173,8 @@ function Executor:map(fn, iterable)
       window[first] = nil
       first = first + 1
       t:wait()
-      local r = pack(t:result())
-      if r[1] then return unpack(r, 2, r.n) end
-      check_open(self, "map")   -- raise mode re-raises the first failure here
+      if t:result() then return select(2, t:result()) end
+      check_open(self, "map")   -- raise mode re-raises the first failure; else skip the item
     end
   end
 end
