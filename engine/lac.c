@@ -29,8 +29,22 @@ typedef struct lac {
 /* User values: the source, the handler, the row ring (3 * limit slots). */
 enum { UV_SOURCE = 1, UV_HANDLER, UV_ROWS, UV_N = 3 };
 
+/* Registry key of the metatable, by address: the iterator checks it on every row, and a
+ * lookup by name costs a string comparison each time. */
+static char lac_mt_key;
+
 static lac *check_lac(lua_State *L, int idx) {
-  return (lac *)luaL_checkudata(L, idx, SL_LAC_MT);
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int same;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lac_mt_key);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same)
+      return (lac *)p;
+  }
+  luaL_typeerror(L, idx, SL_LAC_MT);
+  return NULL;
 }
 
 static void wake_consumer(lac *a) {
@@ -234,11 +248,10 @@ static int lac_step(lua_State *L, lac *a) {
     a->ndone--;
     lua_settop(L, 1);
     lua_getiuservalue(L, 1, UV_ROWS);
-    for (i = 1; i <= 3; i++) {
+    /* The slots are not cleared: the ring overwrites them, so at most `limit` old rows
+     * stay referenced, and clearing cost three table writes per job. */
+    for (i = 1; i <= 3; i++)
       lua_rawgeti(L, 2, r + i);
-      lua_pushnil(L);
-      lua_rawseti(L, 2, r + i);
-    }
     return 3;
   }
   if (a->running == 0 && a->exhausted) {
@@ -339,6 +352,8 @@ void sl_lac_register(lua_State *L) {
     {NULL, NULL}
   };
   sl_newmeta(L, SL_LAC_MT, methods, metamethods);
+  luaL_getmetatable(L, SL_LAC_MT);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lac_mt_key);
   lua_pushcfunction(L, l_lac);
   lua_setfield(L, -2, "limited_as_completed");
 }
