@@ -174,6 +174,7 @@ struct sl_engine {
   volatile sig_atomic_t interrupted; /* set by the SIGINT handler */
   int cancelled_all;           /* the first SIGINT's cancellation has been done */
   int unhandled;               /* failed tasks nobody ever looked at */
+  uint64_t ended[SL_CANCELLED + 1]; /* tasks ended, by status (done, failed, cancelled) */
   int exit_code;
   /* timer heap (timer.c) */
   uv_timer_t heap_timer;

@@ -177,8 +177,16 @@ int sl_engine_run(sl_engine *E, sl_task *main_task) {
     if (E->ready_head == NULL || ++rounds > 3)
       break;
   }
-  if (E->interrupted)
+  if (E->interrupted) {
+    /* What was done before the interrupt, so a long run stopped by Ctrl-C says how far
+     * it got (its own output says what each finished task produced). */
+    fprintf(stderr, "sluice: stopped: %llu task%s finished, %llu failed, %llu cancelled\n",
+            (unsigned long long)E->ended[SL_DONE], E->ended[SL_DONE] == 1 ? "" : "s",
+            (unsigned long long)E->ended[SL_FAILED],
+            (unsigned long long)E->ended[SL_CANCELLED]);
+    fflush(stderr);
     return 130;
+  }
   return E->exit_code;
 }
 

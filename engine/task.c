@@ -287,6 +287,7 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
   lua_setiuservalue(L, -2, UV_CO);
   lua_pop(L, 1);
   t->status = (uint8_t)status;
+  E->ended[status]++;
   t->co = NULL;
   t->cancel_req = 0;
   if (t->timer.slot)
