@@ -3,7 +3,8 @@
 
 CC      ?= cc
 PKGS    := lua5.4 libuv
-DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make
+DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make \
+           zlib1g-dev
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wmissing-prototypes \
            -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
@@ -12,14 +13,25 @@ BUILD   := build
 
 SRCS    := $(wildcard engine/*.c)
 LUASRC  := $(shell find lua -name '*.lua' 2>/dev/null | sort)
-OBJS    := $(SRCS:engine/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
-ASANOBJS := $(SRCS:engine/%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/embedded.o
+# llhttp (Node's HTTP parser): Debian ships its generated C in node-llhttp, with no -dev
+# package. We compile those files; when the package is not installed, its .deb is
+# downloaded and unpacked under build/ so that nodejs is not pulled in.
+LLHTTP_SRC := api http llhttp
+LLHTTP  := $(BUILD)/llhttp
+OBJS    := $(SRCS:engine/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o \
+           $(LLHTTP_SRC:%=$(BUILD)/llhttp_%.o)
+ASANOBJS := $(SRCS:engine/%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/embedded.o \
+           $(LLHTTP_SRC:%=$(BUILD)/asan/llhttp_%.o)
 
 # Filled in once the dependencies are present (see the deps rule).
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(LLHTTP)/include
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) \
-             $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a)) -lm
+             $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a)) -lz -lm
 ASANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+# No built-in rules: they would try to remake the .d files from objects.
+MAKEFLAGS += -r
+.SUFFIXES:
 
 .PHONY: all deps test asan bench demo clean install valgrind
 
@@ -40,10 +52,32 @@ $(BUILD)/.deps: Makefile
 	fi
 	@touch $@
 
+# Copies llhttp's sources from the installed package, or from its unpacked .deb.
+$(LLHTTP)/.stamp: $(BUILD)/.deps
+	@mkdir -p $(LLHTTP)/include $(LLHTTP)/src
+	@if [ ! -f /usr/share/llhttp/llhttp.c ]; then \
+	  echo "sluice: fetching node-llhttp's C sources (apt-get download)"; \
+	  rm -rf $(LLHTTP)/deb && mkdir -p $(LLHTTP)/deb && cd $(LLHTTP)/deb && \
+	  { apt-get download node-llhttp >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get download node-llhttp >/dev/null; }; } && \
+	  dpkg-deb -x node-llhttp_*.deb root; \
+	fi
+	@root=$$( [ -f /usr/share/llhttp/llhttp.c ] && echo "" || echo "$(LLHTTP)/deb/root" ); \
+	  cp $$root/usr/share/llhttp/*.c $(LLHTTP)/src/ && \
+	  cp $$root/usr/share/include/llhttp/llhttp.h $(LLHTTP)/include/
+	@touch $@
+
+$(BUILD)/llhttp_%.o: $(LLHTTP)/.stamp
+	$(CC) -O2 -g -I$(LLHTTP)/include -c -o $@ $(LLHTTP)/src/$*.c
+
+$(BUILD)/asan/llhttp_%.o: $(LLHTTP)/.stamp
+	@mkdir -p $(BUILD)/asan
+	$(CC) -O1 -g $(ASANFLAGS) -I$(LLHTTP)/include -c -o $@ $(LLHTTP)/src/$*.c
+
 sluice: $(BUILD)/.deps $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $(OBJS) $(PKG_LIBS) $(LDFLAGS)
 
-$(BUILD)/%.o: engine/%.c $(BUILD)/.deps
+$(BUILD)/%.o: engine/%.c $(BUILD)/.deps $(LLHTTP)/.stamp
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUASRC) scripts/embed.lua $(BUILD)/.deps
@@ -53,7 +87,7 @@ $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 # The sanitizer build lives beside the normal one and runs the whole spec suite.
-$(BUILD)/asan/%.o: engine/%.c $(BUILD)/.deps
+$(BUILD)/asan/%.o: engine/%.c $(BUILD)/.deps $(LLHTTP)/.stamp
 	@mkdir -p $(BUILD)/asan
 	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
@@ -85,4 +119,4 @@ install: sluice
 clean:
 	rm -rf $(BUILD) sluice sluice-asan
 
--include $(OBJS:.o=.d) $(ASANOBJS:.o=.d)
+-include $(SRCS:engine/%.c=$(BUILD)/%.d) $(SRCS:engine/%.c=$(BUILD)/asan/%.d)

@@ -209,6 +209,16 @@ void sl_lac_register(lua_State *L);
 void sl_sync_register(lua_State *L);
 void sl_fs_register(lua_State *L);
 
+/* Network modules, each a C module of its own in package.preload:
+ * "sluice.tcp" (tcp.c), "sluice.http.server_core" (http_server.c),
+ * "sluice.http.client_core" (http_client.c); lua/sluice/http.lua joins the last two. */
+int luaopen_sluice_tcp(lua_State *L);
+int luaopen_sluice_http_server(lua_State *L);
+int luaopen_sluice_http_client(lua_State *L);
+
+/* ------------------------------------------------ network, shared parts */
+/* (tcp.c, http_server.c and http_client.c add what they share below this line.) */
+
 /* Embedded Lua modules (generated at build time into build/embedded.c). */
 void sl_embedded_install(lua_State *L);
 

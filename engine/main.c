@@ -173,6 +173,12 @@ static lua_State *new_state(void) {
   lua_setfield(L, -2, "sluice.core");
   lua_pushcfunction(L, luaopen_cjson);
   lua_setfield(L, -2, "cjson");
+  lua_pushcfunction(L, luaopen_sluice_tcp);
+  lua_setfield(L, -2, "sluice.tcp");
+  lua_pushcfunction(L, luaopen_sluice_http_server);
+  lua_setfield(L, -2, "sluice.http.server_core");
+  lua_pushcfunction(L, luaopen_sluice_http_client);
+  lua_setfield(L, -2, "sluice.http.client_core");
   lua_pop(L, 1);
   /* SLUICE_LUA_PATH=lua loads lua/ from the source tree, so edits need no rebuild. */
   devpath = getenv("SLUICE_LUA_PATH");

@@ -1,0 +1,1 @@
+return require "sluice.http.client_core"

@@ -1,0 +1,1 @@
+return require "sluice.http.server_core"
