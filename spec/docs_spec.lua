@@ -42,6 +42,12 @@ local MODULES = {
   ["sluice.boot"] = false,          -- the body of the main task
   ["sluice.executor"] = false,      -- reached through sl.executor; methods checked as ex:
   ["sluice.test"] = false,          -- the `sluice test` command, documented as such
+  ["sluice.tcp"] = "tcp.",
+  ["sluice.http"] = "http.",
+  ["sluice.http.client"] = false,   -- re-exported by sluice.http
+  ["sluice.http.server"] = false,   -- re-exported by sluice.http
+  ["sluice.http.client_core"] = false,
+  ["sluice.http.server_core"] = false,
 }
 
 local function is_internal_module(name)
