@@ -90,8 +90,12 @@ static int l_group(lua_State *L) {
       sl_task_new(L, -1, 0);
       lua_remove(L, -2);
     } else if (sl_task_test(L, -1) == NULL) {
-      return luaL_error(L, "bad item #%d in the task list (a task or a function expected, "
-                        "got %s)", (int)i, luaL_typename(L, -1));
+      /* Level 2: the script that called gather/wait/as_completed, not their Lua code. */
+      luaL_where(L, 2);
+      lua_pushfstring(L, "bad item #%d in the task list (a task or a function expected, "
+                      "got %s)", (int)i, luaL_typename(L, -2));
+      lua_concat(L, 2);
+      return lua_error(L);
     }
     lua_rawseti(L, -2, i);
   }

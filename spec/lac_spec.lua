@@ -160,7 +160,7 @@ describe("limited_as_completed", function()
   end)
 
   it("raises argument errors", function()
-    assert.matches("limit must be at least 1",
+    assert.matches("limit must be an integer of at least 1",
                    select(2, pcall(sl.limited_as_completed, {}, 0)))
     assert.has_error(function() sl.limited_as_completed(42, 1) end)
     assert.has_error(function() sl.limited_as_completed({}, "x") end)

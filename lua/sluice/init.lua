@@ -208,7 +208,21 @@ end
 -- function to run, or a value for handler(item). At most `limit` jobs are running or
 -- finished-but-not-taken. Rows come in completion order, pcall style.
 function sl.limited_as_completed(source, limit, handler)
-  if type(source) == "thread" then
+  -- Checked here too, so that the error points at the caller's line, not at this file.
+  local ts = type(source)
+  if ts ~= "function" and ts ~= "table" and ts ~= "thread" then
+    error("bad argument #1 to 'limited_as_completed' (function, array or generator "
+          .. "expected, got " .. ts .. ")", 2)
+  end
+  if math.type(limit) ~= "integer" or limit < 1 then
+    error("bad argument #2 to 'limited_as_completed' (limit must be an integer of at least "
+          .. "1, got " .. tostring(limit) .. ")", 2)
+  end
+  if handler ~= nil and type(handler) ~= "function" then
+    error("bad argument #3 to 'limited_as_completed' (function expected, got "
+          .. type(handler) .. ")", 2)
+  end
+  if ts == "thread" then
     local co = source
     source = coroutine.wrap(function()
       while coroutine.status(co) == "suspended" do
