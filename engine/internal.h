@@ -200,6 +200,9 @@ void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
                 const luaL_Reg *metamethods);
 double sl_check_seconds(lua_State *L, int idx, const char *what);
 
+/* Installs coroutine.resume/wrap that pass sluice waits through user coroutines (coro.c). */
+void sl_coro_install(lua_State *L);
+
 /* Module openers; each registers its functions into the table at the top of the stack. */
 int luaopen_sluice_core(lua_State *L);
 void sl_task_register(lua_State *L);

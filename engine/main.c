@@ -168,6 +168,7 @@ static lua_State *new_state(void) {
     lua_close(L);
     return NULL;
   }
+  sl_coro_install(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_sluice_core);
   lua_setfield(L, -2, "sluice.core");

@@ -10,50 +10,9 @@ end
 local spawn, now = core.spawn, core.now
 local pack, unpack, select, type, error, pcall = table.pack, table.unpack, select, type, error, pcall
 
--- Coroutines that wait --------------------------------------------------------------------
--- A sluice wait inside a user's own coroutine (a generator that reads a file, say) yields a
--- marker; these wrappers pass it up to the task and pass the wake-up values back down, so
--- waiting works at any depth. A coroutine parked in a wait cannot be resumed by anyone else.
-do
-  local WAIT = core._wait_mark
-  local co_resume, co_yield, co_status, co_create, co_close =
-    coroutine.resume, coroutine.yield, coroutine.status, coroutine.create, coroutine.close
-  local parked = setmetatable({}, {__mode = "k"})
-
-  local function relay(co, ok, first, ...)
-    if ok and first == WAIT and select("#", ...) == 0 and co_status(co) == "suspended" then
-      parked[co] = true
-      local function back(...)
-        parked[co] = nil
-        return relay(co, co_resume(co, ...))
-      end
-      return back(co_yield(WAIT))
-    end
-    return ok, first, ...
-  end
-
-  function coroutine.resume(co, ...)
-    if parked[co] then
-      return false, "cannot resume a coroutine that is waiting inside a sluice task"
-    end
-    return relay(co, co_resume(co, ...))
-  end
-
-  local function unwrap(co, ok, ...)
-    if ok then return ... end
-    local err = ...
-    if co_status(co) == "dead" then co_close(co) end
-    if type(err) == "string" then error(err, 0) end
-    error(err, 0)
-  end
-
-  function coroutine.wrap(f)
-    local co = co_create(f)
-    return function(...)
-      return unwrap(co, coroutine.resume(co, ...))
-    end
-  end
-end
+-- Coroutines that wait: coroutine.resume and coroutine.wrap are replaced at start-up (in C,
+-- engine/coro.c) so that a sluice wait inside a user's own coroutine (a generator reading a
+-- file, say) is passed up to the task, and the wake-up values back down.
 
 -- Time --------------------------------------------------------------------------------------
 
