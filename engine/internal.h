@@ -173,6 +173,11 @@ struct sl_engine {
   int npool;
   volatile sig_atomic_t interrupted; /* set by the SIGINT handler */
   int cancelled_all;           /* the first SIGINT's cancellation has been done */
+  /* REPL mode (repl.c): Ctrl-C goes to on_sigint, on the loop, instead of cancelling every
+   * task; a busy repl_input (the task running the current input) is interrupted by a hook
+   * set from the signal handler. The process is never ended by Ctrl-C in this mode. */
+  void (*on_sigint)(sl_engine *E);
+  sl_task *repl_input;
   int unhandled;               /* failed tasks nobody ever looked at */
   uint64_t ended[SL_CANCELLED + 1]; /* tasks ended, by status (done, failed, cancelled) */
   int exit_code;

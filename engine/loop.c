@@ -70,6 +70,13 @@ static void sigint_hook(lua_State *L, lua_Debug *ar) {
 static void sigint_handler(int sig) {
   sl_engine *E = sigint_engine;
   (void)sig;
+  if (E != NULL && E->on_sigint != NULL) {
+    /* REPL: interrupt only the input being run, if it is the one computing right now. */
+    if (E->repl_input != NULL && E->current == E->repl_input && E->current->co != NULL)
+      lua_sethook(E->current->co, sigint_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    uv_async_send(&sigint_async);
+    return;
+  }
   if (++sigint_count >= 2) {
     static const char msg[] = "\nsluice: interrupted twice, exiting now\n";
     ssize_t r = write(2, msg, sizeof msg - 1);
@@ -94,6 +101,10 @@ static void sigint_handler(int sig) {
 
 static void sigint_async_cb(uv_async_t *h) {
   sl_engine *E = (sl_engine *)h->data;
+  if (E->on_sigint != NULL) {
+    E->on_sigint(E);
+    return;
+  }
   if (E->cancelled_all)
     return;
   E->cancelled_all = 1;
