@@ -110,8 +110,10 @@ valgrind: sluice
 bench: sluice
 	bash scripts/bench/run.sh
 
+# The seeds' limited_as_completed demo, then their HTTP client against a local delay server.
 demo: sluice
 	./sluice scripts/demo.lua
+	bash scripts/demo_http.sh
 
 install: sluice
 	install -D -m 755 sluice $(DESTDIR)/usr/local/bin/sluice
