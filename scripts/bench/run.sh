@@ -1,7 +1,13 @@
 # Runs sluice's benchmarks against their peers (Python asyncio, Lua on luv, Node) in one go
 # and prints a table with the ratios from this run, then the goals as PASS/FAIL lines.
 #
-# usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor ...]   (default: all)
+# usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor|http|seeds|server ...]
+#                                                                       (default: all)
+#   http     fetch_many.lua against a local nginx vs wrk, aiohttp and Node fetch (req/s),
+#            and its peak RSS at 1M and 3M GETs
+#   seeds    the seeds' scenario: 10,000 GETs at limit 1000 against the 0-3 s delay server,
+#            sluice vs the seeds' aiohttp client (wall and cpu time)
+#   server   wrk against sluice's HTTP server (a Lua handler) vs wrk against nginx
 #
 # Environment:
 #   BENCH_QUICK=1      shrink every count for a smoke run (ratios are then only indicative)
@@ -10,12 +16,17 @@
 #   BENCH_STRICT=1     exit 1 when a goal fails (a wrong checksum or a crash always does)
 #   BENCH_TIMEOUT=s    kill a run that takes longer than this (600; exit status 124)
 #   SLUICE=path        the binary to measure (default: ./sluice at the repository root)
+#   BENCH_WRK_SECONDS=s  length of each wrk run (10; 3 with BENCH_QUICK=1)
 #
 # Each workload prints "sum=<checksum> ..." which is checked against the closed form, so a
 # program that skips work cannot pass. Wall time is taken around the process (startup
 # included); cpu time (user + system) and peak RSS (the kernel's maxrss) come from
 # /usr/bin/time. Implementations run in interleaved rounds and medians are quoted; the goals
 # use wall time, the cpu ratio is printed beside it because the machine is noisy.
+# The HTTP benchmarks quote requests per second as each client counts them over its own run
+# ("rps=" in its output, median of the runs), and check its status counts and body bytes.
+# The servers they need (nginx, the delay server, sluice's server) are started here on free
+# loopback ports and stopped on every way out.
 set -u
 
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,8 +45,20 @@ if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; PEER_RUNS=${BENCH_PEER_RUNS:-1}
 # Peers run as shipped: no asyncio debug mode, no user site tweaks.
 unset PYTHONASYNCIODEBUG PYTHONDEVMODE PYTHONMALLOC LUA_INIT LUA_INIT_5_4 NODE_OPTIONS
 
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK_SECS=${BENCH_WRK_SECONDS:-10}
+[ "$QUICK" = 1 ] && WRK_SECS=${BENCH_WRK_SECONDS:-3}
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+BG_PIDS=()   # background servers still running; cleanup stops them
+cleanup() {
+  local p
+  for p in "${BG_PIDS[@]}"; do bg_stop "$p"; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ERRORS=0     # crashes and wrong checksums
 GOAL_FAILS=0
@@ -87,10 +110,13 @@ measure() {
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A WALL RSS CPU NOTE SW SR SC PLAN_RUNS PLAN_EXPECT PLAN_CMD
+declare -A RPS SX OUTS PLAN_PRE PLAN_POST
 PLAN_KEYS=()
 
 # plan KEY RUNS EXPECT CMD... : queues CMD to run RUNS times under KEY. Every run must exit 0
-# and print every word of EXPECT (e.g. "sum=500500 ordered=1").
+# and print every word of EXPECT (e.g. "sum=500500 ordered=1"). Setting PLAN_PRE[KEY] /
+# PLAN_POST[KEY] to a shell command runs it before / after each run, unmeasured (a fresh
+# server for each run); a run whose PRE command fails counts as failed.
 plan() {
   local key=$1 runs=$2 expect=$3; shift 3
   PLAN_KEYS+=("$key")
@@ -102,9 +128,14 @@ plan() {
 # run_once KEY I EXPECT CMD... : one measured run; a failure marks KEY as "ERR".
 run_once() {
   local key=$1 i=$2 expect=$3; shift 3
-  local res rc w
+  local res rc w x
+  if [ -n "${PLAN_PRE[$key]:-}" ] && ! eval "${PLAN_PRE[$key]}"; then
+    echo "bench: $key: could not prepare the run (${PLAN_PRE[$key]})" >&2
+    WALL[$key]=ERR; ERRORS=$((ERRORS + 1)); return 1
+  fi
   res=$(measure "$TMP/out" "$@")
   rc=$?
+  [ -n "${PLAN_POST[$key]:-}" ] && eval "${PLAN_POST[$key]}"
   if [ $rc -ne 0 ]; then
     echo "bench: $key: '$*' failed (exit status $rc):" >&2
     tail -n 20 "$TMP/stderr" >&2
@@ -119,7 +150,10 @@ run_once() {
   done
   read -r w rss cpu <<<"$res"
   SW[$key]+="$w"$'\n'; SR[$key]+="$rss"$'\n'; SC[$key]+="$cpu"$'\n'
-  printf '  %-16s run %d/%d: %7s s wall, %6s s cpu, %8s KiB\n' "$key" "$i" "${PLAN_RUNS[$key]}" "$w" "$cpu" "$rss" >&2
+  OUTS[$key]+="$(tail -n 5 "$TMP/out")"$'\n'
+  x=$(grep -o 'rps=[0-9.]*' "$TMP/out" | head -n 1)
+  [ -n "$x" ] && SX[$key]+="${x#rps=}"$'\n' && x=", ${x#rps=} req/s"
+  printf '  %-16s run %d/%d: %7s s wall, %6s s cpu, %8s KiB%s\n' "$key" "$i" "${PLAN_RUNS[$key]}" "$w" "$cpu" "$rss" "$x" >&2
 }
 
 # run_plan: runs the queued commands in rounds (one run of each per round), so a change in
@@ -142,6 +176,7 @@ run_plan() {
     WALL[$key]=$(printf '%s' "${SW[$key]}" | median)
     RSS[$key]=$(printf '%s' "${SR[$key]}" | median)
     CPU[$key]=$(printf '%s' "${SC[$key]}" | median)
+    [ -n "${SX[$key]:-}" ] && RPS[$key]=$(printf '%s' "${SX[$key]}" | median)
     NOTE[$key]="median of ${PLAN_RUNS[$key]}"
     [ "${PLAN_RUNS[$key]}" = 1 ] && NOTE[$key]="1 run"
   done
@@ -306,18 +341,287 @@ bench_executor() {
 }
 
 # ---------------------------------------------------------------------------------------
+# The HTTP benchmarks: their peers, their servers, their table rows.
+
+# setup_http: installs the peers when missing (nginx-light, wrk, curl, python3-aiohttp,
+# nodejs + npm) and p-limit for the Node peer under scripts/bench/node_modules (gitignored).
+setup_http() {
+  [ -x "$NGINX" ] || apt_install nginx-light || exit 1
+  command -v wrk >/dev/null || apt_install wrk || exit 1
+  command -v curl >/dev/null || apt_install curl || exit 1
+  "$PY" -c 'import aiohttp' 2>/dev/null || apt_install python3-aiohttp || exit 1
+  if [ -x "$NODE" ] && ! command -v npm >/dev/null; then
+    apt_install npm || echo "bench: no npm; the Node peer is skipped" >&2
+  fi
+  if [ -x "$NODE" ] && [ ! -f "$DIR/node_modules/p-limit/package.json" ] && command -v npm >/dev/null; then
+    echo "bench: installing p-limit for the Node peer into $DIR/node_modules" >&2
+    npm install --prefix "$DIR" --no-save --no-package-lock --no-audit --no-fund \
+      --loglevel=error p-limit@6 >&2 || echo "bench: npm install p-limit failed; the Node peer is skipped" >&2
+  fi
+}
+
+node_peer() { [ -x "$NODE" ] && [ -f "$DIR/node_modules/p-limit/package.json" ]; }
+
+# sluice_has FIELD... : true when this build's sluice.http exports every FIELD.
+sluice_has() {
+  local f code="local h = require 'sluice.http'"
+  for f in "$@"; do code+="; assert(h.$f)"; done
+  "$SLUICE" -e "$code" >/dev/null 2>&1
+}
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL : waits up to 10 s until URL answers at all.
+wait_http() {
+  local _
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --max-time 1 "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# bg_start NAME CMD... : starts a server in the background (output in $TMP/NAME.out) that
+# prints "listening on http://HOST:PORT" when ready; waits up to 10 s for that line. Sets
+# BG_PID and BG_URL (without the trailing slash).
+bg_start() {
+  local name=$1 _; shift
+  "$@" >"$TMP/$name.out" 2>&1 &
+  BG_PID=$!
+  BG_PIDS+=("$BG_PID")
+  BG_URL=
+  for _ in $(seq 200); do
+    BG_URL=$(sed -n 's|.*listening on \(http://[^ /]*\).*|\1|p' "$TMP/$name.out" | head -n 1)
+    [ -n "$BG_URL" ] && return 0
+    kill -0 "$BG_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "bench: $name did not start ($*):" >&2
+  tail -n 20 "$TMP/$name.out" >&2
+  bg_stop "$BG_PID"
+  return 1
+}
+
+# bg_stop PID : SIGTERM, then SIGKILL after 5 s; forgets PID.
+bg_stop() {
+  local pid=$1 _ p keep=()
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  for p in "${BG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  BG_PIDS=("${keep[@]}")
+}
+
+# nginx_start : nginx (one worker, "Hello, World!" from memory) on a free port, from
+# http_nginx.conf.in in a temporary directory. Sets NGINX_PID and NGINX_URL.
+nginx_start() {
+  local d="$TMP/nginx" port
+  port=$(free_port)
+  rm -rf "$d"; mkdir -p "$d"
+  sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$d|g" "$DIR/http_nginx.conf.in" >"$d/nginx.conf"
+  "$NGINX" -c "$d/nginx.conf" -p "$d" -e "$d/error.log" >"$d/out" 2>&1 &
+  NGINX_PID=$!
+  BG_PIDS+=("$NGINX_PID")
+  NGINX_URL="http://127.0.0.1:$port"
+  if ! wait_http "$NGINX_URL/"; then
+    echo "bench: nginx did not start:" >&2
+    cat "$d/out" "$d/error.log" >&2
+    bg_stop "$NGINX_PID"
+    return 1
+  fi
+}
+
+# proc_stats PID : echoes "<peak RSS KiB> <cpu s>" of a running process (VmHWM; utime +
+# stime, children excluded).
+proc_stats() {
+  local hwm ticks
+  hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+  ticks=$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null)
+  awk -v h="${hwm:-0}" -v t="${ticks:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%d %.2f\n", h, t / hz }'
+}
+
+# sum_word KEY WORD : the sum over KEY's runs of the numbers printed as WORD=<n>.
+sum_word() {
+  printf '%s' "${OUTS[$1]:-}" | grep -o "\b$2=[0-9]*" | awk -F= '{ s += $2 } END { print s + 0 }'
+}
+
+rps_ratio() {   # rps_ratio A B : A's req/s over B's, two decimals, or n/a
+  if [ -n "${RPS[$1]:-}" ] && [ -n "${RPS[$2]:-}" ] && ok "$1" && ok "$2"; then
+    awk -v a="${RPS[$1]}" -v b="${RPS[$2]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+  else
+    echo n/a
+  fi
+}
+
+# row_rps TITLE KEY LABEL N [SLUICE_KEY] : a table line whose last column is the run's
+# req/s and, against SLUICE_KEY, sluice's req/s over this one ("sluice 1.50x").
+row_rps() {
+  local title=$1 key=$2 label=$3 n=$4 base=${5:-}
+  local wall=${WALL[$key]:-n/a} cpu=${CPU[$key]:-} mb=n/a last
+  if ok "$key"; then
+    mb=$(awk -v k="${RSS[$key]}" 'BEGIN { printf "%.1f", k / 1024 }')
+    last=$(awk -v r="${RPS[$key]:-0}" 'BEGIN { printf "%.0f req/s", r }')
+    [ -n "$base" ] && last+=" (sluice $(rps_ratio "$base" "$key")x)"
+  else
+    cpu=""; last=""
+  fi
+  ROWS+=("$(printf "$ROWFMT" "$title" "$label" "$n" "$wall" "$cpu" "$mb" "${NOTE[$key]:-}" "$last")")
+}
+
+bench_http() {
+  local n=200000 np=50000 limit=100 n1=1000000 n3=3000000 big_limit=1000
+  [ "$QUICK" = 1 ] && { n=20000; np=5000; }
+  echo "== http: $n GETs at limit $limit against a local nginx (peers: wrk ${WRK_SECS}s, aiohttp and Node $np GETs)" >&2
+  if ! sluice_has get; then
+    echo "bench: this sluice has no http.get yet; http skipped" >&2
+    goal "http: sluice >= 60% of wrk's req/s against nginx" 'a' n/a
+    return
+  fi
+  nginx_start || { ERRORS=$((ERRORS + 1)); return; }
+  local url=$NGINX_URL fm="$ROOT/scripts/fetch_many.lua"
+  local want="ok=$n failed=0 status_200=$n body_bytes=$((13 * n))"
+  local wantp="ok=$np failed=0 status_200=$np body_bytes=$((13 * np))"
+  plan http.sluice "$RUNS" "$want" "$SLUICE" "$fm" "$n" --limit "$limit" --url "$url/"
+  plan http.wrk "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$url/" "$limit" "$WRK_SECS"
+  plan http.py "$PEER_RUNS" "$wantp" "$PY" "$DIR/http_aiohttp.py" "$np" "$limit" "$url/"
+  node_peer && plan http.node "$PEER_RUNS" "$wantp" "$NODE" "$DIR/http_node.mjs" "$np" "$limit" "$url/"
+  if [ "$QUICK" != 1 ]; then
+    plan http.sluice1m 1 "ok=$n1 failed=0 status_200=$n1 body_bytes=$((13 * n1))" \
+      "$SLUICE" "$fm" "$n1" --limit "$big_limit" --url "$url/"
+    plan http.sluice3m 1 "ok=$n3 failed=0 status_200=$n3 body_bytes=$((13 * n3))" \
+      "$SLUICE" "$fm" "$n3" --limit "$big_limit" --url "$url/"
+  fi
+  run_plan
+  bg_stop "$NGINX_PID"
+
+  local k wn
+  for k in http.sluice http.py http.node; do
+    ok "$k" && NOTE[$k]+=", $(awk -v c="${CPU[$k]}" -v n="$([ $k = http.sluice ] && echo "$n" || echo "$np")" \
+      'BEGIN { printf "%.1f", c * 1e6 / n }') us cpu/req"
+  done
+  wn=$(ok http.wrk && awk -v r="${RPS[http.wrk]:-0}" -v s="$WRK_SECS" 'BEGIN { printf "%.0f", r * s }')
+  local t="http GET, nginx, c=$limit"
+  row_rps "$t" http.sluice "sluice fetch_many" "$n"
+  row_rps "" http.wrk "wrk -t1 -c$limit -d${WRK_SECS}s" "${wn:-n/a}" http.sluice
+  row_rps "" http.py "python aiohttp + lac" "$np" http.sluice
+  row_rps "" http.node "node fetch + p-limit" "$np" http.sluice
+  if [ "$QUICK" != 1 ]; then
+    row_rps "http GET, nginx, c=$big_limit" http.sluice1m "sluice fetch_many" "$n1"
+    row_rps "" http.sluice3m "sluice fetch_many" "$n3"
+  fi
+
+  local r_wrk r_py s=${RPS[http.sluice]:-n/a}
+  r_wrk=$(rps_ratio http.sluice http.wrk); r_py=$(rps_ratio http.sluice http.py)
+  goal "http: sluice >= 60% of wrk's req/s against nginx (${r_wrk}x: $s vs ${RPS[http.wrk]:-n/a} req/s)" \
+    'a >= 0.60' "$r_wrk"
+  goal "http: sluice >= 10x aiohttp's req/s (${r_py}x: $s vs ${RPS[http.py]:-n/a} req/s; node ${RPS[http.node]:-n/a} req/s, sluice $(rps_ratio http.sluice http.node)x)" \
+    'a >= 10' "$r_py"
+  if [ "$QUICK" != 1 ]; then
+    local r1=${RSS[http.sluice1m]:-n/a} r3=${RSS[http.sluice3m]:-n/a}
+    goal "http: sluice peak RSS <= 40 MB at $n1 GETs, limit $big_limit ($r1 KiB)" \
+      'a <= 40 * 1024' "$r1"
+    goal "http: sluice peak RSS at $n3 GETs within 10% of $n1 ($r3 vs $r1 KiB)" \
+      'a <= 1.10 * b' "$r3" "$r1"
+  fi
+}
+
+# The seeds' scenario: every client run gets a fresh delay server (the seeds' aiohttp one,
+# http_delay_server.py, for both clients) on the same port with the same seed, so that both
+# clients are handed the same delays.
+DELAY_PID=
+delay_start() {
+  bg_start delay "$PY" "$DIR/http_delay_server.py" "$DELAY_PORT" 3 "$DELAY_SEED" || return 1
+  DELAY_PID=$BG_PID
+}
+delay_stop() {
+  [ -n "$DELAY_PID" ] && bg_stop "$DELAY_PID"
+  DELAY_PID=
+}
+
+bench_seeds() {
+  local n=10000 limit=1000
+  [ "$QUICK" = 1 ] && n=2000
+  echo "== seeds: $n GETs at limit $limit against the seeds' delay server (random 0-3 s), a fresh one for each run" >&2
+  if ! sluice_has get; then
+    echo "bench: this sluice has no http.get yet; seeds skipped" >&2
+    goal "seeds: sluice wall time <= Python's" 'a' n/a
+    return
+  fi
+  DELAY_PORT=$(free_port)
+  DELAY_SEED=${BENCH_SEED:-1}
+  local url="http://127.0.0.1:$DELAY_PORT/{}"
+  local want="ok=$n failed=0 status_200=$n body_bytes=$((13 * n))"
+  plan seeds.sluice "$PEER_RUNS" "$want" "$SLUICE" "$ROOT/scripts/fetch_many.lua" "$n" --limit "$limit" --url "$url"
+  plan seeds.py "$PEER_RUNS" "$want" "$PY" "$DIR/http_aiohttp.py" "$n" "$limit" "$url"
+  PLAN_PRE[seeds.sluice]=delay_start; PLAN_POST[seeds.sluice]=delay_stop
+  PLAN_PRE[seeds.py]=delay_start; PLAN_POST[seeds.py]=delay_stop
+  run_plan
+
+  row "seeds $n/$limit, 0-3 s" seeds.sluice "sluice fetch_many" "$n"
+  row "" seeds.py "python aiohttp + lac" "$n" seeds.sluice
+  local sw=${WALL[seeds.sluice]:-n/a} pw=${WALL[seeds.py]:-n/a} sc=${CPU[seeds.sluice]:-n/a} pc=${CPU[seeds.py]:-n/a}
+  local cr=n/a
+  ok seeds.sluice && ok seeds.py && cr=$(awk -v a="$pc" -v b="$sc" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 999) }')
+  goal "seeds: sluice wall time <= Python aiohttp's ($sw s vs $pw s)" 'a <= b' "$sw" "$pw"
+  goal "seeds: sluice cpu time <= 1/5 of Python's ($sc s vs $pc s: ${cr}x less)" 'a * 5 <= b' "$sc" "$pc"
+}
+
+bench_server() {
+  local conns=100
+  echo "== server: wrk -t1 -c$conns -d${WRK_SECS}s against sluice's server and against nginx" >&2
+  if ! sluice_has serve; then
+    echo "bench: this sluice has no http.serve yet; server skipped" >&2
+    goal "server: sluice >= 50% of nginx's req/s" 'a' n/a
+    return
+  fi
+  nginx_start || { ERRORS=$((ERRORS + 1)); return; }
+  if ! bg_start hello "$SLUICE" "$DIR/http_hello_server.lua" 0; then
+    ERRORS=$((ERRORS + 1)); bg_stop "$NGINX_PID"; return
+  fi
+  local spid=$BG_PID surl=$BG_URL
+  plan server.sluice "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$surl/" "$conns" "$WRK_SECS"
+  plan server.nginx "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$NGINX_URL/" "$conns" "$WRK_SECS"
+  run_plan
+  # The servers' own peak RSS and cpu time per request answered (wrk's counts, all runs).
+  local k pid st
+  for k in server.sluice server.nginx; do
+    pid=$spid
+    [ $k = server.nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -n 1)   # the worker
+    st=$(proc_stats "$pid")
+    ok "$k" && NOTE[$k]+=", server $(awk -v h="${st% *}" -v c="${st#* }" -v n="$(sum_word "$k" requests)" \
+      'BEGIN { printf "%.1f MB, %.1f us cpu/req", h / 1024, (n > 0 ? c * 1e6 / n : 0) }')"
+  done
+  bg_stop "$spid"
+  bg_stop "$NGINX_PID"
+
+  row_rps "server, wrk -c$conns" server.sluice "sluice http.serve (Lua)" "${WRK_SECS}s"
+  row_rps "" server.nginx "nginx, 1 worker" "${WRK_SECS}s" server.sluice
+  local r; r=$(rps_ratio server.sluice server.nginx)
+  goal "server: sluice >= 50% of nginx's req/s (${r}x: ${RPS[server.sluice]:-n/a} vs ${RPS[server.nginx]:-n/a} req/s)" \
+    'a >= 0.50' "$r"
+}
+
+# ---------------------------------------------------------------------------------------
 
 main() {
   local which=("$@") w
-  [ ${#which[@]} -eq 0 ] && which=(lac sleepers gather executor)
+  [ ${#which[@]} -eq 0 ] && which=(all)
+  local need_http=0
   for w in "${which[@]}"; do
     case $w in
-      lac|sleepers|gather|executor|all) ;;
+      lac|sleepers|gather|executor) ;;
       executor_map) ;;
-      *) echo "usage: $0 [lac|sleepers|gather|executor ...]" >&2; exit 2 ;;
+      http|seeds|server|all) need_http=1 ;;
+      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server ...]" >&2; exit 2 ;;
     esac
   done
   setup
+  [ $need_http = 1 ] && setup_http
   echo "bench: $SLUICE; $("$PY" --version 2>&1); $("$LUA" -v 2>&1 | head -n 1); node $("$NODE" --version 2>/dev/null || echo none); $(nproc) cores; quick=$QUICK runs=$RUNS peer_runs=$PEER_RUNS" >&2
   for w in "${which[@]}"; do
     case $w in
@@ -325,7 +629,10 @@ main() {
       sleepers) bench_sleepers ;;
       gather) bench_gather ;;
       executor|executor_map) bench_executor ;;
-      all) bench_lac; bench_sleepers; bench_gather; bench_executor ;;
+      http) bench_http ;;
+      seeds) bench_seeds ;;
+      server) bench_server ;;
+      all) bench_lac; bench_sleepers; bench_gather; bench_executor; bench_http; bench_seeds; bench_server ;;
     esac
   done
 
@@ -333,6 +640,7 @@ main() {
   printf "$ROWFMT\n" benchmark implementation N "wall s" "cpu s" "RSS MB" runs "peer / sluice"
   printf '%s\n' "${ROWS[@]}"
   echo "(peer / sluice: the peer's median wall time, cpu time (user + system) and peak RSS over sluice's; above 1 means sluice is faster or smaller)"
+  echo "(req/s: each HTTP client's own count over its run, median; \"sluice Nx\": sluice's req/s over that peer's, above 1 means sluice is faster)"
   echo
   [ "$QUICK" = 1 ] && echo "(BENCH_QUICK=1: small counts, the goals below are only indicative)"
   [ ${#GOALS[@]} -gt 0 ] && printf '%s\n' "${GOALS[@]}"
