@@ -5,6 +5,8 @@ CC      ?= cc
 PKGS    := lua5.4 libuv
 DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make \
            zlib1g-dev
+# Optional: installed when missing if possible, and the build goes on without them otherwise.
+DEBS_OPT := libreadline-dev
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wmissing-prototypes \
            -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
@@ -26,7 +28,12 @@ ASANOBJS := $(SRCS:engine/%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/embedded.o \
 # Filled in once the dependencies are present (see the deps rule).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(LLHTTP)/include
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) \
-             $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a)) -lz -lm
+             $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a)) -lz -lm $(RL_LIBS)
+# GNU readline gives the REPL line editing, history and completion when its headers exist
+# (checked when used, so after the deps rule may have installed them).
+HAVE_RL    = $(shell test -f /usr/include/readline/readline.h && echo 1)
+RL_CFLAGS  = $(if $(HAVE_RL),-DSLUICE_READLINE)
+RL_LIBS    = $(if $(HAVE_RL),-lreadline)
 ASANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # No built-in rules: they would try to remake the .d files from objects.
@@ -49,6 +56,16 @@ $(BUILD)/.deps: Makefile
 	  if [ "$$(id -u)" != 0 ]; then echo "sluice: run as root or install:$$missing" >&2; exit 1; fi; \
 	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) \
 	    >$(BUILD)/apt.log 2>&1 || { tail -20 $(BUILD)/apt.log; exit 1; }; \
+	fi
+	@missing=""; for p in $(DEBS_OPT); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "sluice: installing optional Debian packages:$$missing"; \
+	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) \
+	    >>$(BUILD)/apt.log 2>&1 || echo "sluice: could not install$$missing; building without"; \
+	elif [ -n "$$missing" ]; then \
+	  echo "sluice: optional packages missing (building without):$$missing"; \
 	fi
 	@touch $@
 
@@ -78,7 +95,7 @@ sluice: $(BUILD)/.deps $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $(OBJS) $(PKG_LIBS) $(LDFLAGS)
 
 $(BUILD)/%.o: engine/%.c $(BUILD)/.deps $(LLHTTP)/.stamp
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(RL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUASRC) scripts/embed.lua $(BUILD)/.deps
 	lua5.4 scripts/embed.lua $@ $(LUASRC)
@@ -89,7 +106,7 @@ $(BUILD)/embedded.o: $(BUILD)/embedded.c
 # The sanitizer build lives beside the normal one and runs the whole spec suite.
 $(BUILD)/asan/%.o: engine/%.c $(BUILD)/.deps $(LLHTTP)/.stamp
 	@mkdir -p $(BUILD)/asan
-	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) $(RL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/asan/embedded.o: $(BUILD)/embedded.c
 	@mkdir -p $(BUILD)/asan

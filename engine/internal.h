@@ -224,6 +224,9 @@ int luaopen_sluice_tcp(lua_State *L);
 int luaopen_sluice_http_server(lua_State *L);
 int luaopen_sluice_http_client(lua_State *L);
 
+/* The REPL's C half, "sluice.repl_core" in package.preload (repl.c). */
+int luaopen_sluice_repl_core(lua_State *L);
+
 /* ------------------------------------------------ network, shared parts */
 /* (tcp.c, http_server.c and http_client.c add what they share below this line.) */
 

@@ -48,6 +48,8 @@ local MODULES = {
   ["sluice.http.server"] = false,   -- re-exported by sluice.http
   ["sluice.http.client_core"] = false,
   ["sluice.http.server_core"] = false,
+  ["sluice.repl"] = false,           -- the REPL behind `sluice -i`, documented as such
+  ["sluice.repl_core"] = false,      -- its C half
 }
 
 local function is_internal_module(name)

@@ -14,12 +14,7 @@ return function(actions, mode)
     end
   end
   if mode == "repl" then
-    local ok, repl = pcall(require, "sluice.repl")
-    if not ok then
-      io.stderr:write("sluice: the REPL is not available in this build yet\n")
-      return 1
-    end
-    return repl.main()
+    return require("sluice.repl").main()
   end
   return sl and nil
 end

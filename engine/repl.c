@@ -1,0 +1,755 @@
+/* repl.c: the C half of the REPL (require "sluice.repl_core"): reading standard input line by
+ * line without ever blocking the loop, routing Ctrl-C, keeping the prompt intact under output
+ * from background tasks, and describing the tasks that are alive. lua/sluice/repl.lua does
+ * the rest (compiling, running each input as a task, printing values, completion).
+ *
+ * Standard input is read one of three ways, chosen at start():
+ *   - a terminal, built with GNU readline: readline's callback interface, fed one character
+ *     at a time from a uv_poll_t on fd 0, so the loop keeps running while the user types;
+ *   - a terminal without readline, or a pipe: a uv_tty_t / uv_pipe_t stream read;
+ *   - anything else (a file, /dev/null): uv_fs_read through libuv's thread pool.
+ * Input is read only while the REPL waits for a line: what is typed while an input runs stays
+ * in the terminal's buffer and reaches the next prompt. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifdef SLUICE_READLINE
+#include <readline/readline.h>
+#include <readline/history.h>
+#endif
+
+#define HISTORY_MAX 1000
+
+enum { IN_READLINE, IN_STREAM, IN_FILE };
+
+typedef struct repl {
+  sl_engine *E;
+  int active;                  /* between start() and stop() */
+  int closing;                 /* handles closed by stop() whose close callback is pending */
+  int kind;                    /* IN_READLINE, IN_STREAM or IN_FILE */
+  int tty;                     /* standard input is a terminal */
+  int eof;                     /* the end of input has been read */
+  int interrupted;             /* Ctrl-C at the prompt, not yet returned by read() */
+  int input_sigint;            /* Ctrl-C cancelled the running input */
+  int early_sigint;            /* Ctrl-C after a line was entered, before its task started */
+  int prompt_shown;            /* readline: the prompt and the line are on the screen */
+  int reading;                 /* stream: reading is started; file: a request is in flight */
+  int fd_flags;                /* fd 0's flags at start(), put back by stop() */
+  sl_task *reader;             /* the task waiting in read(), NULL if none */
+  int input_ref;               /* registry ref of the running input's task handle */
+  int complete_ref;            /* registry ref of the Lua completion function */
+  int matches_ref;             /* registry ref of the last completion's matches */
+  char *history;               /* history file, NULL for none */
+  char *buf;                   /* bytes read and not yet returned as lines */
+  size_t len, cap;
+  char *line;                  /* readline: the line just entered (malloc'd), NULL if none */
+  uv_poll_t poll;              /* IN_READLINE */
+  union {
+    uv_tty_t tty;
+    uv_pipe_t pipe;
+  } stream;                    /* IN_STREAM */
+  uv_fs_t req;                 /* IN_FILE */
+  char chunk[16 * 1024];       /* where stream and file reads land */
+  uv_timer_t keepalive;        /* on a terminal: a loop waiting on an input is no deadlock */
+  uv_signal_t winch;           /* readline: the terminal was resized */
+  int saved_ref[3];            /* registry refs: print, io.write and file:write before wrapping */
+} repl;
+
+/* One REPL per process, like the engine's signal handling. */
+static repl R;
+
+/* ------------------------------------------------------------ the buffer */
+
+static int buf_append(const char *p, size_t n) {
+  if (R.len + n > R.cap) {
+    size_t ncap = R.cap ? R.cap * 2 : 4096;
+    char *nb;
+    while (ncap < R.len + n)
+      ncap *= 2;
+    nb = (char *)realloc(R.buf, ncap);
+    if (nb == NULL)
+      return -1;
+    R.buf = nb;
+    R.cap = ncap;
+  }
+  memcpy(R.buf + R.len, p, n);
+  R.len += n;
+  return 0;
+}
+
+static int has_line(void) {
+  return R.line != NULL || (R.len > 0 && memchr(R.buf, '\n', R.len) != NULL);
+}
+
+/* Pushes what read() returns if it is known now: false after Ctrl-C, the next line, or nil at
+ * the end of input. Returns 0 (pushing nothing) when a line must still be waited for. */
+static int take_line(lua_State *L) {
+  char *nl;
+  if (R.interrupted) {
+    R.interrupted = 0;
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (R.line != NULL) {
+    lua_pushstring(L, R.line);
+    free(R.line);
+    R.line = NULL;
+    return 1;
+  }
+  nl = R.len > 0 ? (char *)memchr(R.buf, '\n', R.len) : NULL;
+  if (nl != NULL || (R.eof && R.len > 0)) {
+    size_t n = nl != NULL ? (size_t)(nl - R.buf) : R.len;
+    size_t used = nl != NULL ? n + 1 : n;
+    lua_pushlstring(L, R.buf, n > 0 && R.buf[n - 1] == '\r' ? n - 1 : n);
+    memmove(R.buf, R.buf + used, R.len - used);
+    R.len -= used;
+    return 1;
+  }
+  if (R.eof) {
+    lua_pushnil(L);
+    return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------- reading */
+
+static void input_stop(void);
+
+/* Hands what was read to the task waiting in read(); it runs later, from the ready queue. */
+static void reader_wake(void) {
+  sl_task *t = R.reader;
+  input_stop();
+  if (t != NULL) {
+    R.reader = NULL;
+    sl_task_wake(t, SL_WAKE_OK);
+  }
+}
+
+#ifdef SLUICE_READLINE
+/* readline calls this once a line is complete (NULL at Ctrl-D on an empty line). The handler
+ * is removed at once so that readline neither shows a new prompt nor reads on. */
+static void rl_line_cb(char *line) {
+  R.prompt_shown = 0;
+  rl_callback_handler_remove();
+  uv_poll_stop(&R.poll);
+  if (line == NULL) {
+    R.eof = 1;
+    fputc('\n', stdout);
+    fflush(stdout);
+  } else {
+    free(R.line);
+    R.line = line;
+  }
+  reader_wake();
+}
+
+static int fd0_readable(void) {
+  struct pollfd p;
+  p.fd = 0;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* fd 0 is readable: feed readline every character that is there (a paste arrives at once),
+ * stopping as soon as a line is complete so the rest waits for the next prompt. */
+static void poll_cb(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)events;
+  if (status < 0) {
+    R.eof = 1;
+    R.prompt_shown = 0;
+    rl_callback_handler_remove();
+    reader_wake();
+    return;
+  }
+  do
+    rl_callback_read_char();
+  while (R.prompt_shown && fd0_readable());
+}
+
+static void winch_cb(uv_signal_t *h, int sig) {
+  (void)h;
+  (void)sig;
+  if (R.prompt_shown)
+    rl_resize_terminal();
+}
+#endif
+
+static void stream_alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *b) {
+  (void)h;
+  (void)size;
+  *b = uv_buf_init(R.chunk, sizeof R.chunk);
+}
+
+static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  (void)s;
+  if (n > 0 && buf_append(b->base, (size_t)n) != 0)
+    n = UV_ENOMEM;
+  if (n < 0)
+    R.eof = 1;
+  if (R.eof || has_line())
+    reader_wake();
+}
+
+static void file_read_start(void);
+
+static void file_read_cb(uv_fs_t *req) {
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  R.reading = 0;
+  if (n > 0 && buf_append(R.chunk, (size_t)n) != 0)
+    n = -1;
+  if (n <= 0)
+    R.eof = 1;
+  if (R.reader == NULL)
+    return;
+  if (R.eof || has_line())
+    reader_wake();
+  else
+    file_read_start();
+}
+
+static void file_read_start(void) {
+  uv_buf_t b = uv_buf_init(R.chunk, sizeof R.chunk);
+  if (R.reading)
+    return;
+  if (uv_fs_read(R.E->loop, &R.req, 0, &b, 1, -1, file_read_cb) < 0) {
+    R.eof = 1;
+    reader_wake();
+    return;
+  }
+  R.reading = 1;
+}
+
+/* Starts reading for a reader that found no line buffered; shows the prompt on a terminal. */
+static void input_start(const char *prompt) {
+  fflush(stdout);
+  switch (R.kind) {
+#ifdef SLUICE_READLINE
+  case IN_READLINE:
+    rl_callback_handler_install(prompt, rl_line_cb);
+    R.prompt_shown = 1;
+    uv_poll_start(&R.poll, UV_READABLE, poll_cb);
+    break;
+#endif
+  case IN_STREAM:
+    if (R.tty && prompt[0] != '\0') {
+      fputs(prompt, stdout);
+      fflush(stdout);
+    }
+    if (!R.reading && uv_read_start((uv_stream_t *)&R.stream, stream_alloc_cb,
+                                    stream_read_cb) == 0)
+      R.reading = 1;
+    break;
+  default:
+    file_read_start();
+    break;
+  }
+}
+
+/* Stops reading once the reader has what it needs; a file request in flight just lands in
+ * the buffer. Idempotent. */
+static void input_stop(void) {
+#ifdef SLUICE_READLINE
+  if (R.kind == IN_READLINE && R.prompt_shown) {
+    R.prompt_shown = 0;
+    rl_callback_handler_remove();
+  }
+  if (R.kind == IN_READLINE)
+    uv_poll_stop(&R.poll);
+#endif
+  if (R.kind == IN_STREAM && R.reading) {
+    uv_read_stop((uv_stream_t *)&R.stream);
+    R.reading = 0;
+  }
+}
+
+/* The reader was cancelled (the REPL's own task is ending). */
+static void read_cleanup(sl_task *t, void *data) {
+  (void)t;
+  (void)data;
+  R.reader = NULL;
+  input_stop();
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  if (take_line(L))
+    return 1;
+  /* Woken without a line (cannot happen today): wait again. */
+  input_start((const char *)ctx);
+  R.reader = sl_task_current(L);
+  return sl_task_wait(L, R.reader, read_cleanup, NULL, -1, read_k, ctx);
+}
+
+/** core.read(prompt) -> the next line, false after Ctrl-C at the prompt, nil at the end of
+ * input. Waits; the prompt is shown only on a terminal. */
+static int l_read(lua_State *L) {
+  const char *prompt = luaL_optstring(L, 1, "");
+  sl_task *me = sl_task_require(L, "repl_core.read");
+  if (!R.active)
+    return luaL_error(L, "repl_core.read: the REPL is not started");
+  if (R.reader != NULL)
+    return luaL_error(L, "repl_core.read: another task is reading");
+  lua_settop(L, 1);
+  R.early_sigint = 0;
+  if (take_line(L))
+    return 1;
+  input_start(prompt);
+  R.reader = me;
+  /* The prompt string stays alive at index 1 of this frame while the task waits. */
+  return sl_task_wait(L, me, read_cleanup, NULL, -1, read_k, (lua_KContext)prompt);
+}
+
+/* ----------------------------------------------------------------- Ctrl-C */
+
+/* Ctrl-C while the REPL is on (engine/loop.c calls this on the loop, outside any task): it
+ * cancels the running input (a busy one was already interrupted by loop.c's hook), or clears
+ * the line being typed. It never ends the process. */
+static void repl_sigint(sl_engine *E) {
+  if (E->repl_input != NULL) {
+    R.input_sigint = 1;
+    sl_task_cancel(E->repl_input);   /* nothing to do if the hook has ended it already */
+    return;
+  }
+  if (R.reader == NULL) {
+    /* Between a line and its task: the Ctrl-C is meant for that input. */
+    R.early_sigint = 1;
+    return;
+  }
+#ifdef SLUICE_READLINE
+  if (R.kind == IN_READLINE && R.prompt_shown) {
+    rl_free_line_state();
+    rl_callback_sigcleanup();
+    rl_replace_line("", 1);
+    fputs("^C", stdout);
+  }
+#endif
+  if (R.tty)
+    fputc('\n', stdout);
+  fflush(stdout);
+  R.interrupted = 1;
+  reader_wake();
+}
+
+/** core.set_input(task or nil): the task running the current input, which Ctrl-C cancels;
+ * returns whether Ctrl-C cancelled the previous one. */
+static int l_set_input(lua_State *L) {
+  sl_engine *E = SL_ENGINE(L);
+  sl_task *t = lua_isnoneornil(L, 1) ? NULL : sl_task_check(L, 1);
+  int hit = R.input_sigint;
+  luaL_unref(L, LUA_REGISTRYINDEX, R.input_ref);
+  R.input_ref = LUA_NOREF;
+  R.input_sigint = 0;
+  E->repl_input = NULL;
+  if (t != NULL && R.active) {
+    lua_pushvalue(L, 1);
+    R.input_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* keeps the record E points to alive */
+    E->repl_input = t;
+    if (R.early_sigint) {
+      R.early_sigint = 0;
+      R.input_sigint = 1;
+      sl_task_cancel(t);
+    }
+  }
+  lua_pushboolean(L, hit);
+  return 1;
+}
+
+/* ------------------------------------------------- output above the prompt */
+
+#ifdef SLUICE_READLINE
+/* print, io.write and file:write while readline shows the prompt: the prompt and the line
+ * being typed are wiped, the output written, then both drawn again below it, so background
+ * tasks never eat what is being typed. Upvalues: the original function, and its kind (0
+ * print, 1 io.write, 2 file:write, which only does this for stdout and stderr). */
+static int out_wrap(lua_State *L) {
+  int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+  int n = lua_gettop(L), st, at_bol = 1;
+  if (R.prompt_shown && kind == 2) {
+    luaL_Stream *s = (luaL_Stream *)luaL_testudata(L, 1, LUA_FILEHANDLE);
+    if (s == NULL || (s->f != stdout && s->f != stderr))
+      kind = -1;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  if (!R.prompt_shown || kind < 0) {
+    lua_call(L, n, LUA_MULTRET);
+    return lua_gettop(L);
+  }
+  /* print ends its line; a write that does not end in "\n" gets one before the prompt. */
+  if (kind != 0 && n > (kind == 2 ? 1 : 0)) {
+    size_t len = 0;
+    const char *s = lua_type(L, n + 1) == LUA_TSTRING ? lua_tolstring(L, n + 1, &len) : NULL;
+    at_bol = s != NULL && len > 0 && s[len - 1] == '\n';
+  }
+  rl_clear_visible_line();
+  fflush(rl_outstream);
+  st = lua_pcall(L, n, LUA_MULTRET, 0);
+  if (!at_bol)
+    fputc('\n', stdout);
+  fflush(stdout);
+  fflush(stderr);
+  if (R.prompt_shown) {
+    rl_on_new_line();
+    rl_redisplay();
+  }
+  if (st != LUA_OK)
+    return lua_error(L);
+  return lua_gettop(L);
+}
+
+/* Pushes the table holding the function slot `which` wraps, and its key. */
+static const char *wrap_slot(lua_State *L, int which) {
+  if (which == 0) {
+    lua_pushglobaltable(L);
+    return "print";
+  }
+  if (which == 1) {
+    lua_getglobal(L, "io");
+    return "write";
+  }
+  luaL_getmetatable(L, LUA_FILEHANDLE);
+  lua_getfield(L, -1, "__index");
+  lua_remove(L, -2);
+  return "write";
+}
+
+static void output_wrap(lua_State *L) {
+  int i;
+  for (i = 0; i < 3; i++) {
+    const char *key = wrap_slot(L, i);
+    R.saved_ref[i] = LUA_NOREF;
+    if (lua_istable(L, -1) && lua_getfield(L, -1, key) == LUA_TFUNCTION) {
+      lua_pushvalue(L, -1);
+      R.saved_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, out_wrap, 2);
+      lua_setfield(L, -2, key);
+    } else {
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Puts the originals back, unless a script has replaced the wrapper meanwhile. */
+static void output_unwrap(lua_State *L) {
+  int i;
+  for (i = 0; i < 3; i++) {
+    const char *key;
+    if (R.saved_ref[i] == LUA_NOREF)
+      continue;
+    key = wrap_slot(L, i);
+    if (lua_istable(L, -1) && lua_getfield(L, -1, key) == LUA_TFUNCTION &&
+        lua_tocfunction(L, -1) == out_wrap) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, R.saved_ref[i]);
+      lua_setfield(L, -3, key);
+    }
+    lua_pop(L, 2);
+    luaL_unref(L, LUA_REGISTRYINDEX, R.saved_ref[i]);
+    R.saved_ref[i] = LUA_NOREF;
+  }
+}
+
+/* ------------------------------------------------------------ completion */
+
+/* readline's generator: state 0 asks the Lua completer (which reads tables with rawget and
+ * next only, so no user code runs) for every match of text; later calls hand them out. */
+static char *complete_gen(const char *text, int state) {
+  static lua_Integer next_i;
+  lua_State *L = R.E->L;
+  int top = lua_gettop(L);
+  char *r = NULL;
+  if (state == 0) {
+    next_i = 0;
+    luaL_unref(L, LUA_REGISTRYINDEX, R.matches_ref);
+    R.matches_ref = LUA_NOREF;
+    lua_pushcfunction(L, sl_traceback_msgh);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, R.complete_ref);
+    lua_pushstring(L, text);
+    if (lua_pcall(L, 1, 1, top + 1) == LUA_OK && lua_istable(L, -1))
+      R.matches_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, top);
+  }
+  if (R.matches_ref == LUA_NOREF)
+    return NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, R.matches_ref);
+  if (lua_rawgeti(L, -1, ++next_i) == LUA_TSTRING)
+    r = strdup(lua_tostring(L, -1));
+  lua_settop(L, top);
+  return r;
+}
+
+static char **complete_cb(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  rl_attempted_completion_over = 1;    /* never fall back to file names */
+  rl_completion_suppress_append = 1;   /* the completer appends "(" or "." itself */
+  if (R.complete_ref == LUA_NOREF)
+    return NULL;
+  return rl_completion_matches(text, complete_gen);
+}
+
+static int readline_start(lua_State *L) {
+  static char breaks[] = " \t\n\"'`@$><=;|&{}()[]+-*/%^~#,";
+  int flags = fcntl(0, F_GETFL);
+  if (uv_poll_init(R.E->loop, &R.poll, 0) != 0)
+    return -1;
+  /* uv_poll_init made fd 0 non-blocking, and fd 0 usually shares its open file with stdout
+   * and the shell: put the flags back (readline only reads once poll says there is data). */
+  if (flags >= 0)
+    fcntl(0, F_SETFL, flags);
+  rl_readline_name = "sluice";
+  rl_instream = stdin;
+  rl_outstream = stdout;
+  rl_catch_signals = 0;                /* Ctrl-C is the engine's (see repl_sigint) */
+  rl_catch_sigwinch = 0;
+  rl_change_environment = 0;           /* leave LINES and COLUMNS alone */
+  rl_basic_word_break_characters = breaks;
+  rl_completer_word_break_characters = breaks;
+  rl_attempted_completion_function = complete_cb;
+  using_history();
+  stifle_history(HISTORY_MAX);
+  if (R.history != NULL)
+    read_history(R.history);
+  uv_signal_init(R.E->loop, &R.winch);
+  uv_signal_start(&R.winch, winch_cb, SIGWINCH);
+  uv_unref((uv_handle_t *)&R.winch);
+  output_wrap(L);
+  return 0;
+}
+
+static void readline_stop(lua_State *L) {
+  input_stop();
+  output_unwrap(L);
+  if (R.history != NULL && write_history(R.history) == 0)
+    history_truncate_file(R.history, HISTORY_MAX);
+  clear_history();
+  luaL_unref(L, LUA_REGISTRYINDEX, R.matches_ref);
+  R.matches_ref = LUA_NOREF;
+}
+#endif
+
+/** core.history_add(line): remembers an entered line (skipping a repeat of the last one) */
+static int l_history_add(lua_State *L) {
+  const char *line = luaL_checkstring(L, 1);
+#ifdef SLUICE_READLINE
+  if (R.active && R.kind == IN_READLINE) {
+    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1)
+                                          : NULL;
+    if (last == NULL || strcmp(last->line, line) != 0)
+      add_history(line);
+  }
+#else
+  (void)line;
+#endif
+  return 0;
+}
+
+/* ---------------------------------------------------------- start, stop */
+
+static void keepalive_cb(uv_timer_t *h) {
+  (void)h;
+}
+
+static void closed_cb(uv_handle_t *h) {
+  (void)h;
+  R.closing--;
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) {
+    R.closing++;
+    uv_close(h, closed_cb);
+  }
+}
+
+/** core.start{history = path or nil, complete = fn or nil} -> how input is read ("readline",
+ * "stream" or "file"), and whether it is a terminal. Ctrl-C belongs to the REPL from now on. */
+static int l_start(lua_State *L) {
+  sl_engine *E = SL_ENGINE(L);
+  uv_handle_type type = uv_guess_handle(0);
+  const char *names[] = {"readline", "stream", "file"};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (R.active || R.closing)
+    return luaL_error(L, "repl_core.start: the REPL is already running");
+  R.E = E;
+  R.tty = type == UV_TTY;
+  R.eof = R.interrupted = R.input_sigint = R.early_sigint = R.prompt_shown = R.reading = 0;
+  R.len = 0;
+  R.reader = NULL;
+  R.input_ref = R.complete_ref = R.matches_ref = LUA_NOREF;
+  R.saved_ref[0] = R.saved_ref[1] = R.saved_ref[2] = LUA_NOREF;
+  R.fd_flags = fcntl(0, F_GETFL);
+  free(R.history);
+  R.history = NULL;
+  if (lua_getfield(L, 1, "history") == LUA_TSTRING)
+    R.history = strdup(lua_tostring(L, -1));
+  if (lua_getfield(L, 1, "complete") == LUA_TFUNCTION)
+    R.complete_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
+  lua_pop(L, 1);
+  R.kind = IN_FILE;
+#ifdef SLUICE_READLINE
+  if (R.tty && readline_start(L) == 0)
+    R.kind = IN_READLINE;
+#endif
+  if (R.kind == IN_FILE && R.tty) {
+    if (uv_tty_init(E->loop, &R.stream.tty, 0, 1) == 0)
+      R.kind = IN_STREAM;
+  } else if (R.kind == IN_FILE && type == UV_NAMED_PIPE) {
+    if (uv_pipe_init(E->loop, &R.stream.pipe, 0) == 0) {
+      if (uv_pipe_open(&R.stream.pipe, 0) == 0)
+        R.kind = IN_STREAM;
+      else
+        close_handle((uv_handle_t *)&R.stream.pipe);
+    }
+  }
+  if (R.tty) {
+    uv_timer_init(E->loop, &R.keepalive);
+    uv_timer_start(&R.keepalive, keepalive_cb, 3600 * 1000, 3600 * 1000);
+  }
+  R.active = 1;
+  E->on_sigint = repl_sigint;
+  lua_pushstring(L, names[R.kind]);
+  lua_pushboolean(L, R.tty);
+  return 2;
+}
+
+/** core.stop(): gives Ctrl-C back to the engine, saves the history, puts the terminal and
+ * standard input back as they were. Idempotent. */
+static int l_stop(lua_State *L) {
+  sl_engine *E = SL_ENGINE(L);
+  if (!R.active)
+    return 0;
+  R.active = 0;
+  R.reader = NULL;
+#ifdef SLUICE_READLINE
+  if (R.kind == IN_READLINE) {
+    readline_stop(L);
+    close_handle((uv_handle_t *)&R.poll);
+    close_handle((uv_handle_t *)&R.winch);
+  }
+#endif
+  if (R.kind == IN_STREAM) {
+    input_stop();
+    close_handle((uv_handle_t *)&R.stream);
+    if (R.tty)
+      uv_tty_reset_mode();
+  }
+  if (R.tty)
+    close_handle((uv_handle_t *)&R.keepalive);
+  if (R.fd_flags >= 0)
+    fcntl(0, F_SETFL, R.fd_flags);
+  E->on_sigint = NULL;
+  E->repl_input = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, R.input_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, R.complete_ref);
+  R.input_ref = R.complete_ref = LUA_NOREF;
+  free(R.line);
+  R.line = NULL;
+  free(R.buf);
+  R.buf = NULL;
+  R.len = R.cap = 0;
+  free(R.history);
+  R.history = NULL;
+  fflush(stdout);
+  return 0;
+}
+
+/* ------------------------------------------------------------ tasks() */
+
+static const char *const status_names[] = {
+  "suspended", "running", "done", "failed", "cancelled"
+};
+
+/* Sets fields wait (the function a waiting task is blocked in) and where (the innermost line
+ * of user code, skipping sluice's own Lua files) of the table at the top of L. */
+static void describe_stack(lua_State *L, lua_State *co, int waiting) {
+  lua_Debug ar;
+  int level;
+  if (co == NULL)
+    return;
+  if (waiting && lua_getstack(co, 0, &ar) && lua_getinfo(co, "n", &ar) && ar.name != NULL) {
+    lua_pushstring(L, ar.name);
+    lua_setfield(L, -2, "wait");
+  }
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "Sl", &ar) || ar.currentline <= 0)
+      continue;
+    if (strncmp(ar.source, "@lua/sluice/", 12) == 0)
+      continue;
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+    lua_setfield(L, -2, "where");
+    return;
+  }
+}
+
+/** core.tasks() -> an array, oldest first, describing each task alive except the REPL's own:
+ * {task, id, status ("running" | "ready" | "waiting" | "suspended"), wait, left (seconds to
+ * its deadline), where ("file:line" of user code), job (started by a primitive)} */
+static int l_tasks(lua_State *L) {
+  sl_engine *E = SL_ENGINE(L);
+  sl_task *t, *last = NULL;
+  lua_Integer i = 0;
+  uint64_t now = sl_clock_ns(E);
+  lua_createtable(L, (int)E->nlive, 0);
+  for (t = E->live; t != NULL; t = t->live_next)
+    last = t;
+  for (t = last; t != NULL; t = t->live_prev) {
+    const char *state = t->status == SL_RUNNING ? "running" : t->queued ? "ready"
+                        : t->waiting ? "waiting" : status_names[t->status];
+    if (t == E->main)
+      continue;
+    lua_createtable(L, 0, 7);
+    sl_task_push_handle(L, t);
+    lua_setfield(L, -2, "task");
+    lua_pushinteger(L, (lua_Integer)t->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, state);
+    lua_setfield(L, -2, "status");
+    lua_pushboolean(L, t->internal);
+    lua_setfield(L, -2, "job");
+    if (t->timer.slot && t->timer.when > now) {
+      lua_pushnumber(L, (double)(t->timer.when - now) / 1e9);
+      lua_setfield(L, -2, "left");
+    }
+    describe_stack(L, t->co, t->waiting);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+/* ---------------------------------------------------------- registration */
+
+/** require "sluice.repl_core": what lua/sluice/repl.lua needs from C. */
+int luaopen_sluice_repl_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"start", l_start},
+    {"stop", l_stop},
+    {"read", l_read},
+    {"set_input", l_set_input},
+    {"history_add", l_history_add},
+    {"tasks", l_tasks},
+    {NULL, NULL}
+  };
+  luaL_newlib(L, funcs);
+#ifdef SLUICE_READLINE
+  lua_pushboolean(L, 1);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  lua_setfield(L, -2, "readline");
+  return 1;
+}
