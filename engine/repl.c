@@ -530,7 +530,10 @@ static int readline_start(lua_State *L) {
 }
 
 static void readline_stop(lua_State *L) {
-  input_stop();
+  if (R.prompt_shown) {        /* leaving from another task (os.exit): end the prompt's line */
+    input_stop();
+    fputc('\n', stdout);
+  }
   output_unwrap(L);
   if (R.history != NULL && write_history(R.history) == 0)
     history_truncate_file(R.history, HISTORY_MAX);
