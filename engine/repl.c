@@ -47,6 +47,7 @@ typedef struct repl {
   int complete_ref;            /* registry ref of the Lua completion function */
   int matches_ref;             /* registry ref of the last completion's matches */
   char *history;               /* history file, NULL for none */
+  int history_added;           /* lines added to the history by this session */
   char *buf;                   /* bytes read and not yet returned as lines */
   size_t len, cap;
   char *line;                  /* readline: the line just entered (malloc'd), NULL if none */
@@ -535,8 +536,14 @@ static void readline_stop(lua_State *L) {
     fputc('\n', stdout);
   }
   output_unwrap(L);
-  if (R.history != NULL && write_history(R.history) == 0)
-    history_truncate_file(R.history, HISTORY_MAX);
+  /* Append this session's lines, so sessions running side by side all keep theirs. */
+  if (R.history != NULL && R.history_added > 0) {
+    int n = R.history_added < history_length ? R.history_added : history_length;
+    int rc = access(R.history, F_OK) == 0 ? append_history(n, R.history)
+                                           : write_history(R.history);
+    if (rc == 0)
+      history_truncate_file(R.history, HISTORY_MAX);
+  }
   clear_history();
   luaL_unref(L, LUA_REGISTRYINDEX, R.matches_ref);
   R.matches_ref = LUA_NOREF;
@@ -550,8 +557,10 @@ static int l_history_add(lua_State *L) {
   if (R.active && R.kind == IN_READLINE) {
     HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1)
                                           : NULL;
-    if (last == NULL || strcmp(last->line, line) != 0)
+    if (last == NULL || strcmp(last->line, line) != 0) {
       add_history(line);
+      R.history_added++;
+    }
   }
 #else
   (void)line;
@@ -590,6 +599,7 @@ static int l_start(lua_State *L) {
   R.tty = type == UV_TTY;
   R.eof = R.interrupted = R.input_sigint = R.early_sigint = R.prompt_shown = R.reading = 0;
   R.len = 0;
+  R.history_added = 0;
   R.reader = NULL;
   R.input_ref = R.complete_ref = R.matches_ref = LUA_NOREF;
   R.saved_ref[0] = R.saved_ref[1] = R.saved_ref[2] = LUA_NOREF;

@@ -283,8 +283,12 @@ describe("sluice -i on a terminal", function()
     terminal({PROMPT, send("print('from ' .. 'history')\r"), expect("from history\n"),
               PROMPT, {"eof"}}, nil, env)
     H.has("print('from ' .. 'history')", H.read_file(home .. "/.sluice_history"))
-    -- Ctrl-P recalls the last line of the previous session.
-    terminal({PROMPT, send("\16\r"), expect("from history\n"), PROMPT, {"eof"}}, nil, env)
+    -- Ctrl-P recalls the last line of the previous session; a new line is appended.
+    terminal({PROMPT, send("\16\r"), expect("from history\n"), PROMPT,
+              send("print('second ' .. 'run')\r"), expect("second run\n"), PROMPT, {"eof"}},
+             nil, env)
+    assert.are.same({"print('from ' .. 'history')", "print('second ' .. 'run')"},
+                    H.lines(H.read_file(home .. "/.sluice_history")))
     os.remove(home .. "/.sluice_history")
     os.remove(home)
   end, {timeout = 60})
