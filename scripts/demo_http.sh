@@ -15,7 +15,7 @@ REQUESTS=${1:-2000}
 LIMIT=${2:-1000}
 cd "$ROOT" || exit 1
 
-if ! "$SLUICE" -e 'local h = require "sluice.http"; assert(h.get and h.serve)' >/dev/null 2>&1 ||
+if ! "$SLUICE" -e 'local h = require "sluice.http"; assert(h.client and h.serve)' >/dev/null 2>&1 ||
    [ ! -f scripts/delay_server.lua ]; then
   echo "demo: this build has no HTTP client and server yet; the HTTP demo is skipped."
   exit 0

@@ -13,13 +13,16 @@ Prints, e.g.:
   2000 GETs of http://127.0.0.1:8080/{} at limit 1000
   ok=2000 failed=0 status_200=2000 body_bytes=26000
   elapsed=4.51 s, rps=443 requests/s
+  connections: opened=1000 reused=1000
   memory: lua_heap_peak=1.4 MB, peak_rss=11.2 MB (VmHWM)
 
 A request that fails (connection refused, timeout, ...) is counted by its error name
 (`failed=3 ECONNREFUSED=3`) and does not stop the others; the exit status is 1 if any
 failed. Statuses other than 200 count as ok and are listed as status_<code>=<n>.
 The source hands out one URL string per job and a single handler fetches it, so nothing
-is built ahead of a free slot: memory depends on LIMIT, not on N.
+is built ahead of a free slot: memory depends on LIMIT, not on N. Requests go through one
+http.client whose pool may hold LIMIT connections to a host (the default client keeps
+100), like the seeds' TCPConnector(limit=limit); connections are kept alive and reused.
 ]]
 local sl = require "sluice"
 local http = require "sluice.http"
@@ -51,6 +54,7 @@ if not n then usage("how many requests?") end
 if limit < 1 then usage("--limit must be at least 1") end
 
 local opts = timeout and {timeout = timeout} or nil
+local client = http.client{max_per_host = limit}
 
 -- The lazy source: the next URL, or nil when N have been handed out.
 local prefix, suffix = url:match("^(.-){}(.*)$")
@@ -65,7 +69,7 @@ end
 -- The handler runs as one job per URL. It returns the response, or the error's name (a
 -- string) so that the consumer can count failures by kind.
 local function fetch(u)
-  local res, err, code = http.get(u, opts)
+  local res, err, code = client:get(u, opts)
   if res then return res end
   return code or tostring(err)
 end
@@ -113,6 +117,9 @@ for _, w in ipairs(sorted_pairs(statuses, "status_")) do words[#words + 1] = w e
 words[#words + 1] = ("body_bytes=%d"):format(body_bytes)
 print(table.concat(words, " "))
 print(("elapsed=%.2f s, rps=%.0f requests/s"):format(elapsed, n / math.max(elapsed, 1e-9)))
+local st = client:stats()
+print(("connections: opened=%d reused=%d"):format(st.connects, st.reused))
+client:close()
 local rss = peak_rss_kb()
 print(("memory: lua_heap_peak=%.1f MB, peak_rss=%s (VmHWM)"):format(heap_peak / 1024,
   rss and ("%.1f MB"):format(rss / 1024) or "n/a"))

@@ -110,7 +110,7 @@ measure() {
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A WALL RSS CPU NOTE SW SR SC PLAN_RUNS PLAN_EXPECT PLAN_CMD
-declare -A RPS SX OUTS PLAN_PRE PLAN_POST
+declare -A RPS SX OUTS EXTRA PLAN_PRE PLAN_POST
 PLAN_KEYS=()
 
 # plan KEY RUNS EXPECT CMD... : queues CMD to run RUNS times under KEY. Every run must exit 0
@@ -459,7 +459,8 @@ rps_ratio() {   # rps_ratio A B : A's req/s over B's, two decimals, or n/a
 }
 
 # row_rps TITLE KEY LABEL N [SLUICE_KEY] : a table line whose last column is the run's
-# req/s and, against SLUICE_KEY, sluice's req/s over this one ("sluice 1.50x").
+# req/s, then against SLUICE_KEY sluice's req/s over this one ("sluice 1.50x"), then
+# EXTRA[KEY] (cpu per request).
 row_rps() {
   local title=$1 key=$2 label=$3 n=$4 base=${5:-}
   local wall=${WALL[$key]:-n/a} cpu=${CPU[$key]:-} mb=n/a last
@@ -467,6 +468,7 @@ row_rps() {
     mb=$(awk -v k="${RSS[$key]}" 'BEGIN { printf "%.1f", k / 1024 }')
     last=$(awk -v r="${RPS[$key]:-0}" 'BEGIN { printf "%.0f req/s", r }')
     [ -n "$base" ] && last+=" (sluice $(rps_ratio "$base" "$key")x)"
+    [ -n "${EXTRA[$key]:-}" ] && last+="; ${EXTRA[$key]}"
   else
     cpu=""; last=""
   fi
@@ -477,7 +479,7 @@ bench_http() {
   local n=200000 np=50000 limit=100 n1=1000000 n3=3000000 big_limit=1000
   [ "$QUICK" = 1 ] && { n=20000; np=5000; }
   echo "== http: $n GETs at limit $limit against a local nginx (peers: wrk ${WRK_SECS}s, aiohttp and Node $np GETs)" >&2
-  if ! sluice_has get; then
+  if ! sluice_has client; then
     echo "bench: this sluice has no http.get yet; http skipped" >&2
     goal "http: sluice >= 60% of wrk's req/s against nginx" 'a' n/a
     return
@@ -500,9 +502,9 @@ bench_http() {
   bg_stop "$NGINX_PID"
 
   local k wn
-  for k in http.sluice http.py http.node; do
-    ok "$k" && NOTE[$k]+=", $(awk -v c="${CPU[$k]}" -v n="$([ $k = http.sluice ] && echo "$n" || echo "$np")" \
-      'BEGIN { printf "%.1f", c * 1e6 / n }') us cpu/req"
+  for k in http.sluice http.py http.node http.sluice1m http.sluice3m; do
+    case $k in http.sluice) wn=$n ;; http.sluice1m) wn=$n1 ;; http.sluice3m) wn=$n3 ;; *) wn=$np ;; esac
+    ok "$k" && EXTRA[$k]=$(awk -v c="${CPU[$k]}" -v n="$wn" 'BEGIN { printf "%.1f us cpu/req", c * 1e6 / n }')
   done
   wn=$(ok http.wrk && awk -v r="${RPS[http.wrk]:-0}" -v s="$WRK_SECS" 'BEGIN { printf "%.0f", r * s }')
   local t="http GET, nginx, c=$limit"
@@ -547,7 +549,7 @@ bench_seeds() {
   local n=10000 limit=1000
   [ "$QUICK" = 1 ] && n=2000
   echo "== seeds: $n GETs at limit $limit against the seeds' delay server (random 0-3 s), a fresh one for each run" >&2
-  if ! sluice_has get; then
+  if ! sluice_has client; then
     echo "bench: this sluice has no http.get yet; seeds skipped" >&2
     goal "seeds: sluice wall time <= Python's" 'a' n/a
     return
@@ -593,8 +595,8 @@ bench_server() {
     pid=$spid
     [ $k = server.nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -n 1)   # the worker
     st=$(proc_stats "$pid")
-    ok "$k" && NOTE[$k]+=", server $(awk -v h="${st% *}" -v c="${st#* }" -v n="$(sum_word "$k" requests)" \
-      'BEGIN { printf "%.1f MB, %.1f us cpu/req", h / 1024, (n > 0 ? c * 1e6 / n : 0) }')"
+    ok "$k" && EXTRA[$k]=$(awk -v h="${st% *}" -v c="${st#* }" -v n="$(sum_word "$k" requests)" \
+      'BEGIN { printf "server: %.1f us cpu/req, peak RSS %.1f MB", (n > 0 ? c * 1e6 / n : 0), h / 1024 }')
   done
   bg_stop "$spid"
   bg_stop "$NGINX_PID"
