@@ -17,6 +17,7 @@
 -- Names starting with "_" are internal and need no documentation.
 
 local sl = require "sluice"
+require "sluice.tcp"   -- registers the socket and listener types checked below
 
 -- Every "sluice.*" metatable in the registry: the prefix README writes its methods with,
 -- or false for a type with no public methods. A type missing here makes the spec fail.
@@ -30,6 +31,8 @@ local TYPES = {
   ["sluice.lac"] = "jobs:",
   ["sluice.group"] = false,         -- internal: the core of gather, wait and as_completed
   ["sluice.cancelled"] = false,     -- no methods; documented as `sl.cancelled`
+  ["sluice.tcp.socket"] = "sock:",
+  ["sluice.tcp.listener"] = "listener:",
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or

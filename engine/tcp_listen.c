@@ -1,0 +1,212 @@
+/* tcp_listen.c: tcp.listen(host, port, handler): a listening socket whose connections each
+ * run handler(sock) as a task of their own, and the bind helper the HTTP server shares. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A listening socket; freed in its close callback. */
+typedef struct tlisten {
+  uv_tcp_t tcp;
+  sl_engine *E;
+  int self_ref;                /* anchors the Lua object (and its handler) while open */
+} tlisten;
+
+/* The Lua object of a listener (metatable SL_TCP_LISTENER_MT); user value 1: handler. */
+typedef struct listen_box {
+  tlisten *l;                  /* NULL once closed */
+  int port;                    /* the port bound */
+} listen_box;
+
+static listen_box *check_listener(lua_State *L, int idx) {
+  return (listen_box *)luaL_checkudata(L, idx, SL_TCP_LISTENER_MT);
+}
+
+/* ------------------------------------------------------------------ binding */
+
+int sl_tcp_bind_listen(uv_loop_t *loop, uv_tcp_t *h, const char *host, int port,
+                       int backlog, uv_connection_cb cb, int *bound) {
+  struct sockaddr_storage ss;
+  int rc, len = (int)sizeof ss;
+  if (sl_tcp_parse_ip(host, port, &ss) != 0) {
+    /* A name: resolved synchronously, since listening happens once at start-up. */
+    uv_getaddrinfo_t req;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = uv_getaddrinfo(loop, &req, NULL, host, NULL, &hints);
+    if (rc < 0)
+      return rc;
+    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(req.addrinfo);
+    if (ss.ss_family == AF_INET)
+      ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+      ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+  }
+  rc = uv_tcp_bind(h, (const struct sockaddr *)&ss, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)h, backlog, cb);
+  if (rc == 0)
+    rc = uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len);
+  if (rc == 0)
+    *bound = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                     : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return rc;
+}
+
+/* --------------------------------------------------------------- listening */
+
+/* The error handler of a connection's handler: keeps the cancellation error as it is,
+ * adds a traceback to anything else. */
+static int handler_msgh(lua_State *L) {
+  if (sl_is_cancelled(L, 1))
+    return 1;
+  return sl_traceback_msgh(L);
+}
+
+/* Stack: socket, msgh, then the handler's error if it failed. The socket is closed once
+ * the handler is done; an error is reported on stderr, a cancellation goes on up. */
+static int conn_main_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  sl_tcp_close(L, 1);
+  if (status != LUA_OK && status != LUA_YIELD) {
+    if (sl_is_cancelled(L, -1))
+      return lua_error(L);
+    fprintf(stderr, "sluice: tcp.listen handler failed: %s\n",
+            lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    fflush(stderr);
+  }
+  return 0;
+}
+
+/* Body of a connection's task: expects handler, socket. */
+static int conn_main(lua_State *L) {
+  int st;
+  lua_pushvalue(L, 2);
+  lua_insert(L, 1);
+  lua_pushcfunction(L, handler_msgh);
+  lua_insert(L, 2);            /* socket, msgh, handler, socket */
+  st = lua_pcallk(L, 1, 0, 2, 0, conn_main_k);
+  return conn_main_k(L, st, 0);
+}
+
+static void connection_cb(uv_stream_t *server, int status) {
+  tlisten *l = (tlisten *)server->data;
+  lua_State *L = l->E->L;
+  int top = lua_gettop(L);
+  if (status < 0)
+    return;                    /* EMFILE and the like: the next connection may do */
+  lua_pushcfunction(L, conn_main);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, l->self_ref);
+  lua_getiuservalue(L, -1, 1);
+  lua_replace(L, -2);
+  if (sl_tcp_accept(L, server) == 0)
+    sl_task_new(L, top + 1, 2)->internal = 1;
+  lua_settop(L, top);
+}
+
+static void listen_close_cb(uv_handle_t *h) {
+  free(h->data);
+}
+
+/** tcp.listen(host, port, handler [, opts]) -> listener, or the fail triple (EADDRINUSE,
+ * ...); port 0 picks a free port. handler(sock) runs as a task per connection, and the
+ * socket is closed when it returns. opts.backlog: the kernel's accept queue (511). */
+static int l_listen(lua_State *L) {
+  sl_engine *E = SL_ENGINE(L);
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  lua_Integer backlog = 511;
+  listen_box *b;
+  tlisten *l;
+  int rc, bound = 0;
+  luaL_argcheck(L, port >= 0 && port < 65536, 2, "port must be 0-65535");
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    if (lua_getfield(L, 4, "backlog") != LUA_TNIL)
+      backlog = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 3);
+  b = (listen_box *)lua_newuserdatauv(L, sizeof *b, 1);
+  b->l = NULL;
+  b->port = 0;
+  luaL_setmetatable(L, SL_TCP_LISTENER_MT);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, -2, 1);
+  l = (tlisten *)calloc(1, sizeof *l);
+  if (l == NULL)
+    return luaL_error(L, "tcp.listen: out of memory");
+  l->E = E;
+  l->self_ref = LUA_NOREF;
+  uv_tcp_init(E->loop, &l->tcp);
+  l->tcp.data = l;
+  rc = sl_tcp_bind_listen(E->loop, &l->tcp, host, (int)port, (int)backlog, connection_cb,
+                          &bound);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&l->tcp, listen_close_cb);
+    return sl_fail_uv(L, rc);
+  }
+  b->l = l;
+  b->port = bound;
+  lua_pushvalue(L, -1);
+  l->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+/** listener:close() -- stops accepting (idempotent); connections already accepted go on */
+static int listener_close(lua_State *L) {
+  listen_box *b = check_listener(L, 1);
+  tlisten *l = b->l;
+  if (l != NULL) {
+    b->l = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, l->self_ref);
+    l->self_ref = LUA_NOREF;
+    uv_close((uv_handle_t *)&l->tcp, listen_close_cb);
+  }
+  return 0;
+}
+
+/** listener:port() -> the port it listens on */
+static int listener_port(lua_State *L) {
+  lua_pushinteger(L, check_listener(L, 1)->port);
+  return 1;
+}
+
+/** listener:is_closed() -> boolean */
+static int listener_is_closed(lua_State *L) {
+  lua_pushboolean(L, check_listener(L, 1)->l == NULL);
+  return 1;
+}
+
+static int listener_tostring(lua_State *L) {
+  listen_box *b = check_listener(L, 1);
+  lua_pushfstring(L, "tcp listener (port %d%s)", b->port, b->l ? "" : ", closed");
+  return 1;
+}
+
+/* ----------------------------------------------------------- registration */
+
+/* Adds tcp.listen to the module table at the top of the stack. */
+void sl_tcp_listen_register(lua_State *L) {
+  static const luaL_Reg listener_methods[] = {
+    {"close", listener_close},
+    {"port", listener_port},
+    {"is_closed", listener_is_closed},
+    {NULL, NULL}
+  };
+  static const luaL_Reg listener_meta[] = {
+    {"__close", listener_close},
+    {"__gc", listener_close},
+    {"__tostring", listener_tostring},
+    {NULL, NULL}
+  };
+  sl_newmeta(L, SL_TCP_LISTENER_MT, listener_methods, listener_meta);
+  lua_pushcfunction(L, l_listen);
+  lua_setfield(L, -2, "listen");
+}
