@@ -1,8 +1,508 @@
-/* http_server.c: placeholder while the module is being written (issue 3); the real file replaces
- * it. It registers an empty module so the binary links. */
+/* http_server.c: require "sluice.http.server_core": http.serve's C half: the server object,
+ * its own task, closing, and its worker tasks (each runs handler(req) for one request after
+ * another, so a request costs a hand-off, not a task). Connections are in
+ * http_server_conn.c, request tables and responses in http_server_msg.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
 
+/* Idle workers kept for the next requests; more leave once their request is answered, so a
+ * burst of slow requests does not leave thousands of idle tasks behind. */
+#define IDLE_MAX 256
+
+/* The Lua object of a server (SL_HTTP_SERVER_MT); user value 1: the handler. */
+typedef struct server_box {
+  hs_server *s;
+} server_box;
+
+static hs_server *check_server(lua_State *L, int idx) {
+  return ((server_box *)luaL_checkudata(L, idx, SL_HTTP_SERVER_MT))->s;
+}
+
+/* --------------------------------------------------------------- lifetime */
+
+void hs_server_unref(hs_server *s) {
+  if (--s->refs == 0)
+    free(s);
+}
+
+static void server_handle_close_cb(uv_handle_t *h) {
+  hs_server_unref((hs_server *)h->data);
+}
+
+/* Closing is over once every worker and connection is gone: the sweep timer stops, the
+ * object is no longer anchored, and server:close() returns. */
+void hs_check_closed(hs_server *s) {
+  sl_task *t;
+  if (!s->closing || s->finished || s->nworkers > 0 || s->nconns > 0 || s->guard_alive)
+    return;
+  s->finished = 1;
+  uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+  if (s->lua_gone)
+    return;
+  luaL_unref(s->E->L, LUA_REGISTRYINDEX, s->self_ref);
+  s->self_ref = LUA_NOREF;
+  while ((t = sl_waitq_pop(&s->closers)) != NULL)
+    sl_task_wake(t, SL_WAKE_OK);
+}
+
+/* Starts a graceful close (idempotent): no new connections; idle connections close now,
+ * busy ones after their response; idle workers leave. */
+static void server_shutdown(hs_server *s) {
+  hs_conn *c, *next;
+  sl_task *w;
+  if (s->closing)
+    return;
+  s->closing = 1;
+  uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
+  for (c = s->conns; c != NULL; c = next) {
+    next = c->next;
+    if (c->busy)
+      c->close_after = 1;
+    else if (c->in_message || c->writes_pending > 0)
+      hs_conn_end(c);
+    else
+      hs_conn_close(c);
+  }
+  while ((w = sl_waitq_pop(&s->idle)) != NULL) {
+    s->nidle--;
+    sl_task_wake(w, SL_WAKE_OK);      /* nothing pushed: the worker leaves */
+  }
+  if ((w = s->guard) != NULL) {
+    s->guard = NULL;
+    sl_task_wake(w, SL_WAKE_OK);
+  }
+  hs_check_closed(s);
+}
+
+/* ------------------------------------------------------------ its own task */
+
+/* An open server has a task of its own, waiting until the server closes. However that
+ * task ends (the server closed, or the task was cancelled: Ctrl-C, a failed main script, the
+ * spec runner removing what a test left behind, even before it ever ran), its end callback
+ * closes the server: an open server never keeps a cancelled program running. */
+static int guard_ended(lua_State *L) {
+  hs_server *s = ((server_box *)lua_touserdata(L, lua_upvalueindex(1)))->s;
+  if (s == NULL)
+    return 0;
+  s->guard = NULL;
+  s->guard_alive = 0;
+  server_shutdown(s);
+  hs_check_closed(s);
+  return 0;
+}
+
+static int guard_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  if (sl_task_current(L)->wake == SL_WAKE_CANCEL) {
+    sl_push_cancelled(L);
+    return lua_error(L);
+  }
+  return 0;
+}
+
+static void guard_cleanup(sl_task *t, void *data) {
+  (void)t;
+  ((hs_server *)data)->guard = NULL;
+}
+
+/* Body of the server's task: expects the server object. */
+static int guard_main(lua_State *L) {
+  hs_server *s = ((server_box *)lua_touserdata(L, 1))->s;
+  sl_task *me = sl_task_current(L);
+  if (s->closing)
+    return 0;
+  s->guard = me;
+  me->catch_cancel = 1;
+  return sl_task_wait(L, me, guard_cleanup, s, -1, guard_k, 0);
+}
+
+/* After a close timeout: cancels the handlers still running and drops every connection. */
+static void server_force(hs_server *s) {
+  hs_conn *c, *next;
+  for (c = s->conns; c != NULL; c = next) {
+    next = c->next;
+    if (c->busy && c->worker != NULL)
+      sl_task_cancel(c->worker);
+    hs_conn_close(c);
+  }
+}
+
+/* ---------------------------------------------------------------- workers */
+
+/* Phases of a worker between two waits; see worker_run. */
+enum {
+  PH_CALL,          /* the request is at 3: call the handler */
+  PH_HANDLED,       /* the handler returned (results at 5..7) or raised (error at 5) */
+  PH_STREAM_CALL,   /* call the body function at 7 for the next chunk */
+  PH_STREAM_CHUNK,  /* it returned (chunk at 8) or raised */
+  PH_STREAM_FLUSHED,/* woken once the chunks written have gone out */
+  PH_NEXT,          /* the response is queued: the next request, or idle */
+  PH_WOKEN,         /* woken while idle: a request (at 3), or leave */
+  PH_EXIT,          /* leave */
+  PH_CANCELLED      /* leave with the cancellation error */
+};
+
+/* The handler's error handler: a traceback for errors, the cancellation left as it is. */
+static int handler_msgh(lua_State *L) {
+  if (sl_is_cancelled(L, 1))
+    return 1;
+  return sl_traceback_msgh(L);
+}
+
+static int worker_k(lua_State *L, int status, lua_KContext ctx);
+
+static void idle_cleanup(sl_task *t, void *data) {
+  hs_server *s = (hs_server *)data;
+  sl_waitq_remove(&s->idle, t);
+  s->nidle--;
+}
+
+static void writer_cleanup(sl_task *t, void *data) {
+  (void)t;
+  ((hs_conn *)data)->writer = NULL;
+}
+
+/* A worker task's whole life, as a loop over phases so that requests handled without a
+ * wait do not nest C calls. Waits (the handler's own, flushing a streamed body, idling)
+ * come back through worker_k with the phase as context. Stack: server, conn (light
+ * userdata), req, msgh, then the phase's values. */
+static int worker_run(lua_State *L, int phase, int st) {
+  hs_server *s = ((server_box *)lua_touserdata(L, 1))->s;
+  sl_task *me;
+  for (;;) {
+    hs_conn *c = (hs_conn *)lua_touserdata(L, 2);
+    switch (phase) {
+    case PH_CALL:
+      lua_settop(L, 3);
+      lua_pushcfunction(L, handler_msgh);
+      lua_getiuservalue(L, 1, 1);
+      lua_pushvalue(L, 3);
+      st = lua_pcallk(L, 1, 3, 4, PH_HANDLED, worker_k);
+      phase = PH_HANDLED;
+      break;
+    case PH_HANDLED:
+      switch (hs_respond(L, c, st)) {
+      case HS_STREAM: phase = PH_STREAM_CALL; break;
+      case HS_CANCELLED: phase = PH_CANCELLED; break;
+      default: phase = PH_NEXT; break;
+      }
+      break;
+    case PH_STREAM_CALL:
+      lua_settop(L, 8);
+      lua_pushvalue(L, 7);
+      st = lua_pcallk(L, 0, 1, 4, PH_STREAM_CHUNK, worker_k);
+      phase = PH_STREAM_CHUNK;
+      break;
+    case PH_STREAM_CHUNK:
+      switch (hs_stream_chunk(L, c, st)) {
+      case HS_STREAM: phase = PH_STREAM_CALL; break;
+      case HS_FLUSH: phase = PH_STREAM_FLUSHED; break;
+      case HS_CANCELLED: phase = PH_CANCELLED; break;
+      default: phase = PH_NEXT; break;
+      }
+      if (phase != PH_STREAM_FLUSHED)
+        break;
+      me = sl_task_current(L);
+      c->writer = me;
+      me->catch_cancel = 1;
+      return sl_task_wait(L, me, writer_cleanup, c, -1, worker_k, PH_STREAM_FLUSHED);
+    case PH_STREAM_FLUSHED:
+      if (sl_task_current(L)->wake == SL_WAKE_CANCEL) {
+        hs_conn_close(c);
+        phase = PH_CANCELLED;
+      } else {
+        phase = c->dead || c->closing ? PH_NEXT : PH_STREAM_CALL;
+      }
+      break;
+    case PH_NEXT:
+      if (hs_conn_next(c)) {             /* pipelined: this worker takes it */
+        c->worker = sl_task_current(L);
+        lua_settop(L, 2);
+        hs_push_request(L, c);
+        s->nrequests++;
+        phase = PH_CALL;
+        break;
+      }
+      hs_conn_release(c);
+      lua_settop(L, 1);
+      if (s->closing || s->nidle >= IDLE_MAX) {
+        phase = PH_EXIT;
+        break;
+      }
+      me = sl_task_current(L);
+      sl_waitq_push(&s->idle, me);
+      s->nidle++;
+      me->handoff = 1;                   /* a request handed over is handled */
+      me->catch_cancel = 1;
+      return sl_task_wait(L, me, idle_cleanup, s, -1, worker_k, PH_WOKEN);
+    case PH_WOKEN:
+      if (sl_task_current(L)->wake == SL_WAKE_CANCEL)
+        phase = PH_CANCELLED;
+      else
+        phase = lua_gettop(L) >= 3 ? PH_CALL : PH_EXIT;
+      break;
+    default:                             /* PH_EXIT, PH_CANCELLED */
+      s->nworkers--;
+      hs_check_closed(s);
+      if (phase == PH_CANCELLED) {
+        if (lua_gettop(L) >= 2 && lua_islightuserdata(L, 2))
+          hs_conn_release(c);
+        sl_push_cancelled(L);
+        return lua_error(L);
+      }
+      return 0;
+    }
+  }
+}
+
+static int worker_k(lua_State *L, int status, lua_KContext ctx) {
+  return worker_run(L, (int)ctx, status);
+}
+
+/* Body of a worker task: expects server, conn, req. */
+static int worker_main(lua_State *L) {
+  return worker_run(L, PH_CALL, LUA_OK);
+}
+
+void hs_dispatch(hs_conn *c) {
+  hs_server *s = c->srv;
+  lua_State *L = s->E->L;
+  sl_task *w = sl_waitq_pop(&s->idle);
+  c->refs++;                             /* the worker's, dropped after its response */
+  s->nrequests++;
+  if (w != NULL) {
+    s->nidle--;
+    lua_checkstack(w->co, 4);
+    lua_pushlightuserdata(w->co, c);
+    hs_push_request(w->co, c);
+    w->nargs = 2;
+    c->worker = w;
+    sl_task_wake(w, SL_WAKE_OK);
+    return;
+  }
+  {
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, worker_main);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+    lua_pushlightuserdata(L, c);
+    hs_push_request(L, c);
+    w = sl_task_new(L, top + 1, 3);
+    w->internal = 1;
+    s->nworkers++;
+    c->worker = w;
+    lua_settop(L, top);
+  }
+}
+
+/* ---------------------------------------------------------------- Lua API */
+
+static double opt_seconds(lua_State *L, int idx, const char *key, double def) {
+  double v = def;
+  if (lua_getfield(L, idx, key) != LUA_TNIL)
+    v = sl_check_seconds(L, -1, key);
+  lua_pop(L, 1);
+  return v;
+}
+
+static lua_Integer opt_int(lua_State *L, int idx, const char *key, lua_Integer def) {
+  lua_Integer v = def;
+  if (lua_getfield(L, idx, key) != LUA_TNIL) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 0)
+      luaL_error(L, "http.serve: %s must be a non-negative integer", key);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/** core.serve(opts) -> server, or the fail triple (EADDRINUSE, ...). opts: handler, host
+ * ("127.0.0.1"), port (0), max_header_size (8192), max_body_size (1 MB), keepalive_timeout
+ * (5 s), request_timeout (30 s), backlog (511) */
+static int l_serve(lua_State *L) {
+  sl_engine *E = SL_ENGINE(L);
+  server_box *b;
+  hs_server *s;
+  const char *host;
+  lua_Integer port, backlog;
+  sl_task *t;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  if (lua_getfield(L, 1, "handler") != LUA_TFUNCTION)
+    return luaL_error(L, "http.serve: opts.handler must be a function");
+  if (lua_getfield(L, 1, "host") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "127.0.0.1");
+  }
+  host = luaL_checkstring(L, 3);
+  port = opt_int(L, 1, "port", 0);
+  if (port > 65535)
+    return luaL_error(L, "http.serve: port must be 0-65535");
+  backlog = opt_int(L, 1, "backlog", 511);
+  b = (server_box *)lua_newuserdatauv(L, sizeof *b, 1);    /* 4 */
+  b->s = NULL;
+  luaL_setmetatable(L, SL_HTTP_SERVER_MT);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 4, 1);
+  s = (hs_server *)calloc(1, sizeof *s);
+  if (s == NULL)
+    return luaL_error(L, "http.serve: out of memory");
+  s->E = E;
+  s->self_ref = LUA_NOREF;
+  s->max_header = (size_t)opt_int(L, 1, "max_header_size", 8192);
+  s->max_body = (size_t)opt_int(L, 1, "max_body_size", 1024 * 1024);
+  s->keepalive_ms = (uint64_t)(opt_seconds(L, 1, "keepalive_timeout", 5) * 1000);
+  s->request_ms = (uint64_t)(opt_seconds(L, 1, "request_timeout", 30) * 1000);
+  if (s->keepalive_ms == 0)
+    s->keepalive_ms = 1;
+  if (s->request_ms == 0)
+    s->request_ms = 1;
+  s->refs = 1;                           /* the Lua object */
+  b->s = s;
+  uv_tcp_init(E->loop, &s->listener);
+  s->listener.data = s;
+  s->refs++;
+  uv_timer_init(E->loop, &s->sweep);
+  s->sweep.data = s;
+  s->refs++;
+  rc = hs_server_listen(s, host, (int)port, (int)backlog);
+  if (rc < 0) {
+    s->closing = 1;
+    s->finished = 1;
+    uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
+    uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+    return sl_fail_uv(L, rc);
+  }
+  lua_pushvalue(L, 4);
+  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushcfunction(L, guard_main);
+  lua_pushvalue(L, 4);
+  t = sl_task_new(L, -2, 1);           /* 7: its handle */
+  t->internal = 1;
+  lua_pushvalue(L, 4);
+  lua_pushcclosure(L, guard_ended, 1);
+  lua_setiuservalue(L, 7, UV_ONEND);
+  t->has_on_end = 1;
+  s->guard_alive = 1;
+  lua_settop(L, 4);
+  return 1;
+}
+
+static int close_k(lua_State *L, int status, lua_KContext ctx);
+
+static void closer_cleanup(sl_task *t, void *data) {
+  sl_waitq_remove(&((hs_server *)data)->closers, t);
+}
+
+/* Waits for closing to finish; with a timeout the first time (ctx 1), without after. */
+static int close_wait(lua_State *L, hs_server *s, double timeout, int forced) {
+  sl_task *me;
+  if (s->finished || sl_task_current(L) == NULL || !lua_isyieldable(L)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  me = sl_task_current(L);
+  sl_waitq_push(&s->closers, me);
+  return sl_task_wait(L, me, closer_cleanup, s, forced ? -1 : timeout, close_k, forced);
+}
+
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  hs_server *s = check_server(L, 1);
+  (void)status;
+  if (sl_task_current(L)->wake == SL_WAKE_TIMEOUT) {
+    server_force(s);
+    return close_wait(L, s, -1, 1);
+  }
+  (void)ctx;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/** server:close([timeout]) -> true: stops accepting, closes idle connections, lets the
+ * requests in flight finish, then returns (inside a task); after timeout seconds the
+ * handlers still running are cancelled. Idempotent. */
+static int srv_close(lua_State *L) {
+  hs_server *s = check_server(L, 1);
+  double timeout = lua_isnoneornil(L, 2) ? -1 : sl_check_seconds(L, 2, "timeout");
+  lua_settop(L, 1);
+  server_shutdown(s);
+  return close_wait(L, s, timeout, 0);
+}
+
+static int srv_gc(lua_State *L) {
+  server_box *b = (server_box *)luaL_checkudata(L, 1, SL_HTTP_SERVER_MT);
+  hs_server *s = b->s;
+  hs_conn *c;
+  if (s == NULL)
+    return 0;
+  b->s = NULL;
+  s->lua_gone = 1;
+  if (!s->closing) {
+    s->closing = 1;
+    uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
+  }
+  for (c = s->conns; c != NULL; c = c->next)
+    hs_conn_close(c);
+  if (!s->finished) {
+    s->finished = 1;
+    uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+  }
+  hs_server_unref(s);
+  return 0;
+}
+
+/** server:port() -> the port bound */
+static int srv_port(lua_State *L) {
+  lua_pushinteger(L, check_server(L, 1)->port);
+  return 1;
+}
+
+/** server:stats() -> {connections, open, requests, workers, idle} */
+static int srv_stats(lua_State *L) {
+  hs_server *s = check_server(L, 1);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)s->naccepted);
+  lua_setfield(L, -2, "connections");
+  lua_pushinteger(L, s->nconns);
+  lua_setfield(L, -2, "open");
+  lua_pushinteger(L, (lua_Integer)s->nrequests);
+  lua_setfield(L, -2, "requests");
+  lua_pushinteger(L, s->nworkers);
+  lua_setfield(L, -2, "workers");
+  lua_pushinteger(L, s->nidle);
+  lua_setfield(L, -2, "idle");
+  return 1;
+}
+
+/** server:is_closed() -> boolean: close() was called */
+static int srv_is_closed(lua_State *L) {
+  lua_pushboolean(L, check_server(L, 1)->closing);
+  return 1;
+}
+
 int luaopen_sluice_http_server(lua_State *L) {
-  lua_newtable(L);
+  static const luaL_Reg funcs[] = {
+    {"serve", l_serve},
+    {NULL, NULL}
+  };
+  static const luaL_Reg methods[] = {
+    {"close", srv_close},
+    {"port", srv_port},
+    {"stats", srv_stats},
+    {"is_closed", srv_is_closed},
+    {NULL, NULL}
+  };
+  static const luaL_Reg metamethods[] = {
+    {"__gc", srv_gc},
+    {NULL, NULL}
+  };
+  sl_newmeta(L, SL_HTTP_SERVER_MT, methods, metamethods);
+  hs_msg_register(L);
+  luaL_newlib(L, funcs);
   return 1;
 }

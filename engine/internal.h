@@ -250,6 +250,113 @@ void sl_tcp_close(lua_State *L, int idx);
 /* tcp_listen.c: adds tcp.listen and the listener type to the table at the top. */
 void sl_tcp_listen_register(lua_State *L);
 
+/* HTTP server internals (http_server.c: the Lua API, worker tasks and closing;
+ * http_server_conn.c: connections, parsing, writing, timeouts; http_server_msg.c: request
+ * tables and responses). A connection parses one
+ * request at a time and hands it to a worker task of its server; pipelined requests wait
+ * in the connection's input buffer, so responses go out in order. */
+#include <llhttp.h>
+
+#define SL_HTTP_SERVER_MT "sluice.http.server"
+#define HS_MAX_HEADERS 100
+
+typedef struct hs_server hs_server;
+typedef struct hs_conn hs_conn;
+
+/* A growable byte buffer. */
+typedef struct hs_bytes {
+  char *p;
+  size_t len, cap;
+} hs_bytes;
+
+int hs_bytes_add(hs_bytes *b, const void *s, size_t n);   /* 0, or -1 out of memory */
+
+struct hs_server {
+  uv_tcp_t listener;           /* its data points back here */
+  uv_timer_t sweep;            /* closes idle, stalled and lingering connections */
+  sl_engine *E;
+  int refs;                    /* Lua object, listener, sweep timer, each connection */
+  int self_ref;                /* anchors the Lua object until closing has finished */
+  int port;                    /* the port bound */
+  uint8_t closing;             /* close() began: no new connections or requests */
+  uint8_t finished;            /* closing is over: every worker and connection gone */
+  uint8_t lua_gone;            /* the Lua object was collected: no more Lua calls */
+  size_t max_header, max_body; /* limits answered with 431 and 413 */
+  uint64_t keepalive_ms, request_ms;  /* idle keep-alive; receiving one request */
+  hs_conn *conns;              /* every open connection (doubly linked) */
+  int nconns;
+  sl_waitq idle;               /* worker tasks waiting for a request */
+  int nidle;                   /* how many */
+  sl_waitq closers;            /* tasks waiting in server:close() */
+  int nworkers;                /* worker tasks alive */
+  sl_task *guard;              /* the server's own task while it waits (see guard_main) */
+  uint8_t guard_alive;         /* that task has not ended */
+  uint64_t naccepted, nrequests;
+};
+
+/* Where a header's name and value sit in the connection's head buffer. */
+typedef struct hs_header {
+  uint32_t name_off, name_len, val_off, val_len;
+} hs_header;
+
+struct hs_conn {
+  uv_tcp_t tcp;                /* its data points back here */
+  hs_server *srv;
+  hs_conn *next, *prev;        /* in srv->conns */
+  int refs;                    /* the handle until closed, plus a worker while busy */
+  llhttp_t parser;
+  char *in;                    /* bytes read, not parsed yet: in[in_off .. in_off+in_len) */
+  size_t in_off, in_len, in_cap;
+  /* the request being received */
+  hs_bytes head;               /* target, then header names and values */
+  uint32_t url_len;
+  hs_header hdr[HS_MAX_HEADERS];
+  int nhdr;
+  hs_bytes body;
+  int err_status;              /* status to answer a request refused by a callback */
+  uint8_t in_field, in_value;  /* inside a header name or value (spans may be split) */
+  uint8_t in_message;          /* bytes of a request have arrived, it is not complete */
+  uint8_t keepalive;           /* the complete request allows another after it */
+  /* state */
+  uint8_t busy;                /* a worker has the request */
+  uint8_t reading;             /* uv_read_start is in effect */
+  uint8_t peer_done;           /* EOF or an error from the peer */
+  uint8_t dead;                /* writing failed or the peer reset: nothing more to send */
+  uint8_t close_after;         /* close once this response is out */
+  uint8_t ending;              /* hs_conn_end began */
+  uint8_t lingering;           /* half-closed: dropping what the peer still sends */
+  uint8_t close_when_flushed;  /* close once writes_pending reaches 0 */
+  uint8_t closing;             /* uv_close was called */
+  int writes_pending;          /* uv_write requests not finished */
+  sl_task *worker;             /* the worker handling the request, while busy */
+  sl_task *writer;             /* a worker waiting for writes to finish (streaming) */
+  uint64_t last_active;        /* loop time (ms) of the last read or response */
+  uint64_t t_start;            /* loop time (ms) the request or the lingering began */
+  hs_bytes out;                /* the response head being built */
+  char remote[48];             /* the peer's address */
+  int remote_port;
+  uv_shutdown_t sreq;
+};
+
+int hs_server_listen(hs_server *s, const char *host, int port, int backlog);
+void hs_server_unref(hs_server *s);
+void hs_check_closed(hs_server *s);             /* http_server.c: closing finished? */
+void hs_dispatch(hs_conn *c);                   /* http_server.c: a request to a worker */
+int hs_conn_parse(hs_conn *c);                  /* 1: a complete request, c is busy */
+int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
+int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
+/* A short error response; unless keep (and the request allows it), the connection ends. */
+void hs_send_error(hs_conn *c, int status, int keep);
+void hs_conn_end(hs_conn *c);                   /* graceful close after the queued writes */
+void hs_conn_close(hs_conn *c);                 /* immediate close */
+void hs_conn_release(hs_conn *c);               /* drops a reference; frees at zero */
+/* http_server_msg.c: requests and responses; see there for the stack contracts. */
+enum { HS_NEXT, HS_STREAM, HS_FLUSH, HS_CANCELLED };
+void hs_push_request(lua_State *L, hs_conn *c);
+int hs_respond(lua_State *L, hs_conn *c, int st);
+int hs_stream_chunk(lua_State *L, hs_conn *c, int st);
+void hs_msg_register(lua_State *L);
+
 /* Embedded Lua modules (generated at build time into build/embedded.c). */
 void sl_embedded_install(lua_State *L);
 

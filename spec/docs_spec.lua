@@ -33,6 +33,7 @@ local TYPES = {
   ["sluice.cancelled"] = false,     -- no methods; documented as `sl.cancelled`
   ["sluice.tcp.socket"] = "sock:",
   ["sluice.tcp.listener"] = "listener:",
+  ["sluice.http.server"] = false,   -- the C core of http.serve's server (methods: server:)
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or

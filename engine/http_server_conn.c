@@ -1,0 +1,560 @@
+/* http_server_conn.c: the HTTP server's connections: accepting, reading and parsing requests
+ * with llhttp (one at a time, so pipelined responses keep their order), writing, keep-alive
+ * and request timeouts, and closing without losing the last response. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define IN_HWM     (64 * 1024)  /* unparsed bytes above which reading pauses */
+#define IN_MIN     (4 * 1024)   /* the least room handed to libuv for one read */
+#define LINGER_MS  2000         /* how long a half-closed connection may keep sending */
+
+/* A write the kernel did not take at once: owns a copy of the bytes left. */
+typedef struct hs_write {
+  uv_write_t req;
+  hs_conn *c;
+  char data[];
+} hs_write;
+
+int hs_bytes_add(hs_bytes *b, const void *s, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t ncap = b->cap ? b->cap : 256;
+    char *np;
+    while (ncap < b->len + n)
+      ncap *= 2;
+    np = (char *)realloc(b->p, ncap);
+    if (np == NULL)
+      return -1;
+    b->p = np;
+    b->cap = ncap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+static uint64_t now_ms(hs_conn *c) {
+  return uv_now(c->srv->E->loop);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* llhttp calls these with spans of the input, possibly split across reads; names and
+ * values are copied into the head buffer, which is limited to max_header bytes. */
+
+static int head_add(hs_conn *c, const char *at, size_t len, int status) {
+  if (c->head.len + len > c->srv->max_header) {
+    c->err_status = status;
+    return -1;
+  }
+  if (hs_bytes_add(&c->head, at, len) != 0) {
+    c->err_status = 503;
+    return -1;
+  }
+  return 0;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  hs_conn *c = (hs_conn *)p->data;
+  c->in_message = 1;
+  c->t_start = now_ms(c);
+  c->head.len = 0;
+  c->body.len = 0;
+  c->url_len = 0;
+  c->nhdr = 0;
+  c->in_field = c->in_value = 0;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  hs_conn *c = (hs_conn *)p->data;
+  if (head_add(c, at, len, 414) != 0)
+    return -1;
+  c->url_len += (uint32_t)len;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  hs_conn *c = (hs_conn *)p->data;
+  hs_header *h;
+  if (!c->in_field) {
+    if (c->nhdr == HS_MAX_HEADERS) {
+      c->err_status = 431;
+      return -1;
+    }
+    h = &c->hdr[c->nhdr++];
+    h->name_off = h->val_off = (uint32_t)c->head.len;
+    h->name_len = h->val_len = 0;
+    c->in_field = 1;
+  }
+  h = &c->hdr[c->nhdr - 1];
+  if (head_add(c, at, len, 431) != 0)
+    return -1;
+  h->name_len += (uint32_t)len;
+  return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  ((hs_conn *)p->data)->in_field = 0;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  hs_conn *c = (hs_conn *)p->data;
+  hs_header *h = &c->hdr[c->nhdr - 1];
+  if (!c->in_value) {
+    h->val_off = (uint32_t)c->head.len;
+    c->in_value = 1;
+  }
+  if (head_add(c, at, len, 431) != 0)
+    return -1;
+  h->val_len += (uint32_t)len;
+  return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  ((hs_conn *)p->data)->in_value = 0;
+  return 0;
+}
+
+/* True if header i is `name` (lower case), compared without regard to case. */
+static int header_is(hs_conn *c, int i, const char *name, size_t n) {
+  return c->hdr[i].name_len == n && strncasecmp(c->head.p + c->hdr[i].name_off, name, n) == 0;
+}
+
+/* Refuses a declared body that is too large before reading it, and answers
+ * "Expect: 100-continue" so that clients such as curl send the body at once. */
+static int on_headers_complete(llhttp_t *p) {
+  hs_conn *c = (hs_conn *)p->data;
+  int i;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->max_body) {
+    c->err_status = 413;
+    return -1;
+  }
+  if (p->content_length > 0 || (p->flags & F_CHUNKED)) {
+    for (i = 0; i < c->nhdr; i++) {
+      if (header_is(c, i, "expect", 6) && c->hdr[i].val_len == 12 &&
+          strncasecmp(c->head.p + c->hdr[i].val_off, "100-continue", 12) == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
+        hs_send(c, &b, 1);
+        break;
+      }
+    }
+  }
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  hs_conn *c = (hs_conn *)p->data;
+  if (c->body.len + len > c->srv->max_body) {
+    c->err_status = 413;
+    return -1;
+  }
+  if (hs_bytes_add(&c->body, at, len) != 0) {
+    c->err_status = 503;
+    return -1;
+  }
+  return 0;
+}
+
+/* Pauses the parser after each request: the next one is parsed only once this one has
+ * its response, which keeps pipelined responses in order. */
+static int on_message_complete(llhttp_t *p) {
+  hs_conn *c = (hs_conn *)p->data;
+  c->in_message = 0;
+  c->keepalive = (uint8_t)llhttp_should_keep_alive(p);
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+  .on_message_begin = on_message_begin,
+  .on_url = on_url,
+  .on_header_field = on_header_field,
+  .on_header_value = on_header_value,
+  .on_headers_complete = on_headers_complete,
+  .on_body = on_body,
+  .on_message_complete = on_message_complete,
+  .on_header_field_complete = on_header_field_complete,
+  .on_header_value_complete = on_header_value_complete,
+};
+
+int hs_conn_parse(hs_conn *c) {
+  while (c->in_len > 0 && !c->busy && !c->closing && !c->ending) {
+    const char *start = c->in + c->in_off;
+    llhttp_errno_t err = llhttp_execute(&c->parser, start, c->in_len);
+    size_t used = c->in_len;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+      used = (size_t)(llhttp_get_error_pos(&c->parser) - start);
+      if (err == HPE_PAUSED_UPGRADE)
+        c->close_after = 1;    /* no protocol upgrades: answer, then close */
+      llhttp_resume(&c->parser);
+    } else if (err != HPE_OK) {
+      c->in_len = 0;
+      hs_send_error(c, c->err_status ? c->err_status : 400, 0);
+      return 0;
+    }
+    c->in_off += used;
+    c->in_len -= used;
+    if (err != HPE_OK) {
+      c->busy = 1;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
+  hs_conn *c = (hs_conn *)h->data;
+  (void)suggested;
+  if (c->in_len == 0)
+    c->in_off = 0;
+  if (c->in_cap - c->in_off - c->in_len < IN_MIN) {
+    if (c->in_off > 0) {
+      memmove(c->in, c->in + c->in_off, c->in_len);
+      c->in_off = 0;
+    }
+    if (c->in_cap - c->in_len < IN_MIN) {
+      size_t ncap = c->in_cap ? c->in_cap * 2 : 4 * IN_MIN;
+      char *nb = (char *)realloc(c->in, ncap);
+      if (nb == NULL) {
+        *out = uv_buf_init(NULL, 0);   /* read_cb gets UV_ENOBUFS */
+        return;
+      }
+      c->in = nb;
+      c->in_cap = ncap;
+    }
+  }
+  *out = uv_buf_init(c->in + c->in_off + c->in_len,
+                     (unsigned)(c->in_cap - c->in_off - c->in_len));
+}
+
+static void stop_reading(hs_conn *c) {
+  if (c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+
+static void start_reading(hs_conn *c) {
+  if (!c->reading && !c->peer_done && !c->closing) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+      c->reading = 1;
+  }
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  hs_conn *c = (hs_conn *)st->data;
+  (void)b;
+  if (n > 0) {
+    c->last_active = now_ms(c);
+    if (c->lingering) {        /* the answer is out: what the peer still sends is dropped */
+      c->in_len = 0;
+      return;
+    }
+    c->in_len += (size_t)n;
+    if (c->busy) {             /* pipelined: parsed once the current response is out */
+      if (c->in_len >= IN_HWM)
+        stop_reading(c);
+      return;
+    }
+    if (hs_conn_parse(c))
+      hs_dispatch(c);
+  } else if (n < 0) {
+    stop_reading(c);
+    c->peer_done = 1;
+    if (n != UV_EOF)
+      c->dead = 1;
+    /* While a worker has a request, it answers (a half-closed peer still reads) and then
+     * closes; otherwise nothing more can come. */
+    if (!c->busy)
+      hs_conn_close(c);
+  }
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static void write_cb(uv_write_t *req, int status) {
+  hs_write *w = (hs_write *)req;
+  hs_conn *c = w->c;
+  free(w);
+  c->writes_pending--;
+  if (status < 0)
+    c->dead = 1;
+  if (c->writes_pending == 0 || c->dead) {
+    if (c->writer != NULL) {
+      sl_task *t = c->writer;
+      c->writer = NULL;
+      sl_task_wake(t, SL_WAKE_OK);
+    }
+    if (c->writes_pending == 0 && c->close_when_flushed)
+      hs_conn_close(c);
+  }
+}
+
+int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
+  size_t total = 0, left, off = 0;
+  int i, rc;
+  hs_write *w;
+  uv_buf_t b;
+  if (c->dead || c->closing)
+    return UV_ECANCELED;
+  for (i = 0; i < n; i++)
+    total += bufs[i].len;
+  /* Most responses fit in the socket buffer: sent now, with no copy. uv_try_write refuses
+   * while earlier writes are queued, so the order is kept. */
+  rc = c->writes_pending ? UV_EAGAIN : uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+  if (rc >= 0 && (size_t)rc == total)
+    return 0;
+  if (rc < 0 && rc != UV_EAGAIN) {
+    c->dead = 1;
+    return rc;
+  }
+  left = total - (rc > 0 ? (size_t)rc : 0);
+  w = (hs_write *)malloc(sizeof *w + left);
+  if (w == NULL) {
+    c->dead = 1;
+    return UV_ENOMEM;
+  }
+  /* Copy what the kernel did not take: the tail of the buffers after the first rc bytes. */
+  {
+    size_t skip = total - left;
+    for (i = 0; i < n; i++) {
+      size_t bl = bufs[i].len;
+      if (skip >= bl) {
+        skip -= bl;
+        continue;
+      }
+      memcpy(w->data + off, bufs[i].base + skip, bl - skip);
+      off += bl - skip;
+      skip = 0;
+    }
+  }
+  w->c = c;
+  b = uv_buf_init(w->data, (unsigned)left);
+  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+  if (rc < 0) {
+    free(w);
+    c->dead = 1;
+    return rc;
+  }
+  c->writes_pending++;
+  return 0;
+}
+
+static const char *error_reason(int status) {
+  switch (status) {
+  case 400: return "Bad Request";
+  case 408: return "Request Timeout";
+  case 413: return "Payload Too Large";
+  case 414: return "URI Too Long";
+  case 431: return "Request Header Fields Too Large";
+  case 503: return "Service Unavailable";
+  default: return "Internal Server Error";
+  }
+}
+
+void hs_send_error(hs_conn *c, int status, int keep) {
+  char buf[256];
+  const char *reason = error_reason(status);
+  int n;
+  uv_buf_t b;
+  keep = keep && c->keepalive && !c->close_after && !c->srv->closing;
+  n = snprintf(buf, sizeof buf, "HTTP/1.1 %d %s\r\nServer: sluice\r\nContent-Type: "
+               "text/plain\r\nContent-Length: %d\r\n%s\r\n%s\n", status, reason,
+               (int)strlen(reason) + 1, keep ? "" : "Connection: close\r\n", reason);
+  b = uv_buf_init(buf, (unsigned)n);
+  hs_send(c, &b, 1);
+  if (!keep) {
+    c->close_after = 1;
+    if (!c->busy)
+      hs_conn_end(c);
+  }
+}
+
+/* ---------------------------------------------------------------- closing */
+
+static void conn_close_cb(uv_handle_t *h) {
+  hs_conn *c = (hs_conn *)h->data;
+  hs_server *s = c->srv;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  s->nconns--;
+  hs_check_closed(s);
+  hs_conn_release(c);
+}
+
+void hs_conn_release(hs_conn *c) {
+  if (--c->refs == 0) {
+    hs_server *s = c->srv;
+    free(c->in);
+    free(c->head.p);
+    free(c->body.p);
+    free(c->out.p);
+    free(c);
+    hs_server_unref(s);
+  }
+}
+
+void hs_conn_close(hs_conn *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  c->dead = 1;
+  if (c->writer != NULL) {
+    sl_task *t = c->writer;
+    c->writer = NULL;
+    sl_task_wake(t, SL_WAKE_OK);
+  }
+  uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  hs_conn *c = (hs_conn *)req->data;
+  if (status < 0)
+    hs_conn_close(c);          /* ECANCELED when it closed meanwhile: nothing to do */
+}
+
+/* Closing right after the last response would reset the connection if the peer's bytes
+ * are still unread, and a reset can destroy the response before the peer reads it. So:
+ * send end-of-stream after the queued writes, drop what still arrives, and close at the
+ * peer's end of stream (or after LINGER_MS). */
+void hs_conn_end(hs_conn *c) {
+  if (c->closing || c->ending)
+    return;
+  c->ending = 1;
+  if (c->peer_done || c->dead) {
+    if (c->writes_pending == 0)
+      hs_conn_close(c);
+    else
+      c->close_when_flushed = 1;
+    return;
+  }
+  c->sreq.data = c;
+  if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+    c->close_when_flushed = 1;
+    if (c->writes_pending == 0)
+      hs_conn_close(c);
+    return;
+  }
+  c->lingering = 1;
+  c->in_len = 0;
+  c->t_start = now_ms(c);
+  start_reading(c);
+}
+
+int hs_conn_next(hs_conn *c) {
+  c->busy = 0;
+  c->worker = NULL;
+  c->last_active = now_ms(c);
+  if (c->closing)
+    return 0;
+  if (c->dead || c->close_after || !c->keepalive) {
+    hs_conn_end(c);
+    return 0;
+  }
+  if (hs_conn_parse(c))
+    return 1;
+  if (c->closing || c->ending)
+    return 0;
+  if (c->peer_done || (c->srv->closing && !c->in_message)) {
+    hs_conn_end(c);
+    return 0;
+  }
+  start_reading(c);
+  return 0;
+}
+
+/* ------------------------------------------------------ accepting, timers */
+
+static void reject_close_cb(uv_handle_t *h) {
+  free(h);
+}
+
+static void connection_cb(uv_stream_t *server, int status) {
+  hs_server *s = (hs_server *)server->data;
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+  hs_conn *c;
+  if (status < 0 || s->closing)
+    return;
+  c = (hs_conn *)calloc(1, sizeof *c);
+  if (c == NULL)
+    return;
+  uv_tcp_init(s->E->loop, &c->tcp);
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, reject_close_cb);   /* c starts with its handle */
+    return;
+  }
+  c->tcp.data = c;
+  c->srv = s;
+  c->refs = 1;
+  s->refs++;
+  c->next = s->conns;
+  if (s->conns)
+    s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  s->naccepted++;
+  uv_tcp_nodelay(&c->tcp, 1);
+  llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+  c->parser.data = c;
+  c->last_active = now_ms(c);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
+      c->remote_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof c->remote);
+      c->remote_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+  }
+  start_reading(c);
+}
+
+/* Runs a few times per timeout: closes keep-alive connections idle too long, requests that
+ * take too long to arrive, and lingering connections whose peer never closes. */
+static void sweep_cb(uv_timer_t *t) {
+  hs_server *s = (hs_server *)t->data;
+  uint64_t now = uv_now(s->E->loop);
+  hs_conn *c, *next;
+  for (c = s->conns; c != NULL; c = next) {
+    next = c->next;
+    if (c->closing || c->busy || c->writes_pending > 0)
+      continue;
+    if (c->lingering) {
+      if (now - c->t_start >= LINGER_MS)
+        hs_conn_close(c);
+    } else if (c->in_message) {
+      if (now - c->t_start >= s->request_ms) {
+        c->in_len = 0;
+        hs_send_error(c, 408, 0);
+      }
+    } else if (now - c->last_active >= s->keepalive_ms) {
+      hs_conn_close(c);
+    }
+  }
+}
+
+int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
+  uint64_t every = s->keepalive_ms < s->request_ms ? s->keepalive_ms : s->request_ms;
+  int rc;
+  rc = sl_tcp_bind_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
+                          &s->port);
+  if (rc < 0)
+    return rc;
+  every /= 4;
+  every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+  uv_timer_start(&s->sweep, sweep_cb, every, every);
+  uv_unref((uv_handle_t *)&s->sweep);
+  return 0;
+}

@@ -1,0 +1,364 @@
+/* http_server_msg.c: the HTTP server's messages: the request table a handler gets (with
+ * case-insensitive headers) and the response built from what it returns. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* Registry key (by address) of the metatable of request header tables. */
+static char headers_mt_key;
+
+/* ---------------------------------------------------------------- requests */
+
+/* Header lookups ignore case: names are stored in lower case and __index lowers the key. */
+static int headers_index(lua_State *L) {
+  size_t n, i;
+  const char *k = lua_tolstring(L, 2, &n);
+  char buf[128];
+  if (k == NULL || n > sizeof buf || lua_type(L, 2) != LUA_TSTRING)
+    return 0;
+  for (i = 0; i < n; i++)
+    buf[i] = (char)((k[i] >= 'A' && k[i] <= 'Z') ? k[i] + 32 : k[i]);
+  lua_pushlstring(L, buf, n);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+/* Pushes the request c has just parsed as a table. Repeated headers are joined with ", "
+ * ("; " for cookie), as HTTP allows. */
+void hs_push_request(lua_State *L, hs_conn *c) {
+  llhttp_t *p = &c->parser;
+  char *head = c->head.p ? c->head.p : (char *)"";
+  const char *q;
+  int i;
+  luaL_checkstack(L, 6, NULL);
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, head, c->url_len);
+  lua_setfield(L, -2, "target");
+  q = (const char *)memchr(head, '?', c->url_len);
+  if (q != NULL) {
+    lua_pushlstring(L, head, (size_t)(q - head));
+    lua_setfield(L, -2, "path");
+    lua_pushlstring(L, q + 1, c->url_len - (size_t)(q + 1 - head));
+  } else {
+    lua_getfield(L, -1, "target");
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, "");
+  }
+  lua_setfield(L, -2, "query");
+  lua_pushstring(L, p->http_major == 1 && p->http_minor == 1 ? "1.1"
+                    : p->http_major == 1 && p->http_minor == 0 ? "1.0" : "0.9");
+  lua_setfield(L, -2, "version");
+  lua_createtable(L, 0, c->nhdr);
+  for (i = 0; i < c->nhdr; i++) {
+    hs_header *h = &c->hdr[i];
+    char *name = head + h->name_off;
+    uint32_t j;
+    for (j = 0; j < h->name_len; j++)
+      if (name[j] >= 'A' && name[j] <= 'Z')
+        name[j] = (char)(name[j] + 32);
+    lua_pushlstring(L, name, h->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, head + h->val_off, h->val_len);
+    } else {
+      lua_pushstring(L, h->name_len == 6 && memcmp(name, "cookie", 6) == 0 ? "; " : ", ");
+      lua_pushlstring(L, head + h->val_off, h->val_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, c->body.p ? c->body.p : "", c->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushstring(L, c->remote);
+  lua_setfield(L, -2, "remote");
+  lua_pushinteger(L, c->remote_port);
+  lua_setfield(L, -2, "remote_port");
+}
+
+/* ------------------------------------------------------------- responses */
+
+static const char *reason_phrase(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 413: return "Payload Too Large";
+  case 415: return "Unsupported Media Type";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Unknown";
+  }
+}
+
+/* The Date header's value, formatted once a second (RFC 9110's IMF-fixdate). */
+static const char *http_date(void) {
+  static const char days[][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char months[][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  static char buf[40];
+  static time_t last = -1;
+  time_t now = time(NULL);
+  if (now != last) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+    last = now;
+  }
+  return buf;
+}
+
+#define OUT(s, n) hs_bytes_add(&c->out, (s), (n))
+#define OUTS(lit) hs_bytes_add(&c->out, lit, sizeof(lit) - 1)
+
+/* Adds "name: value\r\n" to the head, refusing CR and LF (header injection). */
+static const char *add_header(hs_conn *c, const char *name, size_t nl, const char *val,
+                              size_t vl) {
+  if (memchr(name, '\r', nl) || memchr(name, '\n', nl) || memchr(name, ':', nl) || nl == 0)
+    return "a header name is empty or holds CR, LF or ':'";
+  if (memchr(val, '\r', vl) || memchr(val, '\n', vl))
+    return "a header value holds CR or LF";
+  if (OUT(name, nl) || OUTS(": ") || OUT(val, vl) || OUTS("\r\n"))
+    return "out of memory";
+  return NULL;
+}
+
+/* What the handler's headers said about framing. */
+enum { H_LENGTH = 1, H_DATE = 2, H_SERVER = 4, H_CLOSE = 8, H_TE = 16 };
+
+static int name_is(const char *n, size_t nl, const char *lit, size_t ll) {
+  return nl == ll && strncasecmp(n, lit, ll) == 0;
+}
+
+/* Serializes the handler's header table (at idx) into the head. Returns an error message
+ * or NULL; *flags tells which framing headers it set. */
+static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flags) {
+  const char *err = NULL;
+  lua_pushnil(L);
+  while (err == NULL && lua_next(L, idx) != 0) {
+    size_t nl, vl;
+    const char *name, *val;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      return "a header name is not a string";
+    }
+    name = lua_tolstring(L, -2, &nl);
+    if (name_is(name, nl, "content-length", 14))
+      *flags |= H_LENGTH;
+    else if (name_is(name, nl, "date", 4))
+      *flags |= H_DATE;
+    else if (name_is(name, nl, "server", 6))
+      *flags |= H_SERVER;
+    else if (name_is(name, nl, "transfer-encoding", 17))
+      *flags |= H_TE;
+    if (lua_type(L, -1) == LUA_TTABLE) {     /* one line per value */
+      lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+      for (i = 1; err == NULL && i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        val = lua_tolstring(L, -1, &vl);
+        err = val ? add_header(c, name, nl, val, vl) : "a header value is not a string";
+        lua_pop(L, 1);
+      }
+    } else if ((val = lua_tolstring(L, -1, &vl)) != NULL) {
+      if (name_is(name, nl, "connection", 10) && name_is(val, vl, "close", 5))
+        *flags |= H_CLOSE;
+      err = add_header(c, name, nl, val, vl);
+    } else {
+      err = "a header value is not a string";
+    }
+    lua_pop(L, 1);
+  }
+  if (err != NULL)
+    lua_pop(L, 1);
+  return err;
+}
+
+static void log_failure(lua_State *L, hs_conn *c, const char *what) {
+  fprintf(stderr, "sluice: http handler failed (%s %.*s): %s\n",
+          llhttp_method_name((llhttp_method_t)c->parser.method), (int)c->url_len,
+          c->head.p ? c->head.p : "", what);
+  fflush(stderr);
+  (void)L;
+}
+
+
+/* Builds and queues the response from the handler's results: HS_NEXT when it is queued,
+ * HS_STREAM when the body function at 7 is to be called (8 then says whether chunks are
+ * framed), HS_CANCELLED when the handler was cancelled (the connection is closed).
+ * Stack: server, conn, req, msgh, status, headers, body (or the error at 5). */
+int hs_respond(lua_State *L, hs_conn *c, int st) {
+  hs_server *s = c->srv;
+  int isnum, flags = 0, chunked = 0, head_only, no_body, closing;
+  lua_Integer status;
+  const char *err = NULL, *body = NULL;
+  size_t blen = 0;
+  char line[64];
+  if (st != LUA_OK && st != LUA_YIELD) {
+    if (sl_is_cancelled(L, -1)) {
+      hs_conn_close(c);
+      return HS_CANCELLED;
+    }
+    log_failure(L, c, lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    hs_send_error(c, 500, 1);
+    return HS_NEXT;
+  }
+  status = lua_tointegerx(L, 5, &isnum);
+  if (!isnum || status < 100 || status > 999)
+    err = "it returned no status (expected status, headers, body)";
+  else if (!lua_isnoneornil(L, 6) && !lua_istable(L, 6))
+    err = "its headers are not a table";
+  else if (lua_type(L, 7) == LUA_TSTRING || lua_type(L, 7) == LUA_TNUMBER)
+    body = lua_tolstring(L, 7, &blen);
+  else if (!lua_isnoneornil(L, 7) && !lua_isfunction(L, 7))
+    err = "its body is not a string or a function";
+  if (err == NULL && (c->dead || c->closing))
+    return HS_NEXT;                       /* nobody to answer */
+  c->out.len = 0;
+  if (err == NULL) {
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", (int)status,
+                     reason_phrase((int)status));
+    OUT(line, (size_t)n);
+    if (lua_istable(L, 6))
+      err = add_user_headers(L, c, 6, &flags);
+  }
+  if (err != NULL) {
+    log_failure(L, c, err);
+    hs_send_error(c, 500, 1);
+    return HS_NEXT;
+  }
+  head_only = c->parser.method == HTTP_HEAD;
+  no_body = status < 200 || status == 204 || status == 304;
+  if (!(flags & H_SERVER))
+    OUTS("Server: sluice\r\n");
+  if (!(flags & H_DATE)) {
+    OUTS("Date: ");
+    OUT(http_date(), 29);
+    OUTS("\r\n");
+  }
+  if (!no_body && !(flags & (H_LENGTH | H_TE))) {
+    if (lua_isfunction(L, 7)) {
+      if (c->parser.http_major == 1 && c->parser.http_minor >= 1) {
+        OUTS("Transfer-Encoding: chunked\r\n");
+        chunked = 1;
+      } else {
+        c->close_after = 1;              /* HTTP/1.0: the end of the body is the close */
+      }
+    } else {
+      int n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", blen);
+      OUT(line, (size_t)n);
+    }
+  }
+  closing = !c->keepalive || c->close_after || s->closing || (flags & H_CLOSE);
+  if (closing) {
+    c->close_after = 1;
+    if (!(flags & H_CLOSE))
+      OUTS("Connection: close\r\n");
+  } else if (c->parser.http_major == 1 && c->parser.http_minor == 0) {
+    OUTS("Connection: keep-alive\r\n");
+  }
+  OUTS("\r\n");
+  {
+    uv_buf_t bufs[2];
+    int n = 1;
+    bufs[0] = uv_buf_init(c->out.p, (unsigned)c->out.len);
+    if (body != NULL && blen > 0 && !head_only && !no_body)
+      bufs[n++] = uv_buf_init((char *)body, (unsigned)blen);
+    hs_send(c, bufs, n);
+  }
+  if (lua_isfunction(L, 7) && !head_only && !no_body) {
+    lua_settop(L, 7);
+    lua_pushboolean(L, chunked);       /* 8: whether chunks are framed */
+    return HS_STREAM;
+  }
+  return HS_NEXT;
+}
+
+/* A chunk from the body function (at 9; 8 says chunked) goes out; nil ends the body.
+ * Returns HS_STREAM (call it again), HS_FLUSH (wait for the writes first), HS_NEXT (the
+ * body is over, or cut short) or HS_CANCELLED. */
+int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
+  int chunked = lua_toboolean(L, 8);
+  size_t len;
+  const char *data;
+  if (st != LUA_OK && st != LUA_YIELD) {
+    if (sl_is_cancelled(L, -1)) {
+      hs_conn_close(c);
+      return HS_CANCELLED;
+    }
+    log_failure(L, c, lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    hs_conn_close(c);                  /* the head is out: only a cut body can tell */
+    return HS_NEXT;
+  }
+  if (c->dead || c->closing)
+    return HS_NEXT;
+  if (lua_isnil(L, 9)) {
+    if (chunked) {
+      static const char last[] = "0\r\n\r\n";
+      uv_buf_t b = uv_buf_init((char *)last, sizeof last - 1);
+      hs_send(c, &b, 1);
+    }
+    return HS_NEXT;
+  }
+  data = lua_tolstring(L, 9, &len);
+  if (data == NULL) {
+    log_failure(L, c, "its body function returned something not a string");
+    hs_conn_close(c);
+    return HS_NEXT;
+  }
+  if (len > 0) {
+    uv_buf_t b[3];
+    char size[24];
+    int n = 0;
+    if (chunked) {
+      b[n++] = uv_buf_init(size, (unsigned)snprintf(size, sizeof size, "%zx\r\n", len));
+      b[n++] = uv_buf_init((char *)data, (unsigned)len);
+      b[n++] = uv_buf_init((char *)"\r\n", 2);
+    } else {
+      b[n++] = uv_buf_init((char *)data, (unsigned)len);
+    }
+    hs_send(c, b, n);
+  }
+  lua_settop(L, 8);
+  return c->writes_pending > 0 ? HS_FLUSH : HS_STREAM;
+}
+
+/* Creates the metatable of request header tables. */
+void hs_msg_register(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, headers_index);
+  lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+}
