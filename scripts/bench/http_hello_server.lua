@@ -5,20 +5,18 @@
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections (PORT 0: a free
 port) and serves until it is stopped (Ctrl-C or SIGTERM).
 ]]
-local sl = require "sluice"
 local http = require "sluice.http"
 
 local HEADERS = {["content-type"] = "text/plain"}
 
-local server = http.serve{
+local server = assert(http.serve{
   host = "127.0.0.1",
   port = tonumber(arg[1]) or 0,
+  backlog = 4096,
   handler = function(req)
     return 200, HEADERS, "Hello, World!"
   end,
-}
+})
 print(("listening on http://127.0.0.1:%d"):format(server.port))
 io.stdout:flush()
-
--- Serve until stopped: the server's own tasks keep the loop busy; this keeps the main task.
-sl.event():wait()
+-- The server goes on serving after the script's end, until the process is stopped.
