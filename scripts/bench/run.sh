@@ -17,6 +17,8 @@
 #   BENCH_TIMEOUT=s    kill a run that takes longer than this (600; exit status 124)
 #   SLUICE=path        the binary to measure (default: ./sluice at the repository root)
 #   BENCH_WRK_SECONDS=s  length of each wrk run (10; 3 with BENCH_QUICK=1)
+#   BENCH_DELAY_SERVER=sluice  seeds: serve both clients with scripts/delay_server.lua
+#                      instead of the seeds' aiohttp server (its delays are not seeded)
 #
 # Each workload prints "sum=<checksum> ..." which is checked against the closed form, so a
 # program that skips work cannot pass. Wall time is taken around the process (startup
@@ -534,10 +536,15 @@ bench_http() {
 
 # The seeds' scenario: every client run gets a fresh delay server (the seeds' aiohttp one,
 # http_delay_server.py, for both clients) on the same port with the same seed, so that both
-# clients are handed the same delays.
+# clients are handed the same delays. It runs on the other core; the server is not what is
+# compared. BENCH_DELAY_SERVER=sluice uses scripts/delay_server.lua for both instead.
 DELAY_PID=
 delay_start() {
-  bg_start delay "$PY" "$DIR/http_delay_server.py" "$DELAY_PORT" 3 "$DELAY_SEED" || return 1
+  if [ "${BENCH_DELAY_SERVER:-aiohttp}" = sluice ]; then
+    bg_start delay "$SLUICE" "$ROOT/scripts/delay_server.lua" "$DELAY_PORT" 3 || return 1
+  else
+    bg_start delay "$PY" "$DIR/http_delay_server.py" "$DELAY_PORT" 3 "$DELAY_SEED" || return 1
+  fi
   DELAY_PID=$BG_PID
 }
 delay_stop() {
@@ -548,7 +555,9 @@ delay_stop() {
 bench_seeds() {
   local n=10000 limit=1000
   [ "$QUICK" = 1 ] && n=2000
-  echo "== seeds: $n GETs at limit $limit against the seeds' delay server (random 0-3 s), a fresh one for each run" >&2
+  local server="the seeds' aiohttp delay server (http_delay_server.py, seeded)"
+  [ "${BENCH_DELAY_SERVER:-aiohttp}" = sluice ] && server="scripts/delay_server.lua"
+  echo "== seeds: $n GETs at limit $limit against $server, random 0-3 s, a fresh one for each run" >&2
   if ! sluice_has client; then
     echo "bench: this sluice has no http.get yet; seeds skipped" >&2
     goal "seeds: sluice wall time <= Python's" 'a' n/a
@@ -566,6 +575,7 @@ bench_seeds() {
 
   row "seeds $n/$limit, 0-3 s" seeds.sluice "sluice fetch_many" "$n"
   row "" seeds.py "python aiohttp + lac" "$n" seeds.sluice
+  ROWS+=("$(printf '%-26s %s' "" "both against $server, a fresh one per run")")
   local sw=${WALL[seeds.sluice]:-n/a} pw=${WALL[seeds.py]:-n/a} sc=${CPU[seeds.sluice]:-n/a} pc=${CPU[seeds.py]:-n/a}
   local cr=n/a
   ok seeds.sluice && ok seeds.py && cr=$(awk -v a="$pc" -v b="$sc" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 999) }')
