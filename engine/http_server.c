@@ -2,6 +2,7 @@
  * its own task, closing, and its worker tasks (each runs handler(req) for one request after
  * another, so a request costs a hand-off, not a task). Connections are in
  * http_server_conn.c, request tables and responses in http_server_msg.c. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,6 +502,9 @@ int luaopen_sluice_http_server(lua_State *L) {
     {"__gc", srv_gc},
     {NULL, NULL}
   };
+  /* A write to a connection the peer has closed must fail with EPIPE, not kill the
+   * process with SIGPIPE (libuv leaves the signal alone). */
+  signal(SIGPIPE, SIG_IGN);
   sl_newmeta(L, SL_HTTP_SERVER_MT, methods, metamethods);
   hs_msg_register(L);
   luaL_newlib(L, funcs);

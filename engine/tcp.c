@@ -1,6 +1,7 @@
 /* tcp.c: require "sluice.tcp": TCP sockets for tasks. sock:read waits for bytes, sock:write
  * waits until the kernel has taken the data, tcp.connect resolves and connects; listeners
  * are in tcp_listen.c. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,6 +715,9 @@ int luaopen_sluice_tcp(lua_State *L) {
     {"__tostring", sock_tostring},
     {NULL, NULL}
   };
+  /* A write to a connection the peer has closed must fail with EPIPE, not kill the
+   * process with SIGPIPE (libuv leaves the signal alone). */
+  signal(SIGPIPE, SIG_IGN);
   sl_newmeta(L, SL_TCP_SOCKET_MT, sock_methods, sock_meta);
   luaL_newlib(L, funcs);
   sl_tcp_listen_register(L);

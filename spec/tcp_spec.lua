@@ -214,6 +214,22 @@ describe("tcp", function()
     l:close()
   end)
 
+  it("fails with a triple, not SIGPIPE, when writing to a closed peer", function()
+    local l, drained = serve(function() end)     -- closes at once
+    local s <close> = assert(tcp.connect("127.0.0.1", l:port()))
+    assert.same({nil, "EOF: end of stream", "EOF"}, {s:read()})
+    local ok, err, code
+    for _ = 1, 100 do                            -- the first writes may still be taken
+      ok, err, code = s:write("into the void")
+      if not ok then break end
+      sl.sleep(0)
+    end
+    assert.is_nil(ok)
+    assert.is_truthy(code == "EPIPE" or code == "ECONNRESET", err)
+    drained()
+    l:close()
+  end)
+
   it("shutdown sends end of stream and keeps reading", function()
     local l, drained = serve(function(sock)
       local all = read_all(sock)
