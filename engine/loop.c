@@ -137,6 +137,9 @@ sl_engine *sl_engine_new(lua_State *L) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, NULL);
+  /* A write to a peer that has gone must fail with EPIPE, not kill the process: libuv
+   * does not ignore SIGPIPE itself, and every socket module depends on this. */
+  signal(SIGPIPE, SIG_IGN);
   lua_newtable(L);
   E->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return E;
