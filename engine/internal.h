@@ -357,6 +357,219 @@ int hs_respond(lua_State *L, hs_conn *c, int st);
 int hs_stream_chunk(lua_State *L, hs_conn *c, int st);
 void hs_msg_register(lua_State *L);
 
+/* DNS cache (dns.c): uv_getaddrinfo behind a cache (answers kept 60 s, failures 5 s, at
+ * most 1024 hosts, one lookup in flight per host). Numeric addresses resolve at once. */
+#define SL_DNS_MAX_ADDRS 4
+
+typedef union sl_addr {
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+} sl_addr;
+
+/* A resolver's wait for a lookup, embedded in whoever waits (an HTTP request, a socket). */
+typedef struct sl_dns_waiter sl_dns_waiter;
+struct sl_dns_waiter {
+  sl_dns_waiter *next, *prev;  /* the lookup's list of waiters */
+  void *entry;                 /* the lookup waited on; NULL when not waiting */
+  void (*cb)(sl_dns_waiter *w, int status); /* the answer (status 0) or a libuv error */
+  int naddrs;                  /* the answer: addresses with port 0 */
+  sl_addr addrs[SL_DNS_MAX_ADDRS];
+};
+
+void sl_dns_init(lua_State *L);
+int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w);
+void sl_dns_cancel(sl_dns_waiter *w);
+const char *sl_addr_name(const sl_addr *a, char *buf, size_t size);
+void sl_dns_stats(uint64_t *lookups, uint64_t *hits, int *cached);
+
+/* HTTP client internals (http_client.c: Lua API and responses; http_client_conn.c: pool,
+ * connections, parsing; http_client_req.c: URLs and request bytes). A request (hc_req) is
+ * a C record driven by libuv callbacks while its task waits once; it borrows a pooled
+ * connection (hc_conn) of its origin (hc_origin: host and port) from a client (hc_client:
+ * defaults, limits and the pool). */
+#define SL_HTTP_CLIENT_MT  "sluice.http.client"
+#define SL_HTTP_HEADERS_MT "sluice.http.headers"
+
+typedef struct hc_client hc_client;
+typedef struct hc_origin hc_origin;
+typedef struct hc_conn hc_conn;
+typedef struct hc_req hc_req;
+
+/* A growable byte buffer. */
+typedef struct hc_buf {
+  char *p;
+  size_t len, cap;
+} hc_buf;
+
+int hc_buf_reserve(hc_buf *b, size_t extra);       /* 0, or -1 when out of memory */
+int hc_buf_add(hc_buf *b, const void *s, size_t n);
+void hc_buf_free(hc_buf *b);
+
+/* Timeouts (seconds, < 0 for none) and limits of one request; a client holds defaults. */
+typedef struct hc_limits {
+  double timeout;              /* the whole call, redirects included */
+  double connect_timeout;      /* name lookup and TCP connect */
+  double first_byte_timeout;   /* from the request written to the response's first byte */
+  double idle_timeout;         /* between two reads of the response */
+  size_t max_body;             /* decoded body bytes; SIZE_MAX for none */
+  size_t max_header;           /* status line and header bytes */
+  int decompress;              /* decode gzip and deflate bodies */
+} hc_limits;
+
+/* One default header of a client, sent unless a request gives the same name. */
+typedef struct hc_default_header {
+  char *lname;                 /* lower-case name */
+  char *line;                  /* "Name: value\r\n" */
+  size_t line_len;
+} hc_default_header;
+
+struct hc_client {
+  sl_engine *E;
+  hc_limits lim;               /* defaults for its requests */
+  int max_per_host;            /* connections open per origin, idle ones included */
+  double keepalive;            /* seconds an idle connection is kept; 0: no reuse */
+  int max_redirects;           /* for the Lua half, which follows redirects */
+  hc_default_header *dh;       /* default headers */
+  int ndh;
+  hc_buf dh_block;             /* all of them, for requests that override none */
+  hc_origin **buckets;         /* origins by host and port */
+  size_t nbuckets, norigins;
+  hc_conn *idle_head, *idle_tail; /* every idle connection, most recently used first */
+  uv_timer_t sweep;            /* closes idle connections past keepalive (unref'd) */
+  int refs;                    /* Lua object + sweep timer + open connections */
+  int closed;                  /* client:close() or collected: no more requests */
+  int nconns, nidle;           /* connections open (not closing), idle ones */
+  uint64_t nrequests, nreused, nretries, nconnects; /* counters for client:stats() */
+};
+
+struct hc_origin {
+  hc_origin *hnext;            /* hash chain */
+  hc_conn *idle;               /* idle connections, most recently used first */
+  hc_req *wait_head, *wait_tail; /* requests waiting for a connection slot */
+  int nconns;                  /* slots taken: connections open or being opened */
+  int dispatching;             /* origin_dispatch is running (no re-entry) */
+  uint32_t hash;
+  int port;
+  size_t hostlen;
+  char host[];                 /* lower case, NUL-terminated */
+};
+
+enum hc_conn_state { HC_CONNECTING, HC_BUSY, HC_IDLE, HC_CLOSING };
+
+struct hc_conn {
+  uv_tcp_t tcp;                /* its data points back here */
+  uv_connect_t creq;
+  uv_write_t wreq;
+  llhttp_t parser;
+  hc_client *client;
+  hc_origin *origin;           /* NULL once closing */
+  hc_req *req;                 /* the request using it; NULL while idle */
+  hc_conn *onext, *oprev;      /* origin's idle list */
+  hc_conn *cnext, *cprev;      /* client's idle list */
+  uint64_t idle_since;         /* loop clock (ns) when it went idle */
+  uint32_t nreq;               /* requests it has served */
+  uint8_t state;               /* enum hc_conn_state */
+  uint8_t writing;             /* a uv_write is in flight */
+};
+
+/* Where the request stands, for timeouts and messages. */
+enum hc_phase { HC_PH_QUEUED, HC_PH_CONNECT, HC_PH_SEND, HC_PH_FIRST_BYTE, HC_PH_READ,
+                HC_PH_DONE };
+
+/* One parsed response header: offsets into hc_req.hbuf. */
+typedef struct hc_header {
+  uint32_t name, name_len, value, value_len;
+} hc_header;
+
+struct hc_req {
+  hc_req *next, *prev;         /* origin's wait list, or the free list */
+  sl_engine *E;
+  sl_task *task;
+  hc_client *client;
+  hc_origin *origin;
+  hc_conn *conn;
+  sl_dns_waiter dns;
+  sl_timer timer;              /* the current phase's deadline */
+  hc_limits lim;
+  /* the request */
+  char host[256];              /* lower case, no brackets */
+  int port;
+  int addr_i;                  /* address of dns.addrs being tried */
+  hc_buf wbuf;                 /* request line and headers (and a small body) */
+  const char *body;            /* string body, anchored on the task's stack */
+  size_t body_len;
+  uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
+  /* progress */
+  uint8_t phase;               /* enum hc_phase */
+  uint8_t done;                /* ended: complete, or err_name set */
+  uint8_t complete;            /* the response was read in full */
+  uint8_t ready;               /* fn_body: connected and the head is being sent */
+  uint8_t body_sent;           /* the last body byte was handed to the socket */
+  uint8_t got_byte;            /* a response byte arrived */
+  uint8_t headers_done;
+  uint8_t direct;              /* reading straight into rbody (Content-Length known) */
+  uint8_t paused;              /* sink: reading stopped until the chunk is consumed */
+  uint8_t pushed;              /* the body was pushed on the task's stack as a string */
+  uint8_t reused;              /* served on a connection that served others before */
+  uint8_t close_after;         /* do not return the connection to the pool */
+  uint8_t encoding;            /* 0 identity, 1 gzip, 2 deflate */
+  char chunk_head[24];         /* a body function's chunk size line being written */
+  const char *err_name;        /* static "ENAME" once failed */
+  char err_msg[512];
+  /* the response */
+  int status;
+  hc_buf hbuf;                 /* reason phrase, then header names and values */
+  hc_header *hdr;              /* parsed headers */
+  uint32_t nhdr, hdr_cap;
+  uint32_t reason, reason_len; /* offsets into hbuf */
+  size_t header_bytes;         /* status line and headers seen, against max_header */
+  hc_buf rbody;                /* raw body bytes */
+  uint64_t clen;               /* Content-Length, when known */
+  const char *span;            /* the body's only span so far, inside the read buffer */
+  size_t span_len;
+  void *z;                     /* zlib stream while decoding (z_stream *) */
+  char *zout;                  /* sink + decoding: output buffer */
+  uint8_t zbatch;              /* sink: rbody is being fed through the decoder */
+  size_t zdecoded;             /* sink: decoded bytes so far, against max_body */
+  /* timings: loop clock (ns) */
+  uint64_t t_start, t_dns, t_dns_done, t_connect, t_connected, t_sent, t_first, t_last,
+           t_done;
+};
+
+/* http_client_req.c */
+const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **target,
+                         size_t *tlen, char *why, size_t whylen);
+int hc_token_valid(const char *s, size_t n);
+const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
+                          const char *target, size_t tlen, int hidx, int body_kind);
+int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
+long hc_inflate(hc_req *r, char *out, size_t outlen);
+void hc_inflate_end(hc_req *r);
+int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
+int hc_header_values(lua_State *L);
+void hc_req_register(lua_State *L);
+/* http_client_pool.c */
+hc_req *hc_req_alloc(void);
+void hc_req_free(hc_req *r);
+void hc_free_cached(void);
+void hc_req_start(hc_req *r);
+void hc_req_abort(hc_req *r);
+void hc_conn_release(hc_conn *k);
+void hc_conn_close(hc_conn *k, int keep_slot);
+void hc_origin_dispatch(hc_origin *o);
+void hc_origin_maybe_free(hc_origin *o, hc_client *c);
+void hc_client_shutdown(hc_client *c);
+void hc_client_unref(hc_client *c);
+/* http_client_conn.c */
+void hc_conn_module_init(void);
+hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
+void hc_req_connect_new(hc_req *r);
+void hc_req_send(hc_req *r);
+void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...);
+int hc_req_write_body(hc_req *r, const char *data, size_t len, int last);
+void hc_req_resume_reading(hc_req *r);
+
 /* Embedded Lua modules (generated at build time into build/embedded.c). */
 void sl_embedded_install(lua_State *L);
 

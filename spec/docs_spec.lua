@@ -18,6 +18,7 @@
 
 local sl = require "sluice"
 require "sluice.tcp"   -- registers the socket and listener types checked below
+local http = require "sluice.http"   -- and the HTTP client's and server's
 
 -- Every "sluice.*" metatable in the registry: the prefix README writes its methods with,
 -- or false for a type with no public methods. A type missing here makes the spec fail.
@@ -34,6 +35,8 @@ local TYPES = {
   ["sluice.tcp.socket"] = "sock:",
   ["sluice.tcp.listener"] = "listener:",
   ["sluice.http.server"] = false,   -- the C core of http.serve's server (methods: server:)
+  ["sluice.http.client"] = "client:",
+  ["sluice.http.headers"] = false,  -- res.headers: case-insensitive lookup, no methods
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or
@@ -138,6 +141,7 @@ local function surfaces()
     {what = "executor method", prefix = "ex:", t = executor_methods()},
     {what = "function and value of require \"cjson\"", prefix = "cjson.", t = require "cjson"},
     {what = "function of require \"busted\"", prefix = "", t = require "busted"},
+    {what = "function of require \"sluice.http\"", prefix = "http.", t = http},
   }
   local names = {}
   for tname in pairs(TYPES) do names[#names + 1] = tname end

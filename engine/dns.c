@@ -1,0 +1,308 @@
+/* dns.c: the engine's name cache in front of uv_getaddrinfo: answers kept for a fixed TTL,
+ * a bounded number of hosts (least recently used evicted), one lookup in flight per host. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define DNS_TTL_NS      (60ull * 1000000000ull)   /* getaddrinfo gives no TTL: keep 60 s */
+#define DNS_NEG_TTL_NS  (5ull * 1000000000ull)    /* a failed lookup is remembered 5 s */
+#define DNS_MAX_ENTRIES 1024
+#define DNS_BUCKETS     1024                      /* a power of two */
+
+typedef struct dns_entry dns_entry;
+
+struct dns_entry {
+  dns_entry *hnext;            /* hash chain */
+  dns_entry *lru_prev, *lru_next; /* most recently used first */
+  uv_getaddrinfo_t req;        /* the lookup, while pending */
+  uint64_t expires;            /* loop clock (ns) after which the answer is stale */
+  int pending;                 /* a lookup is in flight; its waiters are listed below */
+  int status;                  /* 0, or the libuv error of the last lookup */
+  sl_dns_waiter *waiters;
+  int naddrs;
+  sl_addr addrs[SL_DNS_MAX_ADDRS];
+  uint32_t hash;
+  size_t hostlen;
+  char host[];                 /* NUL-terminated */
+};
+
+/* One cache per process, like the engine itself. */
+static struct {
+  uv_loop_t *loop;
+  dns_entry *buckets[DNS_BUCKETS];
+  dns_entry *lru_head, *lru_tail;
+  int count;
+  int shutdown;                /* the Lua state is closing: lookups finishing later only
+                                  free themselves */
+  uint64_t lookups, hits;      /* for tests and stats */
+} dns;
+
+static uint32_t dns_hash(const char *s, size_t n) {
+  uint32_t h = 2166136261u;    /* FNV-1a */
+  size_t i;
+  for (i = 0; i < n; i++)
+    h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static void lru_unlink(dns_entry *e) {
+  if (e->lru_prev)
+    e->lru_prev->lru_next = e->lru_next;
+  else
+    dns.lru_head = e->lru_next;
+  if (e->lru_next)
+    e->lru_next->lru_prev = e->lru_prev;
+  else
+    dns.lru_tail = e->lru_prev;
+  e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(dns_entry *e) {
+  e->lru_prev = NULL;
+  e->lru_next = dns.lru_head;
+  if (dns.lru_head)
+    dns.lru_head->lru_prev = e;
+  else
+    dns.lru_tail = e;
+  dns.lru_head = e;
+}
+
+static dns_entry *dns_find(const char *host, size_t n, uint32_t h) {
+  dns_entry *e;
+  for (e = dns.buckets[h & (DNS_BUCKETS - 1)]; e != NULL; e = e->hnext)
+    if (e->hash == h && e->hostlen == n && memcmp(e->host, host, n) == 0)
+      return e;
+  return NULL;
+}
+
+/* Takes an entry out of the table; the caller frees it (or its lookup's callback does). */
+static void dns_remove(dns_entry *e) {
+  dns_entry **p = &dns.buckets[e->hash & (DNS_BUCKETS - 1)];
+  while (*p != NULL && *p != e)
+    p = &(*p)->hnext;
+  if (*p == e)
+    *p = e->hnext;
+  e->hnext = NULL;
+  lru_unlink(e);
+  dns.count--;
+}
+
+/* Makes room for one more host by dropping the least recently used settled answers. */
+static void dns_evict(void) {
+  dns_entry *e = dns.lru_tail;
+  while (dns.count >= DNS_MAX_ENTRIES && e != NULL) {
+    dns_entry *prev = e->lru_prev;
+    if (!e->pending) {
+      dns_remove(e);
+      free(e);
+    }
+    e = prev;
+  }
+}
+
+/* ------------------------------------------------------------- lookups */
+
+/* Copies up to SL_DNS_MAX_ADDRS IPv4/IPv6 stream addresses of a getaddrinfo answer. */
+static void dns_store(dns_entry *e, const struct addrinfo *ai) {
+  e->naddrs = 0;
+  for (; ai != NULL && e->naddrs < SL_DNS_MAX_ADDRS; ai = ai->ai_next) {
+    sl_addr *a = &e->addrs[e->naddrs];
+    if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(a->in4))
+      memcpy(&a->in4, ai->ai_addr, sizeof(a->in4));
+    else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(a->in6))
+      memcpy(&a->in6, ai->ai_addr, sizeof(a->in6));
+    else
+      continue;
+    e->naddrs++;
+  }
+}
+
+static void dns_fill(sl_dns_waiter *w, const dns_entry *e) {
+  w->naddrs = e->naddrs;
+  memcpy(w->addrs, e->addrs, sizeof(sl_addr) * (size_t)e->naddrs);
+}
+
+/* A lookup finished on libuv's thread pool: settle the entry and tell every waiter. Each
+ * waiter is unlinked before its callback, which may start other lookups or cancel others. */
+static void dns_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  dns_entry *e = (dns_entry *)req->data;
+  sl_dns_waiter *w;
+  e->pending = 0;
+  if (dns.shutdown) {
+    uv_freeaddrinfo(res);
+    free(e);
+    return;
+  }
+  if (status == 0) {
+    dns_store(e, res);
+    if (e->naddrs == 0)
+      status = UV_EAI_ADDRFAMILY;
+  }
+  uv_freeaddrinfo(res);
+  e->status = status;
+  e->expires = uv_hrtime() + (status == 0 ? DNS_TTL_NS : DNS_NEG_TTL_NS);
+  while ((w = e->waiters) != NULL) {
+    e->waiters = w->next;
+    if (e->waiters)
+      e->waiters->prev = NULL;
+    w->next = w->prev = NULL;
+    w->entry = NULL;
+    if (status == 0)
+      dns_fill(w, e);
+    w->cb(w, status);
+  }
+}
+
+static void waiter_link(dns_entry *e, sl_dns_waiter *w) {
+  w->entry = e;
+  w->prev = NULL;
+  w->next = e->waiters;
+  if (e->waiters)
+    e->waiters->prev = w;
+  e->waiters = w;
+}
+
+/* Resolves host (NUL-terminated, lower case). Returns 0 with w->addrs filled when the answer
+ * is known now (a numeric address or a fresh cache entry), 1 when w->cb will be called
+ * from the loop later, or a negative libuv error known now. */
+int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
+  size_t n = strlen(host);
+  uint32_t h;
+  dns_entry *e;
+  struct addrinfo hints;
+  int rc;
+  w->entry = NULL;
+  w->next = w->prev = NULL;
+  w->naddrs = 0;
+  if (uv_inet_pton(AF_INET, host, &w->addrs[0].in4.sin_addr) == 0) {
+    w->addrs[0].in4.sin_family = AF_INET;
+    w->naddrs = 1;
+    return 0;
+  }
+  if (uv_inet_pton(AF_INET6, host, &w->addrs[0].in6.sin6_addr) == 0) {
+    w->addrs[0].in6.sin6_family = AF_INET6;
+    w->naddrs = 1;
+    return 0;
+  }
+  dns.loop = E->loop;
+  h = dns_hash(host, n);
+  e = dns_find(host, n, h);
+  if (e != NULL) {
+    lru_unlink(e);
+    lru_push_front(e);
+    if (e->pending) {
+      waiter_link(e, w);
+      return 1;
+    }
+    if (uv_hrtime() < e->expires) {
+      dns.hits++;
+      if (e->status != 0)
+        return e->status;
+      dns_fill(w, e);
+      return 0;
+    }
+  } else {
+    dns_evict();
+    e = (dns_entry *)calloc(1, sizeof(*e) + n + 1);
+    if (e == NULL)
+      return UV_ENOMEM;
+    memcpy(e->host, host, n + 1);
+    e->hostlen = n;
+    e->hash = h;
+    e->hnext = dns.buckets[h & (DNS_BUCKETS - 1)];
+    dns.buckets[h & (DNS_BUCKETS - 1)] = e;
+    lru_push_front(e);
+    dns.count++;
+  }
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  e->req.data = e;
+  rc = uv_getaddrinfo(E->loop, &e->req, dns_cb, e->host, NULL, &hints);
+  if (rc < 0) {
+    dns_remove(e);
+    free(e);
+    return rc;
+  }
+  dns.lookups++;
+  e->pending = 1;
+  waiter_link(e, w);
+  return 1;
+}
+
+/* Stops waiting for a lookup (the lookup itself goes on and fills the cache). */
+void sl_dns_cancel(sl_dns_waiter *w) {
+  dns_entry *e = (dns_entry *)w->entry;
+  if (e == NULL)
+    return;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    e->waiters = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  w->next = w->prev = NULL;
+  w->entry = NULL;
+}
+
+/* Formats an address as text (for messages); returns buf. */
+const char *sl_addr_name(const sl_addr *a, char *buf, size_t size) {
+  if (a->sa.sa_family == AF_INET6)
+    uv_ip6_name(&a->in6, buf, size);
+  else
+    uv_ip4_name(&a->in4, buf, size);
+  return buf;
+}
+
+/* ------------------------------------------------------------- shutdown */
+
+/* __gc of the sentinel anchored in the registry: the Lua state is closing. Settled entries
+ * are freed now; lookups still in flight free themselves when libuv finishes them. */
+static int dns_gc(lua_State *L) {
+  int i;
+  (void)L;
+  dns.shutdown = 1;
+  for (i = 0; i < DNS_BUCKETS; i++) {
+    dns_entry *e = dns.buckets[i], *next;
+    for (; e != NULL; e = next) {
+      next = e->hnext;
+      if (!e->pending)
+        free(e);
+      else
+        e->waiters = NULL;
+    }
+    dns.buckets[i] = NULL;
+  }
+  dns.lru_head = dns.lru_tail = NULL;
+  dns.count = 0;
+  return 0;
+}
+
+static char dns_sentinel_key;
+
+/* Makes sure the cache is freed when the Lua state closes; idempotent. */
+void sl_dns_init(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dns_sentinel_key) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_newuserdatauv(L, 1, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, dns_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &dns_sentinel_key);
+  dns.shutdown = 0;
+}
+
+/* Counters: lookups started, answers served from the cache, hosts cached. */
+void sl_dns_stats(uint64_t *lookups, uint64_t *hits, int *cached) {
+  *lookups = dns.lookups;
+  *hits = dns.hits;
+  *cached = dns.count;
+}

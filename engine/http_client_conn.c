@@ -1,0 +1,662 @@
+/* http_client_conn.c: one HTTP/1.1 exchange on a connection: connecting, writing the
+ * request, parsing the response with llhttp, the phase timeouts, the stale-connection retry.
+ * It drives a request (hc_req) from libuv callbacks and wakes its task when it ends. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <strings.h>
+
+#include "internal.h"
+
+/* Every response is read into this buffer (libuv reads one socket at a time) unless its
+ * body can be read straight into the request's own buffer; nothing is kept in it past the
+ * read callback, so a thousand connections cost no read buffer each. */
+static char hc_rbuf[64 * 1024];
+
+/* A Content-Length body up to this size gets its buffer at once. */
+#define PREALLOC_MAX (8u * 1024 * 1024)
+
+static llhttp_settings_t settings;
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static double secs_since(uint64_t t) {
+  return (double)(uv_hrtime() - t) / 1e9;
+}
+
+/* ------------------------------------------------------- ending requests */
+
+/* Tells the task, if it is waiting for this request, that something happened. */
+static void req_signal(hc_req *r) {
+  if (r->waiting) {
+    r->waiting = 0;
+    sl_task_wake(r->task, SL_WAKE_OK);
+  }
+}
+
+/* Ends the request with an error: "name: message" for the fail triple. */
+void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
+  va_list ap;
+  if (r->done)
+    return;
+  if (fmt != NULL) {           /* NULL: the message is in r->err_msg already */
+    va_start(ap, fmt);
+    vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
+    va_end(ap);
+  }
+  r->err_name = name;
+  hc_req_abort(r);
+  r->done = 1;
+  req_signal(r);
+}
+
+static void req_fail_uv(hc_req *r, int err, const char *what) {
+  hc_req_fail(r, uv_err_name(err), "%s %s:%d: %s", what, r->host, r->port, uv_strerror(err));
+}
+
+/* --------------------------------------------------------------- timeouts */
+
+static void req_timer_cb(sl_timer *tm);
+
+static void req_arm(hc_req *r, int phase, double seconds) {
+  r->phase = (uint8_t)phase;
+  r->timer.cb = req_timer_cb;
+  if (seconds >= 0)
+    sl_timer_start(r->E, &r->timer, seconds);
+  else
+    sl_timer_stop(r->E, &r->timer);
+}
+
+static void req_timer_cb(sl_timer *tm) {
+  hc_req *r = (hc_req *)((char *)tm - offsetof(hc_req, timer));
+  double idle;
+  switch (r->phase) {
+  case HC_PH_CONNECT:
+    hc_req_fail(r, "ETIMEDOUT", "connecting to %s:%d timed out after %g s", r->host, r->port,
+             r->lim.connect_timeout);
+    break;
+  case HC_PH_FIRST_BYTE:
+    hc_req_fail(r, "ETIMEDOUT", "no response from %s:%d within %g s", r->host, r->port,
+             r->lim.first_byte_timeout);
+    break;
+  case HC_PH_READ:
+    /* The deadline is not moved on every read; check how long it has really been. */
+    idle = secs_since(r->t_last);
+    if (idle + 1e-3 < r->lim.idle_timeout)
+      sl_timer_start(r->E, &r->timer, r->lim.idle_timeout - idle);
+    else
+      hc_req_fail(r, "ETIMEDOUT", "nothing received from %s:%d for %g s", r->host, r->port,
+               r->lim.idle_timeout);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ------------------------------------------------------------ connecting */
+
+
+hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
+  hc_conn *k = (hc_conn *)calloc(1, sizeof(*k));
+  if (k == NULL)
+    return NULL;
+  if (uv_tcp_init(c->E->loop, &k->tcp) < 0) {
+    free(k);
+    return NULL;
+  }
+  k->tcp.data = k;
+  k->client = c;
+  k->origin = o;
+  k->state = HC_CONNECTING;
+  llhttp_init(&k->parser, HTTP_RESPONSE, &settings);
+  k->parser.data = k;
+  c->refs++;
+  c->nconns++;
+  c->nconnects++;
+  return k;
+}
+
+
+static void connect_cb(uv_connect_t *creq, int status) {
+  hc_conn *k = (hc_conn *)creq->data;
+  hc_req *r = k->req;
+  if (k->state == HC_CLOSING || r == NULL)
+    return;
+  if (status < 0) {
+    /* Refused or unreachable: the next address of the name, if there is one. */
+    if (r->addr_i + 1 < r->dns.naddrs && status != UV_ECANCELED) {
+      r->conn = NULL;
+      hc_conn_close(k, 1);
+      r->addr_i++;
+      hc_req_connect_new(r);
+      return;
+    }
+    req_fail_uv(r, status, "cannot connect to");
+    return;
+  }
+  uv_tcp_nodelay(&k->tcp, 1);
+  status = uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb);
+  if (status < 0) {
+    req_fail_uv(r, status, "cannot read from");
+    return;
+  }
+  k->state = HC_BUSY;
+  r->t_connected = uv_hrtime();
+  hc_req_send(r);
+}
+
+/* Opens a connection to the address being tried; the request holds a slot already. */
+static void req_connect_addr(hc_req *r) {
+  hc_conn *k = hc_conn_new(r->client, r->origin);
+  sl_addr a = r->dns.addrs[r->addr_i];
+  int rc;
+  if (k == NULL) {
+    hc_req_fail(r, "ENOMEM", "out of memory for a connection");
+    return;
+  }
+  k->req = r;
+  r->conn = k;
+  if (a.sa.sa_family == AF_INET6)
+    a.in6.sin6_port = htons((uint16_t)r->port);
+  else
+    a.in4.sin_port = htons((uint16_t)r->port);
+  k->creq.data = k;
+  rc = uv_tcp_connect(&k->creq, &k->tcp, &a.sa, connect_cb);
+  if (rc < 0)
+    req_fail_uv(r, rc, "cannot connect to");
+}
+
+static void dns_cb(sl_dns_waiter *w, int status) {
+  hc_req *r = (hc_req *)((char *)w - offsetof(hc_req, dns));
+  r->t_dns_done = uv_hrtime();
+  if (status < 0) {
+    hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host, uv_strerror(status));
+    return;
+  }
+  r->addr_i = 0;
+  req_connect_addr(r);
+}
+
+/* Starts a new connection for a request holding a slot: name lookup, then connect. */
+void hc_req_connect_new(hc_req *r) {
+  int rc;
+  r->conn = NULL;
+  r->reused = 0;
+  if (r->phase != HC_PH_CONNECT) {
+    r->t_connect = uv_hrtime();
+    req_arm(r, HC_PH_CONNECT, r->lim.connect_timeout);
+  }
+  if (r->dns.naddrs > 0 && r->addr_i < r->dns.naddrs) {
+    req_connect_addr(r);
+    return;
+  }
+  r->dns.cb = dns_cb;
+  r->t_dns = uv_hrtime();
+  rc = sl_dns_resolve(r->E, r->host, &r->dns);
+  if (rc == 1)
+    return;
+  r->t_dns_done = r->t_dns;
+  if (rc < 0) {
+    hc_req_fail(r, uv_err_name(rc), "cannot resolve %s: %s", r->host, uv_strerror(rc));
+    return;
+  }
+  r->addr_i = 0;
+  req_connect_addr(r);
+}
+
+/* -------------------------------------------------------------- writing */
+
+/* An idempotent request that failed on a reused connection before any response byte is
+ * sent again, once, on a fresh connection: the server had closed the kept-alive one. */
+static int req_retry(hc_req *r, int err) {
+  hc_conn *k = r->conn;
+  if (!r->reused || r->got_byte || !r->idempotent || r->fn_body || r->retried ||
+      (err != UV_EOF && err != UV_ECONNRESET && err != UV_EPIPE))
+    return 0;
+  r->retried = 1;
+  r->client->nretries++;
+  r->conn = NULL;
+  k->req = NULL;
+  hc_conn_close(k, 1);
+  r->dns.naddrs = 0;
+  r->headers_done = 0;
+  hc_req_connect_new(r);
+  return 1;
+}
+
+static void write_cb(uv_write_t *w, int status) {
+  hc_conn *k = (hc_conn *)w->data;
+  hc_req *r = k->req;
+  k->writing = 0;
+  if (k->state == HC_CLOSING || r == NULL || r->conn != k)
+    return;
+  if (status < 0) {
+    if (!req_retry(r, status))
+      req_fail_uv(r, status, "cannot send the request to");
+    return;
+  }
+  if (r->fn_body)
+    req_signal(r);
+}
+
+/* Writes bufs, as far as possible at once: returns 1 when all was written, 0 when the
+ * rest is queued (write_cb follows), or a libuv error. */
+static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
+  int w = uv_try_write((uv_stream_t *)&k->tcp, bufs, n);
+  unsigned i = 0;
+  if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
+    return w;
+  if (w < 0)
+    w = 0;
+  while (i < n && (size_t)w >= bufs[i].len) {
+    w -= (int)bufs[i].len;
+    i++;
+  }
+  if (i == n)
+    return 1;
+  bufs[i].base += w;
+  bufs[i].len -= (size_t)w;
+  k->wreq.data = k;
+  w = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, bufs + i, n - i, write_cb);
+  if (w < 0)
+    return w;
+  k->writing = 1;
+  return 0;
+}
+
+/* The request has a connection: send its head and string body, then wait for the
+ * response's first byte. With a body function only the head goes now (the task sends the
+ * chunks through hc_req_write_body). */
+void hc_req_send(hc_req *r) {
+  hc_conn *k = r->conn;
+  uv_buf_t bufs[2];
+  unsigned n = 1;
+  int rc;
+  k->nreq++;
+  if (r->reused)
+    r->client->nreused++;
+  llhttp_reset(&k->parser);
+  bufs[0] = uv_buf_init(r->wbuf.p, (unsigned)r->wbuf.len);
+  if (r->body_len > 0)
+    bufs[n++] = uv_buf_init((char *)r->body, (unsigned)r->body_len);
+  r->t_sent = uv_hrtime();
+  rc = conn_write(k, bufs, n);
+  if (rc < 0) {
+    if (!req_retry(r, rc))
+      req_fail_uv(r, rc, "cannot send the request to");
+    return;
+  }
+  if (r->fn_body) {
+    r->ready = 1;
+    r->phase = HC_PH_SEND;
+    sl_timer_stop(r->E, &r->timer);
+    req_signal(r);
+    return;
+  }
+  r->body_sent = 1;
+  req_arm(r, HC_PH_FIRST_BYTE, r->lim.first_byte_timeout);
+}
+
+/* Sends one chunk of a body function's output (last: then the terminating chunk).
+ * Returns 1 when written, 0 when queued (the task waits for write_cb), -1 when the request
+ * failed (r->done is set). The chunk must stay anchored until written. */
+int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
+  uv_buf_t bufs[3];
+  unsigned n = 0;
+  int rc;
+  if (r->conn == NULL || r->done)
+    return -1;
+  if (len > 0) {
+    int hl = snprintf(r->chunk_head, sizeof r->chunk_head, "%zx\r\n", len);
+    bufs[n++] = uv_buf_init(r->chunk_head, (unsigned)hl);
+    bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+    bufs[n++] = last ? uv_buf_init((char *)"\r\n0\r\n\r\n", 7) : uv_buf_init((char *)"\r\n", 2);
+  } else if (last) {
+    bufs[n++] = uv_buf_init((char *)"0\r\n\r\n", 5);
+  } else {
+    return 1;
+  }
+  rc = conn_write(r->conn, bufs, n);
+  if (rc < 0) {
+    req_fail_uv(r, rc, "cannot send the request body to");
+    return -1;
+  }
+  if (last) {
+    r->body_sent = 1;
+    if (!r->done && !r->complete)
+      req_arm(r, r->got_byte ? HC_PH_READ : HC_PH_FIRST_BYTE,
+              r->got_byte ? r->lim.idle_timeout : r->lim.first_byte_timeout);
+  }
+  return rc;
+}
+
+/* --------------------------------------------------------------- reading */
+
+/* Straight into the body buffer when the rest of the response is a body of known size
+ * (the body then costs one copy less); otherwise into the shared read buffer. */
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  hc_conn *k = (hc_conn *)h->data;
+  hc_req *r = k->req;
+  (void)suggested;
+  if (r != NULL && r->direct && r->rbody.len < r->rbody.cap) {
+    buf->base = r->rbody.p + r->rbody.len;
+    buf->len = r->rbody.cap - r->rbody.len;
+    return;
+  }
+  buf->base = hc_rbuf;
+  buf->len = sizeof hc_rbuf;
+}
+
+/* The response is complete: the connection goes back to the pool (or is closed), the
+ * task is told. The body's only span, if still in the read buffer, becomes a string on
+ * the task's stack now, before the buffer is reused. */
+static void req_complete(hc_req *r, int extra_bytes) {
+  hc_conn *k = r->conn;
+  hc_client *c = r->client;
+  int keep = !extra_bytes && !k->writing && r->body_sent && !r->close_after &&
+             c->keepalive > 0 && !c->closed && llhttp_should_keep_alive(&k->parser);
+  r->complete = 1;
+  r->done = 1;
+  r->phase = HC_PH_DONE;
+  r->t_done = uv_hrtime();
+  sl_timer_stop(r->E, &r->timer);
+  r->conn = NULL;
+  k->req = NULL;
+  if (r->span != NULL) {
+    if (r->waiting && r->encoding == 0 && !r->sink && !r->fn_body) {
+      lua_State *co = r->task->co;
+      lua_checkstack(co, 1);
+      lua_pushlstring(co, r->span, r->span_len);
+      r->task->nargs = 1;
+      r->pushed = 1;
+    } else if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
+      keep = 0;
+      r->complete = 0;
+      r->err_name = "ENOMEM";
+      snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
+    }
+    r->span = NULL;
+  }
+  r->origin = NULL;            /* the connection holds the origin now */
+  if (keep)
+    hc_conn_release(k);
+  else
+    hc_conn_close(k, 0);
+  req_signal(r);
+}
+
+/* Names what was missing when the server closed the connection too early. */
+static void req_fail_eof(hc_req *r) {
+  if (!r->got_byte)
+    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection without responding", r->host,
+             r->port);
+  else if (!r->headers_done)
+    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the response "
+             "headers", r->host, r->port);
+  else if (r->clen > 0)
+    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body bytes",
+             r->host, r->port, r->rbody.len + r->span_len, (unsigned long long)r->clen);
+  else
+    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the body",
+             r->host, r->port);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  hc_conn *k = (hc_conn *)s->data;
+  hc_req *r = k->req;
+  llhttp_errno_t err;
+  if (nread == 0 || k->state == HC_CLOSING)
+    return;
+  if (r == NULL) {             /* idle: closed by the server, or bytes nobody asked for */
+    hc_conn_close(k, 0);
+    return;
+  }
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      if (!r->got_byte && req_retry(r, UV_EOF))
+        return;
+      llhttp_finish(&k->parser);   /* ends a body delimited by the close */
+      if (r->complete) {
+        r->complete = 0;
+        req_complete(r, 1);
+        return;
+      }
+      req_fail_eof(r);
+      return;
+    }
+    if (!r->got_byte && req_retry(r, (int)nread))
+      return;
+    req_fail_uv(r, (int)nread, "connection to");
+    return;
+  }
+  r->t_last = uv_hrtime();
+  if (!r->got_byte) {
+    r->got_byte = 1;
+    r->t_first = r->t_last;
+  }
+  err = llhttp_execute(&k->parser, buf->base, (size_t)nread);
+  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
+    /* Bytes after the response were not asked for (or belong to an upgraded protocol):
+     * the connection is not reused. */
+    const char *end = llhttp_get_error_pos(&k->parser);
+    r->complete = 0;
+    req_complete(r, err == HPE_PAUSED_UPGRADE || (end != NULL && end < buf->base + nread));
+    return;
+  }
+  if (err != HPE_OK) {
+    if (r->err_name != NULL)
+      hc_req_fail(r, r->err_name, NULL);
+    else
+      hc_req_fail(r, "EPROTO", "invalid HTTP response from %s:%d: %s", r->host, r->port,
+               llhttp_get_error_reason(&k->parser));
+    return;
+  }
+  /* More to come: keep what the read buffer holds, then wait (or feed the sink). */
+  if (r->span != NULL) {
+    if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
+      hc_req_fail(r, "ENOMEM", "out of memory for a response body");
+      return;
+    }
+    r->span = NULL;
+    r->span_len = 0;
+  }
+  if (r->sink && r->rbody.len > 0) {
+    uv_read_stop(s);
+    r->paused = 1;
+    sl_timer_stop(r->E, &r->timer);
+    req_signal(r);
+    return;
+  }
+  if (r->phase == HC_PH_FIRST_BYTE && r->body_sent)
+    req_arm(r, HC_PH_READ, r->lim.idle_timeout);
+}
+
+/* A sink consumed the chunk: read on. */
+void hc_req_resume_reading(hc_req *r) {
+  hc_conn *k = r->conn;
+  r->rbody.len = 0;
+  if (!r->paused || k == NULL)
+    return;
+  r->paused = 0;
+  r->t_last = uv_hrtime();
+  if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) < 0) {
+    hc_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
+    return;
+  }
+  req_arm(r, HC_PH_READ, r->lim.idle_timeout);
+}
+
+/* ---------------------------------------------------------- llhttp hooks */
+
+/* Counts status and header bytes against max_header. */
+static int count_header(hc_req *r, size_t n) {
+  r->header_bytes += n;
+  if (r->header_bytes > r->lim.max_header) {
+    r->err_name = "EMSGSIZE";
+    snprintf(r->err_msg, sizeof r->err_msg, "the response headers from %s:%d exceed "
+             "max_header (%zu bytes)", r->host, r->port, r->lim.max_header);
+    return -1;
+  }
+  return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t n) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  if (count_header(r, n) < 0 || hc_buf_add(&r->hbuf, at, n) < 0)
+    return -1;
+  r->reason_len += (uint32_t)n;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  hc_header *h;
+  if (count_header(r, n) < 0)
+    return -1;
+  if (r->nhdr == 0 || r->hdr[r->nhdr - 1].value != UINT32_MAX) {
+    /* a new header: its name starts here */
+    if (r->nhdr == r->hdr_cap) {
+      uint32_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
+      hc_header *nh = (hc_header *)realloc(r->hdr, cap * sizeof(*nh));
+      if (nh == NULL)
+        return -1;
+      r->hdr = nh;
+      r->hdr_cap = cap;
+    }
+    h = &r->hdr[r->nhdr++];
+    h->name = (uint32_t)r->hbuf.len;
+    h->name_len = 0;
+    h->value = UINT32_MAX;      /* still reading the name */
+    h->value_len = 0;
+  }
+  h = &r->hdr[r->nhdr - 1];
+  if (hc_buf_add(&r->hbuf, at, n) < 0)
+    return -1;
+  h->name_len += (uint32_t)n;
+  return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  hc_header *h = &r->hdr[r->nhdr - 1];
+  char *s = r->hbuf.p + h->name;
+  uint32_t i;
+  for (i = 0; i < h->name_len; i++)
+    if (s[i] >= 'A' && s[i] <= 'Z')
+      s[i] = (char)(s[i] + 32);
+  h->value = (uint32_t)r->hbuf.len;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  if (count_header(r, n) < 0 || hc_buf_add(&r->hbuf, at, n) < 0)
+    return -1;
+  r->hdr[r->nhdr - 1].value_len += (uint32_t)n;
+  return 0;
+}
+
+/* Trims the value's trailing blanks and notes a Content-Encoding to decode. */
+static int on_header_value_complete(llhttp_t *p) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  hc_header *h = &r->hdr[r->nhdr - 1];
+  const char *v = r->hbuf.p + h->value;
+  while (h->value_len > 0 && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
+    h->value_len--;
+  if (h->name_len == 16 && memcmp(r->hbuf.p + h->name, "content-encoding", 16) == 0 &&
+      r->lim.decompress) {
+    if ((h->value_len == 4 && strncasecmp(v, "gzip", 4) == 0) ||
+        (h->value_len == 6 && strncasecmp(v, "x-gzip", 6) == 0))
+      r->encoding = 1;
+    else if (h->value_len == 7 && strncasecmp(v, "deflate", 7) == 0)
+      r->encoding = 2;
+  }
+  return 0;
+}
+
+/* Status and headers are in: decide how the body will be read. */
+static int on_headers_complete(llhttp_t *p) {
+  hc_conn *k = (hc_conn *)p->data;
+  hc_req *r = k->req;
+  r->status = p->status_code;
+  r->headers_done = 1;
+  if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101))
+    return 1;                  /* no body */
+  if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
+    r->clen = p->content_length;
+    if (r->clen > r->lim.max_body && !r->sink) {
+      r->err_name = "EFBIG";
+      snprintf(r->err_msg, sizeof r->err_msg, "the response body from %s:%d (%llu bytes) "
+               "exceeds max_body (%zu bytes)", r->host, r->port,
+               (unsigned long long)r->clen, r->lim.max_body);
+      return -1;
+    }
+    if (!r->sink && r->clen > 0 && r->clen <= PREALLOC_MAX && r->rbody.cap == 0 &&
+        r->status != 204 && r->status != 304) {
+      r->rbody.p = (char *)malloc((size_t)r->clen);
+      if (r->rbody.p == NULL)
+        return -1;
+      r->rbody.cap = (size_t)r->clen;
+      r->direct = 1;
+    }
+  }
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  size_t have = r->rbody.len + r->span_len;
+  if (have + n > r->lim.max_body) {
+    r->err_name = "EFBIG";
+    snprintf(r->err_msg, sizeof r->err_msg, "the response body from %s:%d exceeds max_body "
+             "(%zu bytes)", r->host, r->port, r->lim.max_body);
+    return -1;
+  }
+  if (r->direct && at == r->rbody.p + r->rbody.len) {
+    r->rbody.len += n;         /* read in place */
+    return 0;
+  }
+  if (r->span == NULL && have == 0) {
+    r->span = at;              /* maybe the whole body: copied once, when it ends */
+    r->span_len = n;
+    return 0;
+  }
+  if (r->span != NULL) {
+    if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0)
+      return -1;
+    r->span = NULL;
+    r->span_len = 0;
+  }
+  return hc_buf_add(&r->rbody, at, n) < 0 ? -1 : 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  if (r->status >= 100 && r->status < 200 && r->status != 101) {
+    /* an interim response (100 Continue, 103 Early Hints): the real one follows */
+    r->hbuf.len = 0;
+    r->nhdr = 0;
+    r->reason_len = 0;
+    r->headers_done = 0;
+    r->encoding = 0;
+    return 0;
+  }
+  r->complete = 1;
+  return HPE_PAUSED;
+}
+
+/* Fills llhttp's callback table once. */
+void hc_conn_module_init(void) {
+  llhttp_settings_init(&settings);
+  settings.on_status = on_status;
+  settings.on_header_field = on_header_field;
+  settings.on_header_field_complete = on_header_field_complete;
+  settings.on_header_value = on_header_value;
+  settings.on_header_value_complete = on_header_value_complete;
+  settings.on_headers_complete = on_headers_complete;
+  settings.on_body = on_body;
+  settings.on_message_complete = on_message_complete;
+}
+

@@ -1,0 +1,427 @@
+/* http_client_pool.c: the HTTP client's keep-alive pool: origins (host and port) with their
+ * idle connections and waiting requests, request records, and the client's own lifetime. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Recycled request records, so a request costs no malloc once the client is warm. */
+#define FREE_MAX 1024
+static hc_req *free_list;
+static int nfree;
+
+/* Buffers grown past these are released when a record is recycled. */
+#define KEEP_WBUF (16 * 1024)
+#define KEEP_HBUF (16 * 1024)
+
+/* --------------------------------------------------------------- buffers */
+
+int hc_buf_reserve(hc_buf *b, size_t extra) {
+  size_t need = b->len + extra, cap;
+  char *p;
+  if (need <= b->cap)
+    return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < need)
+    cap *= 2;
+  p = (char *)realloc(b->p, cap);
+  if (p == NULL)
+    return -1;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+int hc_buf_add(hc_buf *b, const void *s, size_t n) {
+  if (hc_buf_reserve(b, n) < 0)
+    return -1;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+void hc_buf_free(hc_buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------- request records */
+
+hc_req *hc_req_alloc(void) {
+  hc_req *r = free_list;
+  hc_buf wbuf = {0}, hbuf = {0};
+  hc_header *hdr = NULL;
+  uint32_t hdr_cap = 0;
+  if (r != NULL) {
+    free_list = r->next;
+    nfree--;
+    wbuf = r->wbuf;
+    hbuf = r->hbuf;
+    hdr = r->hdr;
+    hdr_cap = r->hdr_cap;
+  } else {
+    r = (hc_req *)malloc(sizeof(*r));
+    if (r == NULL)
+      return NULL;
+  }
+  memset(r, 0, sizeof(*r));
+  r->wbuf = wbuf;
+  r->wbuf.len = 0;
+  r->hbuf = hbuf;
+  r->hbuf.len = 0;
+  r->hdr = hdr;
+  r->hdr_cap = hdr_cap;
+  return r;
+}
+
+/* Recycles a request that nothing refers to any more (see hc_req_abort). */
+void hc_req_free(hc_req *r) {
+  hc_inflate_end(r);
+  free(r->rbody.p);
+  r->rbody.p = NULL;
+  free(r->zout);
+  r->zout = NULL;
+  if (r->wbuf.cap > KEEP_WBUF)
+    hc_buf_free(&r->wbuf);
+  if (r->hbuf.cap > KEEP_HBUF)
+    hc_buf_free(&r->hbuf);
+  if (r->hdr_cap > 256) {
+    free(r->hdr);
+    r->hdr = NULL;
+    r->hdr_cap = 0;
+  }
+  if (nfree >= FREE_MAX) {
+    hc_buf_free(&r->wbuf);
+    hc_buf_free(&r->hbuf);
+    free(r->hdr);
+    free(r);
+    return;
+  }
+  r->next = free_list;
+  free_list = r;
+  nfree++;
+}
+
+void hc_free_cached(void) {
+  while (free_list != NULL) {
+    hc_req *r = free_list;
+    free_list = r->next;
+    hc_buf_free(&r->wbuf);
+    hc_buf_free(&r->hbuf);
+    free(r->hdr);
+    free(r);
+  }
+  nfree = 0;
+}
+
+/* -------------------------------------------------------- ending requests */
+
+static void req_leave_wait_list(hc_req *r, hc_origin *o) {
+  if (!r->in_wait_list)
+    return;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    o->wait_head = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  else
+    o->wait_tail = r->prev;
+  r->next = r->prev = NULL;
+  r->in_wait_list = 0;
+}
+
+/* Frees an origin nothing uses any more, so a crawl over many hosts keeps only live ones. */
+void hc_origin_maybe_free(hc_origin *o, hc_client *c) {
+  hc_origin **p;
+  if (o->nconns > 0 || o->wait_head != NULL || o->idle != NULL || o->dispatching)
+    return;
+  p = &c->buckets[o->hash & (c->nbuckets - 1)];
+  while (*p != NULL && *p != o)
+    p = &(*p)->hnext;
+  if (*p == o) {
+    *p = o->hnext;
+    c->norigins--;
+  }
+  free(o);
+}
+
+/* Detaches a request from everything in the engine (timer, wait list, lookup, connection):
+ * after this nothing points to it. A connection it was using is closed, since its
+ * response may be half read. Idempotent. */
+void hc_req_abort(hc_req *r) {
+  hc_origin *o = r->origin;
+  r->origin = NULL;
+  sl_timer_stop(r->E, &r->timer);
+  sl_dns_cancel(&r->dns);
+  if (r->in_wait_list) {
+    req_leave_wait_list(r, o);
+    hc_origin_maybe_free(o, r->client);
+  } else if (r->conn != NULL) {
+    hc_conn *c = r->conn;      /* closing it frees the origin if it was the last user */
+    r->conn = NULL;
+    c->req = NULL;
+    hc_conn_close(c, 0);
+  } else if (o != NULL && r->phase == HC_PH_CONNECT) {
+    o->nconns--;               /* a slot taken for a lookup still running */
+    hc_origin_dispatch(o);
+    hc_origin_maybe_free(o, r->client);
+  }
+  r->phase = HC_PH_DONE;
+}
+
+/* ------------------------------------------------------------------ pool */
+
+static void client_idle_link(hc_client *c, hc_conn *k) {
+  k->cprev = NULL;
+  k->cnext = c->idle_head;
+  if (c->idle_head)
+    c->idle_head->cprev = k;
+  else
+    c->idle_tail = k;
+  c->idle_head = k;
+}
+
+static void idle_unlink(hc_conn *k) {
+  hc_client *c = k->client;
+  hc_origin *o = k->origin;
+  if (k->oprev)
+    k->oprev->onext = k->onext;
+  else if (o != NULL)
+    o->idle = k->onext;
+  if (k->onext)
+    k->onext->oprev = k->oprev;
+  if (k->cprev)
+    k->cprev->cnext = k->cnext;
+  else
+    c->idle_head = k->cnext;
+  if (k->cnext)
+    k->cnext->cprev = k->cprev;
+  else
+    c->idle_tail = k->cprev;
+  k->onext = k->oprev = k->cnext = k->cprev = NULL;
+  c->nidle--;
+}
+
+/* Closes idle connections kept longer than keepalive; re-arms for the oldest left. */
+static void sweep_cb(uv_timer_t *h) {
+  hc_client *c = (hc_client *)h->data;
+  uint64_t now = uv_hrtime(), ka = (uint64_t)(c->keepalive * 1e9);
+  while (c->idle_tail != NULL && c->idle_tail->idle_since + ka <= now)
+    hc_conn_close(c->idle_tail, 0);
+  if (c->idle_tail != NULL) {
+    uint64_t left = c->idle_tail->idle_since + ka - now;
+    uv_timer_start(&c->sweep, sweep_cb, left / 1000000 + 1, 0);
+  }
+}
+
+/* A connection whose response was read in full: to the first waiting request of its
+ * origin, or into the idle lists (unref'd, so it does not keep the process alive). */
+void hc_conn_release(hc_conn *k) {
+  hc_origin *o = k->origin;
+  hc_client *c = k->client;
+  hc_req *r = o->wait_head;
+  if (r != NULL) {
+    req_leave_wait_list(r, o);
+    k->req = r;
+    r->conn = k;
+    r->reused = 1;
+    hc_req_send(r);
+    return;
+  }
+  k->state = HC_IDLE;
+  k->idle_since = uv_hrtime();
+  k->oprev = NULL;
+  k->onext = o->idle;
+  if (o->idle)
+    o->idle->oprev = k;
+  o->idle = k;
+  client_idle_link(c, k);
+  c->nidle++;
+  uv_unref((uv_handle_t *)&k->tcp);
+  if (!uv_is_active((uv_handle_t *)&c->sweep))
+    uv_timer_start(&c->sweep, sweep_cb, (uint64_t)(c->keepalive * 1000) + 1, 0);
+}
+
+/* Gives free slots of an origin to requests waiting for one, each on a new connection. */
+void hc_origin_dispatch(hc_origin *o) {
+  hc_client *c;
+  if (o->dispatching)
+    return;
+  o->dispatching = 1;
+  while (o->wait_head != NULL) {
+    hc_req *r = o->wait_head;
+    c = r->client;
+    if (o->nconns >= c->max_per_host)
+      break;
+    req_leave_wait_list(r, o);
+    o->nconns++;
+    hc_req_connect_new(r);
+  }
+  o->dispatching = 0;
+}
+
+static void conn_close_cb(uv_handle_t *h) {
+  hc_conn *k = (hc_conn *)h->data;
+  hc_client *c = k->client;
+  free(k);
+  hc_client_unref(c);
+}
+
+/* Closes a connection. Its slot is given to a waiting request unless keep_slot says the
+ * caller reuses it at once (another address, a retry). The memory goes in conn_close_cb. */
+void hc_conn_close(hc_conn *k, int keep_slot) {
+  hc_origin *o = k->origin;
+  if (k->state == HC_CLOSING)
+    return;
+  if (k->state == HC_IDLE)
+    idle_unlink(k);
+  k->state = HC_CLOSING;
+  k->client->nconns--;
+  k->origin = NULL;
+  k->req = NULL;
+  uv_close((uv_handle_t *)&k->tcp, conn_close_cb);
+  if (o != NULL && !keep_slot) {
+    o->nconns--;
+    hc_origin_dispatch(o);
+    hc_origin_maybe_free(o, k->client);
+  }
+}
+
+/* Finds or creates the origin of host:port in the client's table. */
+static hc_origin *origin_get(hc_client *c, const char *host, int port) {
+  size_t n = strlen(host), i;
+  uint32_t h = 2166136261u;
+  hc_origin *o;
+  for (i = 0; i < n; i++)
+    h = (h ^ (unsigned char)host[i]) * 16777619u;
+  h = (h ^ (uint32_t)port) * 16777619u;
+  if (c->nbuckets == 0 || c->norigins >= c->nbuckets * 2) {
+    size_t nb = c->nbuckets ? c->nbuckets * 4 : 16, j;
+    hc_origin **b = (hc_origin **)calloc(nb, sizeof(*b));
+    if (b == NULL)
+      return NULL;
+    for (j = 0; j < c->nbuckets; j++) {
+      hc_origin *x = c->buckets[j], *next;
+      for (; x != NULL; x = next) {
+        next = x->hnext;
+        x->hnext = b[x->hash & (nb - 1)];
+        b[x->hash & (nb - 1)] = x;
+      }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+  }
+  for (o = c->buckets[h & (c->nbuckets - 1)]; o != NULL; o = o->hnext)
+    if (o->hash == h && o->port == port && o->hostlen == n && memcmp(o->host, host, n) == 0)
+      return o;
+  o = (hc_origin *)calloc(1, sizeof(*o) + n + 1);
+  if (o == NULL)
+    return NULL;
+  memcpy(o->host, host, n + 1);
+  o->hostlen = n;
+  o->port = port;
+  o->hash = h;
+  o->hnext = c->buckets[h & (c->nbuckets - 1)];
+  c->buckets[h & (c->nbuckets - 1)] = o;
+  c->norigins++;
+  return o;
+}
+
+/* Starts a request: an idle connection of its origin, a new one if a slot is free, else
+ * a place in the origin's wait list. The task then waits until r->done (or, with a body
+ * function, r->ready). */
+void hc_req_start(hc_req *r) {
+  hc_client *c = r->client;
+  hc_origin *o = origin_get(c, r->host, r->port);
+  hc_conn *k;
+  r->t_start = uv_hrtime();
+  c->nrequests++;
+  if (o == NULL) {
+    hc_req_fail(r, "ENOMEM", "out of memory for a connection pool");
+    return;
+  }
+  r->origin = o;
+  k = o->idle;
+  if (k != NULL && c->keepalive > 0) {
+    idle_unlink(k);
+    k->state = HC_BUSY;
+    uv_ref((uv_handle_t *)&k->tcp);
+    k->req = r;
+    r->conn = k;
+    r->reused = 1;
+    hc_req_send(r);
+    return;
+  }
+  if (o->nconns < c->max_per_host) {
+    o->nconns++;
+    hc_req_connect_new(r);
+    return;
+  }
+  r->phase = HC_PH_QUEUED;
+  r->in_wait_list = 1;
+  r->next = NULL;
+  r->prev = o->wait_tail;
+  if (o->wait_tail)
+    o->wait_tail->next = r;
+  else
+    o->wait_head = r;
+  o->wait_tail = r;
+}
+
+/* ------------------------------------------------------------ the client */
+
+/* Drops one reference; the last one frees the client (the Lua object is gone, the sweep
+ * timer closed, every connection closed). */
+void hc_client_unref(hc_client *c) {
+  int i;
+  if (--c->refs > 0)
+    return;
+  for (i = 0; i < c->ndh; i++) {
+    free(c->dh[i].lname);
+    free(c->dh[i].line);
+  }
+  free(c->dh);
+  hc_buf_free(&c->dh_block);
+  free(c->buckets);
+  free(c);
+}
+
+static void sweep_close_cb(uv_handle_t *h) {
+  hc_client_unref((hc_client *)h->data);
+}
+
+/* client:close() or its collection: every connection is closed (a request still using
+ * one fails with ECANCELED) and origins are freed; the record goes with its last ref. */
+void hc_client_shutdown(hc_client *c) {
+  size_t i;
+  if (c->closed)
+    return;
+  c->closed = 1;
+  for (i = 0; i < c->nbuckets; i++) {
+    hc_origin *o;
+    while ((o = c->buckets[i]) != NULL) {
+      o->dispatching = 1;      /* no new connections for waiters while closing */
+      while (o->wait_head != NULL) {
+        hc_req *r = o->wait_head;
+        hc_req_fail(r, "ECANCELED", "the HTTP client was closed");
+      }
+      while (o->idle != NULL)
+        hc_conn_close(o->idle, 0);
+      c->buckets[i] = o->hnext;
+      o->hnext = NULL;
+      o->dispatching = 0;
+      c->norigins--;
+      /* Connections still busy keep a pointer to the origin: they are closed below. */
+      if (o->nconns == 0)
+        free(o);
+      else
+        o->dispatching = 2;    /* detached: freed when its last connection closes */
+    }
+  }
+  uv_close((uv_handle_t *)&c->sweep, sweep_close_cb);
+}
+

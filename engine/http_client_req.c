@@ -1,0 +1,550 @@
+/* http_client_req.c: the HTTP client's bytes and tables: parsing URLs, writing a request's
+ * head, and turning a parsed response into its Lua table (headers, decoded body, timings). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "internal.h"
+
+/* Registry keys: the headers' metatable, and the weak table of repeated header values. */
+static char headers_mt_key, repeats_key;
+
+/* ------------------------------------------------------------------- URLs */
+
+static int is_host_char(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '-' || ch == '.' || ch == '_';
+}
+
+/* Parses "http://host[:port][/path][?query][#fragment]" into r->host (lower case, IPv6
+ * without brackets) and r->port; *target is the path and query ("/" when empty), inside
+ * url. Returns NULL, or the fail name ("EINVAL", "ENOTSUP") with the reason in why. */
+const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target,
+                         size_t *tlen, char *why, size_t whylen) {
+  const char *p = u, *end = u + n, *s, *host, *hend, *t;
+  size_t hl;
+  s = memchr(u, ':', n);
+  if (s == NULL || end - s < 3 || s[1] != '/' || s[2] != '/' || s == u) {
+    snprintf(why, whylen, "not an absolute http:// URL: %.100s", u);
+    return "EINVAL";
+  }
+  if (s - u == 5 && strncasecmp(u, "https", 5) == 0) {
+    snprintf(why, whylen, "https is not supported yet");
+    return "ENOTSUP";
+  }
+  if (s - u != 4 || strncasecmp(u, "http", 4) != 0) {
+    snprintf(why, whylen, "unsupported URL scheme '%.*s' (only http:// is)", (int)(s - u), u);
+    return "EINVAL";
+  }
+  p = s + 3;
+  for (t = p; t < end && *t != '/' && *t != '?' && *t != '#'; t++)
+    if (*t == '@') {
+      snprintf(why, whylen, "credentials in URLs are not supported: %.100s", u);
+      return "EINVAL";
+    }
+  /* p .. t is the authority */
+  if (p < t && *p == '[') {
+    host = p + 1;
+    hend = memchr(host, ']', (size_t)(t - host));
+    if (hend == NULL) {
+      snprintf(why, whylen, "bad IPv6 address in URL: %.100s", u);
+      return "EINVAL";
+    }
+    s = hend + 1;
+  } else {
+    host = p;
+    for (hend = p; hend < t && *hend != ':'; hend++)
+      if (!is_host_char((unsigned char)*hend)) {
+        snprintf(why, whylen, "bad host name in URL: %.100s", u);
+        return "EINVAL";
+      }
+    s = hend;
+  }
+  hl = (size_t)(hend - host);
+  if (hl == 0 || hl >= sizeof r->host) {
+    snprintf(why, whylen, "%s host name in URL: %.100s", hl ? "too long a" : "no", u);
+    return "EINVAL";
+  }
+  for (size_t i = 0; i < hl; i++) {
+    char ch = host[i];
+    r->host[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+  }
+  r->host[hl] = '\0';
+  if (*p == '[') {
+    struct in6_addr a6;
+    if (uv_inet_pton(AF_INET6, r->host, &a6) != 0) {
+      snprintf(why, whylen, "bad IPv6 address in URL: %.100s", u);
+      return "EINVAL";
+    }
+  }
+  r->port = 80;
+  if (s < t) {
+    long port = 0;
+    if (*s != ':') {
+      snprintf(why, whylen, "bad authority in URL: %.100s", u);
+      return "EINVAL";
+    }
+    for (s++; s < t; s++) {
+      if (*s < '0' || *s > '9' || port > 65535) {
+        snprintf(why, whylen, "bad port in URL: %.100s", u);
+        return "EINVAL";
+      }
+      port = port * 10 + (*s - '0');
+    }
+    if (port > 0) {
+      if (port > 65535) {
+        snprintf(why, whylen, "bad port in URL: %.100s", u);
+        return "EINVAL";
+      }
+      r->port = (int)port;
+    }
+  }
+  *target = t;
+  for (s = t; s < end && *s != '#'; s++)
+    ;
+  *tlen = (size_t)(s - t);
+  return NULL;
+}
+
+/* ------------------------------------------------------- request heads */
+
+static int is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* A method or header name must be an HTTP token; a value must not break the line. */
+int hc_token_valid(const char *s, size_t n) {
+  size_t i;
+  if (n == 0)
+    return 0;
+  for (i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)s[i]))
+      return 0;
+  return 1;
+}
+
+static int value_valid(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+      return 0;
+  return 1;
+}
+
+/* Appends the request target, percent-encoding what may not go on the wire as it is
+ * (controls, spaces, bytes above 0x7e); "/" if empty, or before a bare "?query". */
+static int add_target(hc_buf *b, const char *t, size_t n) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i;
+  if (hc_buf_reserve(b, n * 3 + 1) < 0)
+    return -1;
+  if (n == 0 || t[0] != '/')
+    b->p[b->len++] = '/';
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)t[i];
+    if (ch <= 0x20 || ch >= 0x7f) {
+      b->p[b->len++] = '%';
+      b->p[b->len++] = hex[ch >> 4];
+      b->p[b->len++] = hex[ch & 15];
+    } else {
+      b->p[b->len++] = (char)ch;
+    }
+  }
+  return 0;
+}
+
+#define ADD(b, s) hc_buf_add((b), (s), sizeof(s) - 1)
+
+/* Appends "name: value\r\n" for the value at the top of the stack (false: no such header,
+ * not even a default one); notes which of the client's defaults it overrides, and Host.
+ * Content-Length and Transfer-Encoding are left out: the body decides them. Returns NULL
+ * or an argument error message. */
+static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t nlen,
+                              uint64_t *overridden, int *has_host) {
+  hc_client *c = r->client;
+  int suppress = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  size_t vlen = 0;
+  const char *v = NULL;
+  char lname[32];
+  int i;
+  if (!suppress) {
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+      return lua_pushfstring(L, "header '%s' must be a string, a number, false or a list",
+                             name);
+    v = lua_tolstring(L, -1, &vlen);
+    if (!value_valid(v, vlen))
+      return lua_pushfstring(L, "header '%s' has a line break or NUL in its value", name);
+  }
+  if (nlen < sizeof lname) {
+    for (i = 0; i < (int)nlen; i++)
+      lname[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    lname[nlen] = '\0';
+    if (strcmp(lname, "content-length") == 0 || strcmp(lname, "transfer-encoding") == 0)
+      return NULL;
+    if (strcmp(lname, "host") == 0)
+      *has_host = 1;
+    if (!suppress && strcmp(lname, "connection") == 0 && vlen >= 5 &&
+        strncasecmp(v, "close", 5) == 0)
+      r->close_after = 1;
+    for (i = 0; i < c->ndh; i++)
+      if (strcmp(lname, c->dh[i].lname) == 0)
+        *overridden |= (uint64_t)1 << i;
+  }
+  if (suppress)
+    return NULL;
+  if (hc_buf_reserve(&r->wbuf, nlen + vlen + 4) < 0)
+    return "out of memory";
+  hc_buf_add(&r->wbuf, name, nlen);
+  ADD(&r->wbuf, ": ");
+  hc_buf_add(&r->wbuf, v, vlen);
+  ADD(&r->wbuf, "\r\n");
+  return NULL;
+}
+
+/* Writes the request head into r->wbuf: request line, the headers of the table at hidx
+ * (0: none; a value may be a list for a repeated header), Host and the client's defaults
+ * unless given, then the body's framing: Content-Length for a string body (body_kind 1),
+ * chunked for a function (2), Content-Length: 0 for a POST, PUT or PATCH without one.
+ * A string body of up to 4 KiB is copied in too, so the request goes in one piece.
+ * Returns NULL, or an error message for a bad header (an argument error). */
+const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
+                          const char *target, size_t tlen, int hidx, int body_kind) {
+  hc_client *c = r->client;
+  hc_buf *b = &r->wbuf;
+  uint64_t overridden = 0;
+  int has_host = 0, i;
+  char num[32];
+  b->len = 0;
+  if (hc_buf_add(b, method, mlen) < 0 || ADD(b, " ") < 0 || add_target(b, target, tlen) < 0 ||
+      ADD(b, " HTTP/1.1\r\n") < 0)
+    return "out of memory";
+  if (hidx != 0) {
+    lua_pushnil(L);
+    while (lua_next(L, hidx) != 0) {
+      size_t nlen;
+      const char *name, *err = NULL;
+      if (lua_type(L, -2) != LUA_TSTRING)
+        return "header names must be strings";
+      name = lua_tolstring(L, -2, &nlen);
+      if (!hc_token_valid(name, nlen))
+        return lua_pushfstring(L, "bad header name '%s'", name);
+      if (lua_istable(L, -1)) {
+        lua_Integer j, n = (lua_Integer)lua_rawlen(L, -1);
+        for (j = 1; j <= n && err == NULL; j++) {
+          lua_rawgeti(L, -1, j);
+          err = add_header(L, r, name, nlen, &overridden, &has_host);
+          lua_pop(L, 1);
+        }
+      } else {
+        err = add_header(L, r, name, nlen, &overridden, &has_host);
+      }
+      if (err != NULL)
+        return err;
+      lua_pop(L, 1);
+    }
+  }
+  if (!has_host) {
+    int ipv6 = strchr(r->host, ':') != NULL;
+    if (ADD(b, "Host: ") < 0 || (ipv6 && ADD(b, "[") < 0) ||
+        hc_buf_add(b, r->host, strlen(r->host)) < 0 || (ipv6 && ADD(b, "]") < 0))
+      return "out of memory";
+    if (r->port != 80) {
+      int k = snprintf(num, sizeof num, ":%d", r->port);
+      if (hc_buf_add(b, num, (size_t)k) < 0)
+        return "out of memory";
+    }
+    if (ADD(b, "\r\n") < 0)
+      return "out of memory";
+  }
+  if (overridden == 0) {
+    if (hc_buf_add(b, c->dh_block.p, c->dh_block.len) < 0)
+      return "out of memory";
+  } else {
+    for (i = 0; i < c->ndh; i++)
+      if (!(overridden & ((uint64_t)1 << i)) &&
+          hc_buf_add(b, c->dh[i].line, c->dh[i].line_len) < 0)
+        return "out of memory";
+  }
+  if (body_kind == 2) {
+    if (ADD(b, "Transfer-Encoding: chunked\r\n\r\n") < 0)
+      return "out of memory";
+    return NULL;
+  }
+  if (body_kind == 1 || (mlen == 4 && memcmp(method, "POST", 4) == 0) ||
+      (mlen == 3 && memcmp(method, "PUT", 3) == 0) ||
+      (mlen == 5 && memcmp(method, "PATCH", 5) == 0)) {
+    int k = snprintf(num, sizeof num, "Content-Length: %zu\r\n", r->body_len);
+    if (hc_buf_add(b, num, (size_t)k) < 0)
+      return "out of memory";
+  }
+  if (ADD(b, "\r\n") < 0)
+    return "out of memory";
+  if (r->body_len > 0 && r->body_len <= 4096) {
+    if (hc_buf_add(b, r->body, r->body_len) < 0)
+      return "out of memory";
+    r->body = NULL;
+    r->body_len = 0;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------- bodies */
+
+/* Starts a zlib stream for r->encoding: gzip, or deflate with or without its zlib
+ * wrapper (servers send both; the first two bytes tell them apart). */
+int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n) {
+  z_stream *z = (z_stream *)calloc(1, sizeof(*z));
+  int bits;
+  if (z == NULL)
+    return -1;
+  if (r->encoding == 1)
+    bits = 15 + 16;
+  else if (n >= 2 && (in[0] & 0x0f) == 8 && ((in[0] << 8) | in[1]) % 31 == 0)
+    bits = 15;
+  else
+    bits = -15;
+  if (inflateInit2(z, bits) != Z_OK) {
+    free(z);
+    return -1;
+  }
+  r->z = z;
+  return 0;
+}
+
+void hc_inflate_end(hc_req *r) {
+  if (r->z != NULL) {
+    inflateEnd((z_stream *)r->z);
+    free(r->z);
+    r->z = NULL;
+  }
+}
+
+/* Decodes up to outlen bytes into out from r->z's pending input (set by the caller).
+ * Returns the bytes produced, or -1 with the request's error set. */
+long hc_inflate(hc_req *r, char *out, size_t outlen) {
+  z_stream *z = (z_stream *)r->z;
+  int rc;
+  z->next_out = (Bytef *)out;
+  z->avail_out = (uInt)outlen;
+  rc = inflate(z, Z_NO_FLUSH);
+  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+    r->err_name = "EPROTO";
+    snprintf(r->err_msg, sizeof r->err_msg, "bad %s body from %s:%d: %s",
+             r->encoding == 1 ? "gzip" : "deflate", r->host, r->port,
+             z->msg ? z->msg : "corrupt data");
+    return -1;
+  }
+  if (rc == Z_STREAM_END)
+    z->avail_in = 0;           /* ignore anything after the end of the stream */
+  return (long)(outlen - z->avail_out);
+}
+
+/* Pushes the whole decoded body of r->rbody, or returns the fail triple (EPROTO for bad
+ * data, EFBIG past max_body). Returns 1 or 3. */
+static int push_decoded(lua_State *L, hc_req *r) {
+  luaL_Buffer B;
+  z_stream *z;
+  size_t total = 0;
+  if (hc_inflate_init(r, (const unsigned char *)r->rbody.p, r->rbody.len) < 0)
+    return sl_fail(L, "ENOMEM", "out of memory for a decoder");
+  z = (z_stream *)r->z;
+  z->next_in = (Bytef *)r->rbody.p;
+  z->avail_in = (uInt)r->rbody.len;
+  luaL_buffinit(L, &B);
+  while (z->avail_in > 0) {
+    char *out = luaL_prepbuffsize(&B, 64 * 1024);
+    long got = hc_inflate(r, out, 64 * 1024);
+    if (got < 0)
+      return sl_fail(L, r->err_name, "%s", r->err_msg);
+    if (got == 0 && z->avail_in > 0 && z->avail_out > 0)
+      break;                   /* truncated stream: keep what decoded */
+    total += (size_t)got;
+    if (total > r->lim.max_body)
+      return sl_fail(L, "EFBIG", "the decoded response body from %s:%d exceeds max_body "
+                     "(%I bytes)", r->host, r->port, (lua_Integer)r->lim.max_body);
+    luaL_addsize(&B, (size_t)got);
+  }
+  luaL_pushresult(&B);
+  return 1;
+}
+
+/* ----------------------------------------------------------- responses */
+
+static double span(uint64_t from, uint64_t to) {
+  return from != 0 && to > from ? (double)(to - from) / 1e9 : 0.0;
+}
+
+/* Sets headers[name] = value; a repeated name gets "a, b" and its values are kept as a
+ * list for http.header_values. Expects the headers table at hidx. */
+static void set_header(lua_State *L, int hidx, const char *name, size_t nlen,
+                       const char *v, size_t vlen) {
+  lua_pushlstring(L, name, nlen);
+  if (lua_rawget(L, hidx) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushlstring(L, name, nlen);
+    lua_pushlstring(L, v, vlen);
+    lua_rawset(L, hidx);
+    return;
+  }
+  /* repeated: registry[repeats][headers][name] is the list of values */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
+  lua_pushvalue(L, hidx);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, hidx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushlstring(L, name, nlen);
+  if (lua_rawget(L, -2) == LUA_TNIL) {   /* first repeat: start with the first value */
+    lua_pop(L, 1);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, -4);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, name, nlen);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushlstring(L, v, vlen);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pop(L, 3);               /* list, per-table map, repeats */
+  lua_pushlstring(L, name, nlen);
+  lua_pushvalue(L, -2);        /* the old joined value */
+  lua_pushliteral(L, ", ");
+  lua_pushlstring(L, v, vlen);
+  lua_concat(L, 3);
+  lua_rawset(L, hidx);
+  lua_pop(L, 1);
+}
+
+/* Pushes the response table of a complete request: status, reason, headers, body (the
+ * string at bodyidx if the body was pushed already, else from r->rbody, decoded; nil
+ * with a sink), url (the string at urlidx), redirects = 0, timings. Returns 1, or 3 for
+ * the fail triple of a body that cannot be decoded. */
+int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
+  uint32_t i;
+  int res, h;
+  lua_createtable(L, 0, 8);
+  res = lua_gettop(L);
+  lua_pushinteger(L, r->status);
+  lua_setfield(L, res, "status");
+  lua_pushlstring(L, r->hbuf.p + r->reason, r->reason_len);
+  lua_setfield(L, res, "reason");
+  lua_createtable(L, 0, (int)r->nhdr);
+  h = lua_gettop(L);
+  for (i = 0; i < r->nhdr; i++) {
+    const hc_header *x = &r->hdr[i];
+    if (x->value == UINT32_MAX)
+      continue;
+    set_header(L, h, r->hbuf.p + x->name, x->name_len, r->hbuf.p + x->value, x->value_len);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  lua_setmetatable(L, h);
+  lua_setfield(L, res, "headers");
+  if (bodyidx != 0) {
+    lua_pushvalue(L, bodyidx);
+  } else if (r->sink) {
+    lua_pushnil(L);
+  } else if (r->encoding != 0 && r->rbody.len > 0) {
+    int n = push_decoded(L, r);
+    if (n != 1)
+      return n;
+  } else {
+    lua_pushlstring(L, r->rbody.p ? r->rbody.p : "", r->rbody.len);
+  }
+  lua_setfield(L, res, "body");
+  lua_pushvalue(L, urlidx);
+  lua_setfield(L, res, "url");
+  lua_pushinteger(L, 0);
+  lua_setfield(L, res, "redirects");
+  lua_createtable(L, 0, 4);
+  lua_pushnumber(L, span(r->t_dns, r->t_dns_done));
+  lua_setfield(L, -2, "dns");
+  lua_pushnumber(L, r->reused ? 0.0 : span(r->t_dns_done ? r->t_dns_done : r->t_connect,
+                                          r->t_connected));
+  lua_setfield(L, -2, "connect");
+  lua_pushnumber(L, span(r->t_start, r->t_first));
+  lua_setfield(L, -2, "first_byte");
+  lua_pushnumber(L, span(r->t_start, r->t_done));
+  lua_setfield(L, -2, "total");
+  lua_setfield(L, res, "timings");
+  return 1;
+}
+
+/* headers[k] for a key not stored as it is: the same name in lower case. */
+static int headers_index(lua_State *L) {
+  size_t n, i;
+  const char *k = lua_tolstring(L, 2, &n);
+  luaL_Buffer B;
+  char *p;
+  int changed = 0;
+  if (k == NULL || lua_type(L, 2) != LUA_TSTRING)
+    return 0;
+  p = luaL_buffinitsize(L, &B, n);
+  for (i = 0; i < n; i++) {
+    p[i] = (k[i] >= 'A' && k[i] <= 'Z') ? (char)(k[i] + 32) : k[i];
+    changed |= p[i] != k[i];
+  }
+  if (!changed)
+    return 0;
+  luaL_pushresultsize(&B, n);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+/** http.header_values(headers, name) -> every value of a header in the order received
+ * (a list, empty when absent); a header that came once gives a list of one */
+int hc_header_values(lua_State *L) {
+  size_t n, i;
+  const char *k;
+  luaL_Buffer B;
+  char *p;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  k = luaL_checklstring(L, 2, &n);
+  lua_settop(L, 2);
+  p = luaL_buffinitsize(L, &B, n);
+  for (i = 0; i < n; i++)
+    p[i] = (k[i] >= 'A' && k[i] <= 'Z') ? (char)(k[i] + 32) : k[i];
+  luaL_pushresultsize(&B, n);                  /* 3: the stored name */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, 4) == LUA_TTABLE) {
+    lua_pushvalue(L, 3);
+    if (lua_rawget(L, 5) == LUA_TTABLE) {      /* repeated: a copy of its list */
+      lua_Integer j, len = (lua_Integer)lua_rawlen(L, 6);
+      lua_createtable(L, (int)len, 0);
+      for (j = 1; j <= len; j++) {
+        lua_rawgeti(L, 6, j);
+        lua_rawseti(L, -2, j);
+      }
+      return 1;
+    }
+  }
+  lua_settop(L, 3);
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, 3);
+  if (lua_rawget(L, 1) != LUA_TNIL)
+    lua_rawseti(L, -2, 1);
+  else
+    lua_pop(L, 1);
+  return 1;
+}
+
+/* Creates the headers metatable and the weak table of repeated values. */
+void hc_req_register(lua_State *L) {
+  sl_newmeta(L, SL_HTTP_HEADERS_MT, NULL, NULL);
+  luaL_getmetatable(L, SL_HTTP_HEADERS_MT);
+  lua_pushcfunction(L, headers_index);
+  lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &repeats_key);
+}
