@@ -94,7 +94,7 @@ for ok, v in sl.limited_as_completed(next_url, limit, fetch) do
     body_bytes = body_bytes + #v.body
   else
     -- v is an error name from fetch, or what a job raised (ok == false)
-    local name = ok and v or (tostring(v):match("^(E%u+):") or "raised")
+    local name = ok and v or (tostring(v):match("^(E[%u_]+):") or "raised")
     failures[name] = (failures[name] or 0) + 1
   end
   local kb = collectgarbage("count")
