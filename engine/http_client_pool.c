@@ -415,11 +415,10 @@ void hc_client_shutdown(hc_client *c) {
       o->hnext = NULL;
       o->dispatching = 0;
       c->norigins--;
-      /* Connections still busy keep a pointer to the origin: they are closed below. */
+      /* An origin with requests still in flight lives on outside the table: the last of
+       * their connections to close frees it (hc_origin_maybe_free). */
       if (o->nconns == 0)
         free(o);
-      else
-        o->dispatching = 2;    /* detached: freed when its last connection closes */
     }
   }
   uv_close((uv_handle_t *)&c->sweep, sweep_close_cb);

@@ -382,13 +382,14 @@ static double span(uint64_t from, uint64_t to) {
 static void set_header(lua_State *L, int hidx, const char *name, size_t nlen,
                        const char *v, size_t vlen) {
   lua_pushlstring(L, name, nlen);
+  lua_pushvalue(L, -1);
   if (lua_rawget(L, hidx) == LUA_TNIL) {
     lua_pop(L, 1);
-    lua_pushlstring(L, name, nlen);
     lua_pushlstring(L, v, vlen);
     lua_rawset(L, hidx);
     return;
   }
+  lua_remove(L, -2);           /* the name: pushed again below */
   /* repeated: registry[repeats][headers][name] is the list of values */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
   lua_pushvalue(L, hidx);

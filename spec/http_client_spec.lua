@@ -210,21 +210,16 @@ describe("http client", function()
 
     it("decodes gzip and deflate (zlib-wrapped or raw); decompress = false keeps the bytes",
        function()
+      -- ("sluice "):rep(1000) compressed three ways (made with Python's gzip and zlib)
       local text = ("sluice "):rep(1000)
       local files = {}
-      for _, kind in ipairs({"gzip", "zlib", "raw"}) do
-        local path = os.tmpname()
-        H.write_file(path, text)
-        local py = ({gzip = "gzip.compress(d)", zlib = "zlib.compress(d)",
-                     raw = "zlib.compress(d)[2:-4]"})[kind]
-        local out, code = H.sh(("python3 -c 'import sys,gzip,zlib; d=open(sys.argv[1],\"rb\")"
-          .. ".read(); sys.stdout.buffer.write(%s)' %s"):format(py, H.quote(path)))
-        os.remove(path)
-        assert.equals(0, code)
-        files[kind] = out
+      for kind, name in pairs({gzip = "body.gz", zlib = "body.zlib", raw = "body.deflate"}) do
+        files[kind] = H.read_file("spec/fixtures/http/" .. name)
+        assert.is_true(#files[kind] > 0 and #files[kind] < 200)
       end
       srv = app(function(req)
         local kind = req.path:sub(2)
+        if kind == "bad" then return 200, {{"Content-Encoding", "gzip"}}, "not gzip at all" end
         local enc = kind == "gzip" and "gzip" or "deflate"
         return 200, {{"Content-Encoding", enc}}, files[kind]
       end)
@@ -237,6 +232,11 @@ describe("http client", function()
       local raw = assert(client:get(srv.url .. "/gzip", {decompress = false}))
       assert.equals(files.gzip, raw.body)
       fails("EFBIG", client:get(srv.url .. "/gzip", {max_body = 1000}))
+      fails("EPROTO", client:get(srv.url .. "/bad"))
+      local got = {}
+      assert(client:get(srv.url .. "/raw", {sink = function(piece) got[#got + 1] = piece end}))
+      assert.equals(text, table.concat(got))
+      fails("EPROTO", client:get(srv.url .. "/bad", {sink = function() end}))
       assert.equals(200, assert(client:get(srv.url .. "/zlib")).status)
     end)
 
@@ -416,6 +416,76 @@ describe("http client", function()
       os.remove(out)
       assert.equals("200\thello /x\nexit=0\n", text)
       assert.is_true(sl.now() - t0 < 4)
+    end)
+
+    it("resolves names once through the DNS cache, trying each address", function()
+      srv = app(hello)
+      client = http.client()
+      local before = client:stats()
+      local url = "http://localhost:" .. srv.port
+      local list = {}
+      for i = 1, 3 do list[i] = function() return assert(client:get(url .. "/" .. i)).body end end
+      assert.same({"hello /1", "hello /2", "hello /3", n = 3}, sl.gather(list))
+      local c2 = http.client()     -- a pool of its own, so it resolves again: from the cache
+      assert.equals("hello /4", assert(c2:get(url .. "/4")).body)
+      c2:close()
+      local after = client:stats()
+      assert.is_true(after.dns_lookups - before.dns_lookups <= 1)
+      assert.is_true(after.dns_hits > before.dns_hits)
+      assert.equals("localhost:" .. srv.port, srv.requests[1].headers.host)
+    end)
+
+    it("notices a kept-alive connection the server closed while it was idle", function()
+      srv = server(function(sock)
+        local req = reader(sock).request()
+        sock:write(response(200, {}, "once " .. req.path))
+      end)
+      client = http.client()
+      assert.equals("once /1", assert(client:get(srv.url .. "/1")).body)
+      sl.sleep(0.05)
+      assert.equals(0, client:stats().open)
+      assert.equals("once /2", assert(client:get(srv.url .. "/2")).body)
+      assert.equals(0, client:stats().retries)
+    end)
+
+    it("does not reuse a connection that sent bytes nobody asked for", function()
+      srv = app(function(req)
+        if req.path == "/extra" then return response(200, {}, "ok") .. "HTTP/1.1 200 OK\r\n" end
+        return 200, {}, "ok"
+      end)
+      client = http.client()
+      assert.equals("ok", assert(client:get(srv.url .. "/extra")).body)
+      assert.equals("ok", assert(client:get(srv.url .. "/")).body)
+      assert.equals(2, srv.conns)
+    end)
+
+    it("skips interim 1xx responses", function()
+      srv = app(function()
+        return "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+          .. response(200, {{"X-Final", "yes"}}, "final")
+      end)
+      client = http.client()
+      local res = assert(client:get(srv.url))
+      assert.equals(200, res.status)
+      assert.equals("final", res.body)
+      assert.equals("yes", res.headers["x-final"])
+      assert.is_nil(res.headers.link)
+      assert.equals(1, srv.conns)
+    end)
+
+    it("client:close() fails the requests waiting for a connection, lets others finish",
+       function()
+      srv = app(function() sl.sleep(0.1) return 200, {}, "done" end)
+      client = http.client{max_per_host = 1}
+      local a = sl.spawn(function() return client:get(srv.url) end)
+      local b = sl.spawn(function() return client:get(srv.url) end)
+      sl.sleep(0.02)
+      client:close()
+      local res_b, err_b, code_b = b:join()
+      fails("ECANCELED", res_b, err_b, code_b)
+      assert.equals("done", assert(a:join()).body)
+      assert.has_error(function() client:get(srv.url) end, "attempt to use a closed HTTP client")
+      client = nil
     end)
   end)
 
