@@ -85,22 +85,30 @@ end
 
 print(("%d GETs of %s at limit %d"):format(n, url, limit))
 local ok_count, body_bytes, heap_peak = 0, 0, collectgarbage("count")
-local statuses, failures = {}, {}
+local statuses, failures, done = {}, {}, 0
 local t0 = sl.now()
-for ok, v in sl.limited_as_completed(next_url, limit, fetch) do
-  if ok and type(v) == "table" then
-    ok_count = ok_count + 1
-    statuses[v.status] = (statuses[v.status] or 0) + 1
-    body_bytes = body_bytes + #v.body
-  else
-    -- v is an error name from fetch, or what a job raised (ok == false)
-    local name = ok and v or (tostring(v):match("^(E[%u_]+):") or "raised")
-    failures[name] = (failures[name] or 0) + 1
+-- Under pcall so that Ctrl-C (a cancellation) still prints how far it got, then goes on.
+local finished, stop = pcall(function()
+  for ok, v in sl.limited_as_completed(next_url, limit, fetch) do
+    done = done + 1
+    if ok and type(v) == "table" then
+      ok_count = ok_count + 1
+      statuses[v.status] = (statuses[v.status] or 0) + 1
+      body_bytes = body_bytes + #v.body
+    else
+      -- v is an error name from fetch, or what a job raised (ok == false)
+      local name = ok and v or (tostring(v):match("^(E[%u_]+):") or "raised")
+      failures[name] = (failures[name] or 0) + 1
+    end
+    local kb = collectgarbage("count")
+    if kb > heap_peak then heap_peak = kb end
   end
-  local kb = collectgarbage("count")
-  if kb > heap_peak then heap_peak = kb end
-end
+end)
 local elapsed = sl.now() - t0
+if not finished then
+  print(("interrupted (%s) after %d of %d requests"):format(
+    sl.is_cancelled(stop) and "cancelled" or tostring(stop), done, n))
+end
 
 local function sorted_pairs(t, prefix_)
   local keys, out = {}, {}
@@ -110,17 +118,18 @@ local function sorted_pairs(t, prefix_)
   return out
 end
 
-local failed = n - ok_count
+local failed = done - ok_count
 local words = {("ok=%d"):format(ok_count), ("failed=%d"):format(failed)}
 for _, w in ipairs(sorted_pairs(failures, "")) do words[#words + 1] = w end
 for _, w in ipairs(sorted_pairs(statuses, "status_")) do words[#words + 1] = w end
 words[#words + 1] = ("body_bytes=%d"):format(body_bytes)
 print(table.concat(words, " "))
-print(("elapsed=%.2f s, rps=%.0f requests/s"):format(elapsed, n / math.max(elapsed, 1e-9)))
+print(("elapsed=%.2f s, rps=%.0f requests/s"):format(elapsed, done / math.max(elapsed, 1e-9)))
 local st = client:stats()
 print(("connections: opened=%d reused=%d"):format(st.connects, st.reused))
 client:close()
 local rss = peak_rss_kb()
 print(("memory: lua_heap_peak=%.1f MB, peak_rss=%s (VmHWM)"):format(heap_peak / 1024,
   rss and ("%.1f MB"):format(rss / 1024) or "n/a"))
+if not finished then error(stop, 0) end   -- a cancellation ends the script as cancelled
 if failed > 0 then os.exit(1) end
