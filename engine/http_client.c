@@ -475,12 +475,14 @@ static int l_new(lua_State *L) {
   c->lim.max_body = 16u * 1024 * 1024;
   c->lim.max_header = 64 * 1024;
   c->lim.decompress = 1;
-  c->max_per_host = 100;
+  c->max_per_host = 1000;
+  c->max_idle = 1000;
   c->keepalive = 15;
   c->max_redirects = 10;
   if (!lua_isnil(L, 1)) {
     read_limits(L, 1, &c->lim);
     c->max_per_host = opt_int(L, 1, "max_per_host", c->max_per_host, 1);
+    c->max_idle = opt_int(L, 1, "max_idle", c->max_idle, 0);
     c->max_redirects = opt_int(L, 1, "max_redirects", c->max_redirects, 0);
     opt_seconds(L, 1, "keepalive", &c->keepalive);
     if (c->keepalive < 0)
@@ -576,7 +578,7 @@ int luaopen_sluice_http_client(lua_State *L) {
     {NULL, NULL}
   };
   sl_dns_init(L);
-  hc_conn_module_init();
+  hc_parse_module_init();
   hc_req_register(L);
   sl_newmeta(L, SL_HTTP_CLIENT_MT, methods, meta);
   luaL_newlib(L, funcs);

@@ -1,6 +1,6 @@
 /* http_client_conn.c: one HTTP/1.1 exchange on a connection: connecting, writing the
- * request, parsing the response with llhttp, the phase timeouts, the stale-connection retry.
- * It drives a request (hc_req) from libuv callbacks and wakes its task when it ends. */
+ * request, reading the response (http_client_parse.c parses it), the phase timeouts, the
+ * stale-connection retry. It drives a request (hc_req) from libuv callbacks to its end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +14,6 @@
  * read callback, so a thousand connections cost no read buffer each. */
 static char hc_rbuf[64 * 1024];
 
-/* A Content-Length body up to this size gets its buffer at once. */
-#define PREALLOC_MAX (8u * 1024 * 1024)
-
-static llhttp_settings_t settings;
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -110,7 +106,7 @@ hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   k->client = c;
   k->origin = o;
   k->state = HC_CONNECTING;
-  llhttp_init(&k->parser, HTTP_RESPONSE, &settings);
+  hc_parser_init(&k->parser);
   k->parser.data = k;
   c->refs++;
   c->nconns++;
@@ -487,176 +483,3 @@ void hc_req_resume_reading(hc_req *r) {
   }
   req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }
-
-/* ---------------------------------------------------------- llhttp hooks */
-
-/* Counts status and header bytes against max_header. */
-static int count_header(hc_req *r, size_t n) {
-  r->header_bytes += n;
-  if (r->header_bytes > r->lim.max_header) {
-    r->err_name = "EMSGSIZE";
-    snprintf(r->err_msg, sizeof r->err_msg, "the response headers from %s:%d exceed "
-             "max_header (%zu bytes)", r->host, r->port, r->lim.max_header);
-    return -1;
-  }
-  return 0;
-}
-
-static int on_status(llhttp_t *p, const char *at, size_t n) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  if (count_header(r, n) < 0 || hc_buf_add(&r->hbuf, at, n) < 0)
-    return -1;
-  r->reason_len += (uint32_t)n;
-  return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  hc_header *h;
-  if (count_header(r, n) < 0)
-    return -1;
-  if (r->nhdr == 0 || r->hdr[r->nhdr - 1].value != UINT32_MAX) {
-    /* a new header: its name starts here */
-    if (r->nhdr == r->hdr_cap) {
-      uint32_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
-      hc_header *nh = (hc_header *)realloc(r->hdr, cap * sizeof(*nh));
-      if (nh == NULL)
-        return -1;
-      r->hdr = nh;
-      r->hdr_cap = cap;
-    }
-    h = &r->hdr[r->nhdr++];
-    h->name = (uint32_t)r->hbuf.len;
-    h->name_len = 0;
-    h->value = UINT32_MAX;      /* still reading the name */
-    h->value_len = 0;
-  }
-  h = &r->hdr[r->nhdr - 1];
-  if (hc_buf_add(&r->hbuf, at, n) < 0)
-    return -1;
-  h->name_len += (uint32_t)n;
-  return 0;
-}
-
-static int on_header_field_complete(llhttp_t *p) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  hc_header *h = &r->hdr[r->nhdr - 1];
-  char *s = r->hbuf.p + h->name;
-  uint32_t i;
-  for (i = 0; i < h->name_len; i++)
-    if (s[i] >= 'A' && s[i] <= 'Z')
-      s[i] = (char)(s[i] + 32);
-  h->value = (uint32_t)r->hbuf.len;
-  return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  if (count_header(r, n) < 0 || hc_buf_add(&r->hbuf, at, n) < 0)
-    return -1;
-  r->hdr[r->nhdr - 1].value_len += (uint32_t)n;
-  return 0;
-}
-
-/* Trims the value's trailing blanks and notes a Content-Encoding to decode. */
-static int on_header_value_complete(llhttp_t *p) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  hc_header *h = &r->hdr[r->nhdr - 1];
-  const char *v = r->hbuf.p + h->value;
-  while (h->value_len > 0 && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
-    h->value_len--;
-  if (h->name_len == 16 && memcmp(r->hbuf.p + h->name, "content-encoding", 16) == 0 &&
-      r->lim.decompress) {
-    if ((h->value_len == 4 && strncasecmp(v, "gzip", 4) == 0) ||
-        (h->value_len == 6 && strncasecmp(v, "x-gzip", 6) == 0))
-      r->encoding = 1;
-    else if (h->value_len == 7 && strncasecmp(v, "deflate", 7) == 0)
-      r->encoding = 2;
-  }
-  return 0;
-}
-
-/* Status and headers are in: decide how the body will be read. */
-static int on_headers_complete(llhttp_t *p) {
-  hc_conn *k = (hc_conn *)p->data;
-  hc_req *r = k->req;
-  r->status = p->status_code;
-  r->headers_done = 1;
-  if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101))
-    return 1;                  /* no body */
-  if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
-    r->clen = p->content_length;
-    if (r->clen > r->lim.max_body && !r->sink) {
-      r->err_name = "EFBIG";
-      snprintf(r->err_msg, sizeof r->err_msg, "the response body from %s:%d (%llu bytes) "
-               "exceeds max_body (%zu bytes)", r->host, r->port,
-               (unsigned long long)r->clen, r->lim.max_body);
-      return -1;
-    }
-    if (!r->sink && r->clen > 0 && r->clen <= PREALLOC_MAX && r->rbody.cap == 0 &&
-        r->status != 204 && r->status != 304) {
-      r->rbody.p = (char *)malloc((size_t)r->clen);
-      if (r->rbody.p == NULL)
-        return -1;
-      r->rbody.cap = (size_t)r->clen;
-      r->direct = 1;
-    }
-  }
-  return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  size_t have = r->rbody.len + r->span_len;
-  if (have + n > r->lim.max_body) {
-    r->err_name = "EFBIG";
-    snprintf(r->err_msg, sizeof r->err_msg, "the response body from %s:%d exceeds max_body "
-             "(%zu bytes)", r->host, r->port, r->lim.max_body);
-    return -1;
-  }
-  if (r->direct && at == r->rbody.p + r->rbody.len) {
-    r->rbody.len += n;         /* read in place */
-    return 0;
-  }
-  if (r->span == NULL && have == 0) {
-    r->span = at;              /* maybe the whole body: copied once, when it ends */
-    r->span_len = n;
-    return 0;
-  }
-  if (r->span != NULL) {
-    if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0)
-      return -1;
-    r->span = NULL;
-    r->span_len = 0;
-  }
-  return hc_buf_add(&r->rbody, at, n) < 0 ? -1 : 0;
-}
-
-static int on_message_complete(llhttp_t *p) {
-  hc_req *r = ((hc_conn *)p->data)->req;
-  if (r->status >= 100 && r->status < 200 && r->status != 101) {
-    /* an interim response (100 Continue, 103 Early Hints): the real one follows */
-    r->hbuf.len = 0;
-    r->nhdr = 0;
-    r->reason_len = 0;
-    r->headers_done = 0;
-    r->encoding = 0;
-    return 0;
-  }
-  r->complete = 1;
-  return HPE_PAUSED;
-}
-
-/* Fills llhttp's callback table once. */
-void hc_conn_module_init(void) {
-  llhttp_settings_init(&settings);
-  settings.on_status = on_status;
-  settings.on_header_field = on_header_field;
-  settings.on_header_field_complete = on_header_field_complete;
-  settings.on_header_value = on_header_value;
-  settings.on_header_value_complete = on_header_value_complete;
-  settings.on_headers_complete = on_headers_complete;
-  settings.on_body = on_body;
-  settings.on_message_complete = on_message_complete;
-}
-

@@ -218,7 +218,8 @@ static void sweep_cb(uv_timer_t *h) {
 }
 
 /* A connection whose response was read in full: to the first waiting request of its
- * origin, or into the idle lists (unref'd, so it does not keep the process alive). */
+ * origin, or into the idle lists (unref'd, so it does not keep the process alive), where
+ * at most max_idle connections of the client wait. */
 void hc_conn_release(hc_conn *k) {
   hc_origin *o = k->origin;
   hc_client *c = k->client;
@@ -230,6 +231,13 @@ void hc_conn_release(hc_conn *k) {
     r->reused = 1;
     hc_req_send(r);
     return;
+  }
+  if (c->nidle >= c->max_idle) {  /* too many idle ones: drop the one idle longest */
+    if (c->idle_tail == NULL) {
+      hc_conn_close(k, 0);
+      return;
+    }
+    hc_conn_close(c->idle_tail, 0);
   }
   k->state = HC_IDLE;
   k->idle_since = uv_hrtime();

@@ -383,11 +383,12 @@ void sl_dns_cancel(sl_dns_waiter *w);
 const char *sl_addr_name(const sl_addr *a, char *buf, size_t size);
 void sl_dns_stats(uint64_t *lookups, uint64_t *hits, int *cached);
 
-/* HTTP client internals (http_client.c: Lua API and responses; http_client_conn.c: pool,
- * connections, parsing; http_client_req.c: URLs and request bytes). A request (hc_req) is
- * a C record driven by libuv callbacks while its task waits once; it borrows a pooled
- * connection (hc_conn) of its origin (hc_origin: host and port) from a client (hc_client:
- * defaults, limits and the pool). */
+/* HTTP client internals: http_client.c (the Lua API, a request's steps in its task),
+ * http_client_req.c (URLs, request bytes, response tables), http_client_pool.c (origins,
+ * idle connections, request records), http_client_conn.c (connect, write, read, timeouts)
+ * and http_client_parse.c (llhttp's callbacks). A request (hc_req) is a C record driven by
+ * libuv callbacks while its task waits once; it borrows a pooled connection (hc_conn) of
+ * its origin (hc_origin: host and port) from a client (hc_client: defaults, limits, pool). */
 #define SL_HTTP_CLIENT_MT  "sluice.http.client"
 #define SL_HTTP_HEADERS_MT "sluice.http.headers"
 
@@ -428,6 +429,7 @@ struct hc_client {
   sl_engine *E;
   hc_limits lim;               /* defaults for its requests */
   int max_per_host;            /* connections open per origin, idle ones included */
+  int max_idle;                /* idle connections kept, all origins together */
   double keepalive;            /* seconds an idle connection is kept; 0: no reuse */
   int max_redirects;           /* for the Lua half, which follows redirects */
   hc_default_header *dh;       /* default headers */
@@ -561,8 +563,10 @@ void hc_origin_dispatch(hc_origin *o);
 void hc_origin_maybe_free(hc_origin *o, hc_client *c);
 void hc_client_shutdown(hc_client *c);
 void hc_client_unref(hc_client *c);
+/* http_client_parse.c */
+void hc_parse_module_init(void);
+void hc_parser_init(llhttp_t *p);
 /* http_client_conn.c */
-void hc_conn_module_init(void);
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
 void hc_req_connect_new(hc_req *r);
 void hc_req_send(hc_req *r);

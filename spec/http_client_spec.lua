@@ -380,6 +380,25 @@ describe("http client", function()
       assert.equals(2, client:stats().idle)
     end)
 
+    it("keeps at most max_idle idle connections, closing the longest idle first", function()
+      srv = app(function(req) sl.sleep(0.02) return hello(req) end)
+      local other = app(hello)
+      client = http.client{max_idle = 2}
+      local list = {}
+      for i = 1, 4 do list[i] = function() return assert(client:get(srv.url)).status end end
+      sl.gather(list)
+      assert.equals(4, srv.conns)
+      assert.equals(2, client:stats().idle)
+      assert(client:get(other.url))
+      local st = client:stats()
+      assert.equals(2, st.idle)
+      assert.equals(2, st.open)
+      assert(client:get(other.url))
+      assert.equals(1, other.conns)
+      client:close()
+      other.close()
+    end)
+
     it("closes idle connections after keepalive, and on Connection: close", function()
       srv = app(function(req)
         if req.path == "/close" then return 200, {{"Connection", "close"}}, "" end
