@@ -277,7 +277,6 @@ void hc_req_send(hc_req *r) {
   bufs[0] = uv_buf_init(r->wbuf.p, (unsigned)r->wbuf.len);
   if (r->body_len > 0)
     bufs[n++] = uv_buf_init((char *)r->body, (unsigned)r->body_len);
-  r->t_sent = uv_hrtime();
   rc = conn_write(k, bufs, n);
   if (rc < 0) {
     if (!req_retry(r, rc))
@@ -356,7 +355,7 @@ static void req_complete(hc_req *r, int extra_bytes) {
   r->complete = 1;
   r->done = 1;
   r->phase = HC_PH_DONE;
-  r->t_done = uv_hrtime();
+  r->t_done = r->t_last;       /* the read that completed it */
   sl_timer_stop(r->E, &r->timer);
   r->conn = NULL;
   k->req = NULL;
@@ -411,6 +410,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread < 0) {
     if (nread == UV_EOF) {
+      r->t_last = uv_hrtime();
       if (!r->got_byte && req_retry(r, UV_EOF))
         return;
       llhttp_finish(&k->parser);   /* ends a body delimited by the close */
@@ -427,7 +427,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     req_fail_uv(r, (int)nread, "connection to");
     return;
   }
-  r->t_last = uv_hrtime();
+  r->t_last = uv_hrtime();      /* one clock read per read: first byte, idle, done */
   if (!r->got_byte) {
     r->got_byte = 1;
     r->t_first = r->t_last;

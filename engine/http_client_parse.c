@@ -7,7 +7,9 @@
 
 #include "internal.h"
 
-/* A Content-Length body up to this size gets its buffer at once. */
+/* A Content-Length body of this size gets its buffer at once and is read straight into it;
+ * a smaller one most often came in the same read as the headers (see on_body). */
+#define PREALLOC_MIN (16u * 1024)
 #define PREALLOC_MAX (8u * 1024 * 1024)
 
 static llhttp_settings_t settings;
@@ -120,8 +122,8 @@ static int on_headers_complete(llhttp_t *p) {
                (unsigned long long)r->clen, r->lim.max_body);
       return -1;
     }
-    if (!r->sink && r->clen > 0 && r->clen <= PREALLOC_MAX && r->rbody.cap == 0 &&
-        r->status != 204 && r->status != 304) {
+    if (!r->sink && r->clen >= PREALLOC_MIN && r->clen <= PREALLOC_MAX &&
+        r->rbody.cap == 0 && r->status != 204 && r->status != 304) {
       r->rbody.p = (char *)malloc((size_t)r->clen);
       if (r->rbody.p == NULL)
         return -1;

@@ -208,12 +208,12 @@ static void idle_unlink(hc_conn *k) {
 /* Closes idle connections kept longer than keepalive; re-arms for the oldest left. */
 static void sweep_cb(uv_timer_t *h) {
   hc_client *c = (hc_client *)h->data;
-  uint64_t now = uv_hrtime(), ka = (uint64_t)(c->keepalive * 1e9);
+  uint64_t now = uv_now(c->E->loop), ka = (uint64_t)(c->keepalive * 1000);
   while (c->idle_tail != NULL && c->idle_tail->idle_since + ka <= now)
     hc_conn_close(c->idle_tail, 0);
   if (c->idle_tail != NULL) {
     uint64_t left = c->idle_tail->idle_since + ka - now;
-    uv_timer_start(&c->sweep, sweep_cb, left / 1000000 + 1, 0);
+    uv_timer_start(&c->sweep, sweep_cb, left + 1, 0);
   }
 }
 
@@ -240,7 +240,7 @@ void hc_conn_release(hc_conn *k) {
     hc_conn_close(c->idle_tail, 0);
   }
   k->state = HC_IDLE;
-  k->idle_since = uv_hrtime();
+  k->idle_since = uv_now(c->E->loop);
   k->oprev = NULL;
   k->onext = o->idle;
   if (o->idle)

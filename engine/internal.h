@@ -469,7 +469,7 @@ struct hc_conn {
   hc_req *req;                 /* the request using it; NULL while idle */
   hc_conn *onext, *oprev;      /* origin's idle list */
   hc_conn *cnext, *cprev;      /* client's idle list */
-  uint64_t idle_since;         /* loop clock (ns) when it went idle */
+  uint64_t idle_since;         /* uv_now (ms) when it went idle */
   uint32_t nreq;               /* requests it has served */
   uint8_t state;               /* enum hc_conn_state */
   uint8_t writing;             /* a uv_write is in flight */
@@ -535,8 +535,7 @@ struct hc_req {
   uint8_t zbatch;              /* sink: rbody is being fed through the decoder */
   size_t zdecoded;             /* sink: decoded bytes so far, against max_body */
   /* timings: loop clock (ns) */
-  uint64_t t_start, t_dns, t_dns_done, t_connect, t_connected, t_sent, t_first, t_last,
-           t_done;
+  uint64_t t_start, t_dns, t_dns_done, t_connect, t_connected, t_first, t_last, t_done;
 };
 
 /* http_client_req.c */

@@ -114,22 +114,13 @@ end
 ---------------------------------------------------------------------------------------------
 -- The API
 
-local function check_url(url, fname)
-  if type(url) ~= "string" then
-    error(("bad argument #1 to '%s' (URL string expected, got %s)"):format(fname, type(url)), 3)
-  end
-end
-
-local function check_opts(opts, n, fname)
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #%d to '%s' (table expected, got %s)"):format(n, fname, type(opts)), 3)
-  end
+-- Argument errors, reported at the caller of the API function (level 3).
+local function bad_arg(n, fname, want, v)
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
 end
 
 local function request_table(c, opts, fname)
-  if type(opts) ~= "table" then
-    error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
-  end
+  if type(opts) ~= "table" then bad_arg(1, fname, "table", opts) end
   local url, method = opts.url, opts.method or "GET"
   if type(url) ~= "string" then
     error(("bad argument #1 to '%s' (field 'url' must be a string, got %s)")
@@ -142,10 +133,13 @@ local function request_table(c, opts, fname)
 end
 
 --- http.get(url [, opts]) -> response, or nil, "ENAME: message", "ENAME". Waits.
+-- The hot path of a crawl: checks inline and one call into C.
 function M.get(url, opts)
-  check_url(url, "http.get")
-  check_opts(opts, 2, "http.get")
-  return request(default, "GET", url, opts)
+  if type(url) ~= "string" then bad_arg(1, "http.get", "URL string", url) end
+  if opts ~= nil and type(opts) ~= "table" then bad_arg(2, "http.get", "table", opts) end
+  local res, err, code = send(default, "GET", url, opts)
+  if res and REDIRECT[res.status] then return follow(default, "GET", url, opts, res) end
+  return res, err, code
 end
 
 --- http.request{url = ..., method = "GET", headers, body, ...} -> response or fail triple.
@@ -155,7 +149,7 @@ end
 
 --- http.client([opts]) -> a client with its own defaults, limits and connection pool.
 function M.client(opts)
-  check_opts(opts, 1, "http.client")
+  if opts ~= nil and type(opts) ~= "table" then bad_arg(1, "http.client", "table", opts) end
   return core.new(opts)
 end
 
@@ -164,9 +158,11 @@ M.header_values = core.header_values
 
 --- client:get(url [, opts]) -> response or fail triple. Waits.
 function methods.get(c, url, opts)
-  check_url(url, "client:get")
-  check_opts(opts, 2, "client:get")
-  return request(c, "GET", url, opts)
+  if type(url) ~= "string" then bad_arg(1, "client:get", "URL string", url) end
+  if opts ~= nil and type(opts) ~= "table" then bad_arg(2, "client:get", "table", opts) end
+  local res, err, code = send(c, "GET", url, opts)
+  if res and REDIRECT[res.status] then return follow(c, "GET", url, opts, res) end
+  return res, err, code
 end
 
 --- client:request{url = ..., method = ..., ...} -> response or fail triple. Waits.
