@@ -305,7 +305,7 @@ static int client_send(lua_State *L) {
   const char *target, *fail, *err;
   char why[160];
   hc_limits lim = c->lim;
-  int body_kind = 0, max_body_given = 0;
+  int body_kind = 0, max_body_given = 0, max_redirects = c->max_redirects;
   sl_task *me;
   hc_req *r;
   if (!hc_token_valid(method, mlen))
@@ -314,6 +314,7 @@ static int client_send(lua_State *L) {
     luaL_checktype(L, S_OPTS, LUA_TTABLE);
     lua_settop(L, S_OPTS);
     max_body_given = read_limits(L, S_OPTS, &lim);
+    max_redirects = opt_int(L, S_OPTS, "max_redirects", max_redirects, 0);
     lua_getfield(L, S_OPTS, "headers");
     lua_getfield(L, S_OPTS, "body");
     lua_getfield(L, S_OPTS, "sink");
@@ -352,6 +353,7 @@ static int client_send(lua_State *L) {
     r->body = lua_tolstring(L, S_BODY, &r->body_len);
   r->fn_body = body_kind == 2;
   r->sink = !lua_isnil(L, S_SINK);
+  r->follows = max_redirects > 0;
   if (r->sink && !max_body_given)
     r->lim.max_body = SIZE_MAX;      /* streaming: no limit unless asked for */
   err = hc_build_head(L, r, method, mlen, target, tlen, lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS,

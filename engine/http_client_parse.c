@@ -105,6 +105,18 @@ static int on_header_value_complete(llhttp_t *p) {
   return 0;
 }
 
+/* A redirect the Lua half will follow: a 301, 302, 303, 307 or 308 with a Location. */
+static int is_redirect(const hc_req *r) {
+  uint32_t i;
+  if (r->status != 301 && r->status != 302 && r->status != 303 && r->status != 307 &&
+      r->status != 308)
+    return 0;
+  for (i = 0; i < r->nhdr; i++)
+    if (r->hdr[i].name_len == 8 && memcmp(r->hbuf.p + r->hdr[i].name, "location", 8) == 0)
+      return 1;
+  return 0;
+}
+
 /* Status and headers are in: decide how the body will be read. */
 static int on_headers_complete(llhttp_t *p) {
   hc_conn *k = (hc_conn *)p->data;
@@ -113,6 +125,8 @@ static int on_headers_complete(llhttp_t *p) {
   r->headers_done = 1;
   if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101))
     return 1;                  /* no body */
+  if (r->sink && r->follows && is_redirect(r))
+    r->discard = 1;            /* the sink is for the body at the end of the redirects */
   if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
     r->clen = p->content_length;
     if (r->clen > r->lim.max_body && !r->sink) {
@@ -137,6 +151,8 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t n) {
   hc_req *r = ((hc_conn *)p->data)->req;
   size_t have = r->rbody.len + r->span_len;
+  if (r->discard)
+    return 0;
   if (have + n > r->lim.max_body) {
     r->err_name = "EFBIG";
     snprintf(r->err_msg, sizeof r->err_msg, "the response body from %s:%d exceeds max_body "

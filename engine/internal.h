@@ -502,6 +502,8 @@ struct hc_req {
   const char *body;            /* string body, anchored on the task's stack */
   size_t body_len;
   uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
+  uint8_t follows;             /* redirects will be followed (max_redirects > 0) */
+  uint8_t discard;             /* a redirect's body, with a sink: not worth keeping */
   /* progress */
   uint8_t phase;               /* enum hc_phase */
   uint8_t done;                /* ended: complete, or err_name set */

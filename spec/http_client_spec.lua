@@ -531,6 +531,11 @@ describe("http client", function()
       local res = assert(client:request{method = "HEAD", url = srv.url .. "/r302"})
       assert.equals(200, res.status)
       assert.equals("HEAD", srv.requests[#srv.requests].method)
+      -- A sink gets the body at the end of the redirects only.
+      local pieces = {}
+      res = assert(client:get(srv.url .. "/r301", {sink = function(p) pieces[#pieces + 1] = p end}))
+      assert.equals("GET /final?from=301 ", table.concat(pieces))
+      assert.equals(1, res.redirects)
     end)
 
     it("resolves relative locations and counts hops; max_redirects bounds them", function()
@@ -561,7 +566,8 @@ describe("http client", function()
         return 200, {}, "here"
       end)
       client = http.client()
-      local headers = {Authorization = "Bearer s", Cookie = "c=1", ["X-Keep"] = "k"}
+      local headers = {Authorization = "Bearer s", Cookie = "c=1", ["X-Keep"] = "k",
+                       Host = "127.0.0.1:" .. srv.port}
       assert.equals("here", assert(client:get(srv.url .. "/here", {headers = headers})).body)
       local last = srv.requests[#srv.requests].headers
       assert.equals("Bearer s", last.authorization)
@@ -571,6 +577,7 @@ describe("http client", function()
       assert.is_nil(got.authorization)
       assert.is_nil(got.cookie)
       assert.equals("k", got["x-keep"])
+      assert.equals("127.0.0.1:" .. other.port, got.host)
       client:close()
       other.close()
     end)

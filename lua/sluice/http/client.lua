@@ -56,7 +56,7 @@ local function origin(url)
 end
 
 -- A copy of opts for the next hop: the new method's body, what is left of the total
--- timeout, and no credentials for another origin.
+-- timeout, and no credentials (nor a Host of the caller's) for another origin.
 local function next_opts(opts, keep_body, cross, elapsed)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
@@ -66,7 +66,7 @@ local function next_opts(opts, keep_body, cross, elapsed)
     local h = {}
     for k, v in pairs(o.headers) do
       local lk = type(k) == "string" and k:lower()
-      if lk ~= "authorization" and lk ~= "cookie" then h[k] = v end
+      if lk ~= "authorization" and lk ~= "cookie" and lk ~= "host" then h[k] = v end
     end
     o.headers = h
   end
