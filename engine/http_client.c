@@ -1,6 +1,7 @@
-/* http_client.c: require "sluice.http.client_core", the C half of sluice's HTTP client: client
- * objects (defaults, limits, a keep-alive pool) and client:_send, one request as one wait. */
+/* http_client.c: require "sluice.http.client_core", the C half of the HTTP client: client
+ * objects (defaults, limits, a keep-alive pool) and client:_send, a request as one wait. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,26 @@ enum { S_CLIENT = 1, S_METHOD, S_URL, S_OPTS, S_HEADERS, S_BODY, S_SINK, S_TOP =
 
 #define SINK_PIECE (64 * 1024)
 
+/* Raises a misuse error located at the caller's code: the first Lua function on the stack
+ * that is not part of the client's own Lua half (http.get calls _send from there). */
+static int misuse(lua_State *L, const char *fmt, ...) {
+  lua_Debug ar;
+  va_list ap;
+  int level = 1;
+  while (lua_getstack(L, level, &ar)) {
+    lua_getinfo(L, "S", &ar);
+    if (strcmp(ar.what, "C") != 0 && strstr(ar.source, "sluice/http/client.lua") == NULL)
+      break;
+    level++;
+  }
+  luaL_where(L, level);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 static client_box *check_box(lua_State *L, int idx) {
   return (client_box *)luaL_checkudata(L, idx, SL_HTTP_CLIENT_MT);
 }
@@ -28,7 +49,7 @@ static client_box *check_box(lua_State *L, int idx) {
 static hc_client *check_client(lua_State *L, int idx) {
   client_box *box = check_box(L, idx);
   if (box->c == NULL || box->c->closed)
-    luaL_error(L, "attempt to use a closed HTTP client");
+    misuse(L, "attempt to use a closed HTTP client");
   return box->c;
 }
 
@@ -42,8 +63,9 @@ static void opt_seconds(lua_State *L, int idx, const char *name, double *v) {
   } else if (t != LUA_TNIL) {
     double s = lua_tonumber(L, -1);
     if (t != LUA_TNUMBER || isnan(s) || s < 0)
-      luaL_error(L, "bad option '%s' (a non-negative number of seconds or false expected, "
-                 "got %s)", name, t == LUA_TNUMBER ? "a negative number" : luaL_typename(L, -1));
+      misuse(L, "bad option '%s' (a non-negative number of seconds or false expected, "
+                 "got %s)", name,
+                 t == LUA_TNUMBER ? "a negative number" : luaL_typename(L, -1));
     *v = s;
   }
   lua_pop(L, 1);
@@ -62,7 +84,7 @@ static int opt_size(lua_State *L, int idx, const char *name, size_t *v, int allo
     int isint;
     lua_Integer n = lua_tointegerx(L, -1, &isint);
     if (!isint || n < 0)
-      luaL_error(L, "bad option '%s' (a non-negative integer%s expected)", name,
+      misuse(L, "bad option '%s' (a non-negative integer%s expected)", name,
                  allow_none ? " or false" : "");
     *v = (size_t)n;
   }
@@ -79,7 +101,7 @@ static int opt_int(lua_State *L, int idx, const char *name, int def, int min) {
   }
   n = lua_tointegerx(L, -1, &isint);
   if (!isint || n < min || n > INT32_MAX)
-    luaL_error(L, "bad option '%s' (an integer >= %d expected)", name, min);
+    misuse(L, "bad option '%s' (an integer >= %d expected)", name, min);
   lua_pop(L, 1);
   return (int)n;
 }
@@ -244,7 +266,7 @@ static void send_chunk(lua_State *L, hc_req *r) {
     const char *tn = luaL_typename(L, S_TOP + 1);
     hc_req_abort(r);
     hc_req_free(r);
-    luaL_error(L, "the body function must return strings, then nil (got a %s)", tn);
+    misuse(L, "the body function must return strings, then nil (got a %s)", tn);
   }
   s = lua_tolstring(L, S_TOP + 1, &len);
   hc_req_write_body(r, s, len, 0);
@@ -309,7 +331,7 @@ static int client_send(lua_State *L) {
   sl_task *me;
   hc_req *r;
   if (!hc_token_valid(method, mlen))
-    luaL_argerror(L, S_METHOD, "not an HTTP method");
+    misuse(L, "bad method '%s' (not an HTTP token)", method);
   if (!lua_isnoneornil(L, S_OPTS)) {
     luaL_checktype(L, S_OPTS, LUA_TTABLE);
     lua_settop(L, S_OPTS);
@@ -321,18 +343,19 @@ static int client_send(lua_State *L) {
   }
   lua_settop(L, S_TOP);
   if (!lua_isnil(L, S_HEADERS) && !lua_istable(L, S_HEADERS))
-    luaL_error(L, "bad option 'headers' (a table expected, got %s)",
+    misuse(L, "bad option 'headers' (a table expected, got %s)",
                luaL_typename(L, S_HEADERS));
   if (lua_type(L, S_BODY) == LUA_TSTRING)
     body_kind = 1;
   else if (lua_isfunction(L, S_BODY))
     body_kind = 2;
   else if (!lua_isnil(L, S_BODY))
-    luaL_error(L, "bad option 'body' (a string or a function expected, got %s)",
+    misuse(L, "bad option 'body' (a string or a function expected, got %s)",
                luaL_typename(L, S_BODY));
   if (!lua_isnil(L, S_SINK) && !lua_isfunction(L, S_SINK))
-    luaL_error(L, "bad option 'sink' (a function expected, got %s)", luaL_typename(L, S_SINK));
-  me = sl_task_require(L, "an HTTP request");
+    misuse(L, "bad option 'sink' (a function expected, got %s)",
+               luaL_typename(L, S_SINK));
+  me = sl_task_require(L, "http.get or http.request");
   r = hc_req_alloc();
   if (r == NULL)
     return luaL_error(L, "out of memory for an HTTP request");
@@ -356,11 +379,11 @@ static int client_send(lua_State *L) {
   r->follows = max_redirects > 0;
   if (r->sink && !max_body_given)
     r->lim.max_body = SIZE_MAX;      /* streaming: no limit unless asked for */
-  err = hc_build_head(L, r, method, mlen, target, tlen, lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS,
-                      body_kind);
+  err = hc_build_head(L, r, method, mlen, target, tlen,
+                      lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS, body_kind);
   if (err != NULL) {
     hc_req_free(r);
-    return luaL_error(L, "bad option 'headers' (%s)", err);
+    return misuse(L, "bad option 'headers' (%s)", err);
   }
   lua_settop(L, S_TOP);
   hc_req_start(r);
@@ -433,15 +456,15 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
       size_t nlen, vlen = 0;
       const char *name = lua_tolstring(L, -2, &nlen), *v = NULL;
       if (lua_type(L, -2) != LUA_TSTRING || !hc_token_valid(name, nlen))
-        luaL_error(L, "bad option 'headers' (bad header name)");
+        misuse(L, "bad option 'headers' (bad header name)");
       if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
         v = lua_tolstring(L, -1, &vlen);
       else if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
-        luaL_error(L, "bad option 'headers' (header '%s' must be a string or false)", name);
+        misuse(L, "bad option 'headers' (header '%s' must be a string or false)", name);
       if (v != NULL && (memchr(v, '\r', vlen) || memchr(v, '\n', vlen) || memchr(v, 0, vlen)))
-        luaL_error(L, "bad option 'headers' (header '%s' has a line break or NUL)", name);
+        misuse(L, "bad option 'headers' (header '%s' has a line break or NUL)", name);
       if (default_header(c, name, nlen, v, vlen) < 0)
-        luaL_error(L, "bad option 'headers' (at most 64 default headers)");
+        misuse(L, "bad option 'headers' (at most 64 default headers)");
       lua_pop(L, 1);
     }
   }
@@ -491,7 +514,7 @@ static int l_new(lua_State *L) {
       c->keepalive = 0;
     lua_getfield(L, 1, "headers");
     if (!lua_isnil(L, -1) && !lua_istable(L, -1))
-      luaL_error(L, "bad option 'headers' (a table expected, got %s)", luaL_typename(L, -1));
+      misuse(L, "bad option 'headers' (a table expected, got %s)", luaL_typename(L, -1));
   } else {
     lua_pushnil(L);
   }

@@ -14,7 +14,6 @@
  * read callback, so a thousand connections cost no read buffer each. */
 static char hc_rbuf[64 * 1024];
 
-
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -70,12 +69,12 @@ static void req_timer_cb(sl_timer *tm) {
   double idle;
   switch (r->phase) {
   case HC_PH_CONNECT:
-    hc_req_fail(r, "ETIMEDOUT", "connecting to %s:%d timed out after %g s", r->host, r->port,
-             r->lim.connect_timeout);
+    hc_req_fail(r, "ETIMEDOUT", "connecting to %s:%d timed out after %g s", r->host,
+                r->port, r->lim.connect_timeout);
     break;
   case HC_PH_FIRST_BYTE:
     hc_req_fail(r, "ETIMEDOUT", "no response from %s:%d within %g s", r->host, r->port,
-             r->lim.first_byte_timeout);
+                r->lim.first_byte_timeout);
     break;
   case HC_PH_READ:
     /* The deadline is not moved on every read; check how long it has really been. */
@@ -83,8 +82,8 @@ static void req_timer_cb(sl_timer *tm) {
     if (idle + 1e-3 < r->lim.idle_timeout)
       sl_timer_start(r->E, &r->timer, r->lim.idle_timeout - idle);
     else
-      hc_req_fail(r, "ETIMEDOUT", "nothing received from %s:%d for %g s", r->host, r->port,
-               r->lim.idle_timeout);
+      hc_req_fail(r, "ETIMEDOUT", "nothing received from %s:%d for %g s", r->host,
+                  r->port, r->lim.idle_timeout);
     break;
   default:
     break;
@@ -93,7 +92,8 @@ static void req_timer_cb(sl_timer *tm) {
 
 /* ------------------------------------------------------------ connecting */
 
-
+/* A connection record for origin o of client c, its handle initialised; the caller
+ * connects it. Counted in the client (freed through conn_close_cb). */
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   hc_conn *k = (hc_conn *)calloc(1, sizeof(*k));
   if (k == NULL)
@@ -113,7 +113,6 @@ hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   c->nconnects++;
   return k;
 }
-
 
 static void connect_cb(uv_connect_t *creq, int status) {
   hc_conn *k = (hc_conn *)creq->data;
@@ -168,7 +167,8 @@ static void dns_cb(sl_dns_waiter *w, int status) {
   hc_req *r = (hc_req *)((char *)w - offsetof(hc_req, dns));
   r->t_dns_done = uv_hrtime();
   if (status < 0) {
-    hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host, uv_strerror(status));
+    hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
+                uv_strerror(status));
     return;
   }
   r->addr_i = 0;
@@ -240,8 +240,11 @@ static void write_cb(uv_write_t *w, int status) {
 /* Writes bufs, as far as possible at once: returns 1 when all was written, 0 when the
  * rest is queued (write_cb follows), or a libuv error. */
 static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
-  int w = uv_try_write((uv_stream_t *)&k->tcp, bufs, n);
+  int w;
   unsigned i = 0;
+  if (k->writing)              /* one uv_write_t per connection: callers wait for it */
+    return UV_EBUSY;
+  w = uv_try_write((uv_stream_t *)&k->tcp, bufs, n);
   if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
     return w;
   if (w < 0)
@@ -307,7 +310,8 @@ int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
     int hl = snprintf(r->chunk_head, sizeof r->chunk_head, "%zx\r\n", len);
     bufs[n++] = uv_buf_init(r->chunk_head, (unsigned)hl);
     bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-    bufs[n++] = last ? uv_buf_init((char *)"\r\n0\r\n\r\n", 7) : uv_buf_init((char *)"\r\n", 2);
+    bufs[n++] = last ? uv_buf_init((char *)"\r\n0\r\n\r\n", 7)
+                     : uv_buf_init((char *)"\r\n", 2);
   } else if (last) {
     bufs[n++] = uv_buf_init((char *)"0\r\n\r\n", 5);
   } else {
@@ -373,6 +377,7 @@ static void req_complete(hc_req *r, int extra_bytes) {
       snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
     }
     r->span = NULL;
+    r->span_len = 0;
   }
   r->origin = NULL;            /* the connection holds the origin now */
   if (keep)
@@ -386,16 +391,17 @@ static void req_complete(hc_req *r, int extra_bytes) {
 static void req_fail_eof(hc_req *r) {
   if (!r->got_byte)
     hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection without responding", r->host,
-             r->port);
+                r->port);
   else if (!r->headers_done)
-    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the response "
-             "headers", r->host, r->port);
+    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the "
+                "response headers", r->host, r->port);
   else if (r->clen > 0)
-    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body bytes",
-             r->host, r->port, r->rbody.len + r->span_len, (unsigned long long)r->clen);
+    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body "
+                "bytes", r->host, r->port, r->rbody.len + r->span_len,
+                (unsigned long long)r->clen);
   else
     hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the body",
-             r->host, r->port);
+                r->host, r->port);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -446,7 +452,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       hc_req_fail(r, r->err_name, NULL);
     else
       hc_req_fail(r, "EPROTO", "invalid HTTP response from %s:%d: %s", r->host, r->port,
-               llhttp_get_error_reason(&k->parser));
+                  llhttp_get_error_reason(&k->parser));
     return;
   }
   /* More to come: keep what the read buffer holds, then wait (or feed the sink). */

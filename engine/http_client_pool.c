@@ -11,9 +11,10 @@
 static hc_req *free_list;
 static int nfree;
 
-/* Buffers grown past these are released when a record is recycled. */
-#define KEEP_WBUF (16 * 1024)
-#define KEEP_HBUF (16 * 1024)
+/* Buffers grown past these are released when a record is recycled, so the records kept
+ * cost at most a few MB whatever the responses were like. */
+#define KEEP_WBUF (4 * 1024)
+#define KEEP_HBUF (4 * 1024)
 
 /* --------------------------------------------------------------- buffers */
 

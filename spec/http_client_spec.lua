@@ -1,6 +1,6 @@
 -- http_client_spec.lua: sluice's HTTP/1.1 client (engine/http_client*.c, engine/dns.c,
 -- lua/sluice/http/client.lua) against loopback servers the spec starts with sluice.tcp: well
--- behaved ones for the features, broken ones for the failures, the pool's bookkeeping after each.
+-- behaved ones for the features, broken ones for the failures, and the pool's state after.
 local sl = require "sluice"
 local tcp = require "sluice.tcp"
 local http = require "sluice.http"
@@ -178,7 +178,8 @@ describe("http client", function()
       client = http.client()
       local res = assert(client:get(srv.url))
       assert.equals("a=1; Path=/, b=2, c=3", res.headers["set-cookie"])
-      assert.same({"a=1; Path=/", "b=2", "c=3"}, http.header_values(res.headers, "Set-Cookie"))
+      assert.same({"a=1; Path=/", "b=2", "c=3"},
+                  http.header_values(res.headers, "Set-Cookie"))
       assert.same({"1"}, http.header_values(res.headers, "x-one"))
       assert.same({}, http.header_values(res.headers, "x-none"))
       local names = {}
@@ -219,7 +220,9 @@ describe("http client", function()
       end
       srv = app(function(req)
         local kind = req.path:sub(2)
-        if kind == "bad" then return 200, {{"Content-Encoding", "gzip"}}, "not gzip at all" end
+        if kind == "bad" then
+          return 200, {{"Content-Encoding", "gzip"}}, "not gzip at all"
+        end
         local enc = kind == "gzip" and "gzip" or "deflate"
         return 200, {{"Content-Encoding", enc}}, files[kind]
       end)
@@ -234,7 +237,8 @@ describe("http client", function()
       fails("EFBIG", client:get(srv.url .. "/gzip", {max_body = 1000}))
       fails("EPROTO", client:get(srv.url .. "/bad"))
       local got = {}
-      assert(client:get(srv.url .. "/raw", {sink = function(piece) got[#got + 1] = piece end}))
+      local function sink(piece) got[#got + 1] = piece end
+      assert(client:get(srv.url .. "/raw", {sink = sink}))
       assert.equals(text, table.concat(got))
       fails("EPROTO", client:get(srv.url .. "/bad", {sink = function() end}))
       assert.equals(200, assert(client:get(srv.url .. "/zlib")).status)
@@ -358,7 +362,9 @@ describe("http client", function()
     it("reuses one connection for requests one after another", function()
       srv = app(hello)
       client = http.client()
-      for i = 1, 5 do assert.equals("hello /" .. i, assert(client:get(srv.url .. "/" .. i)).body) end
+      for i = 1, 5 do
+        assert.equals("hello /" .. i, assert(client:get(srv.url .. "/" .. i)).body)
+      end
       assert.equals(1, srv.conns)
       local st = client:stats()
       assert.equals(5, st.requests)
@@ -443,7 +449,9 @@ describe("http client", function()
       local before = client:stats()
       local url = "http://localhost:" .. srv.port
       local list = {}
-      for i = 1, 3 do list[i] = function() return assert(client:get(url .. "/" .. i)).body end end
+      for i = 1, 3 do
+        list[i] = function() return assert(client:get(url .. "/" .. i)).body end
+      end
       assert.same({"hello /1", "hello /2", "hello /3", n = 3}, sl.gather(list))
       local c2 = http.client()     -- a pool of its own, so it resolves again: from the cache
       assert.equals("hello /4", assert(c2:get(url .. "/4")).body)
@@ -469,7 +477,9 @@ describe("http client", function()
 
     it("does not reuse a connection that sent bytes nobody asked for", function()
       srv = app(function(req)
-        if req.path == "/extra" then return response(200, {}, "ok") .. "HTTP/1.1 200 OK\r\n" end
+        if req.path == "/extra" then
+          return response(200, {}, "ok") .. "HTTP/1.1 200 OK\r\n"
+        end
         return 200, {}, "ok"
       end)
       client = http.client()
@@ -503,7 +513,8 @@ describe("http client", function()
       local res_b, err_b, code_b = b:join()
       fails("ECANCELED", res_b, err_b, code_b)
       assert.equals("done", assert(a:join()).body)
-      assert.has_error(function() client:get(srv.url) end, "attempt to use a closed HTTP client")
+      assert.has_error(function() client:get(srv.url) end,
+                       "attempt to use a closed HTTP client")
       client = nil
     end)
   end)
@@ -533,7 +544,8 @@ describe("http client", function()
       assert.equals("HEAD", srv.requests[#srv.requests].method)
       -- A sink gets the body at the end of the redirects only.
       local pieces = {}
-      res = assert(client:get(srv.url .. "/r301", {sink = function(p) pieces[#pieces + 1] = p end}))
+      local function sink(p) pieces[#pieces + 1] = p end
+      res = assert(client:get(srv.url .. "/r301", {sink = sink}))
       assert.equals("GET /final?from=301 ", table.concat(pieces))
       assert.equals(1, res.redirects)
     end)
@@ -641,7 +653,9 @@ describe("http client", function()
     end)
 
     it("ECONNRESET for a body shorter than its Content-Length", function()
-      srv = broken(function(sock) sock:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc") end)
+      srv = broken(function(sock)
+        sock:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+      end)
       client = http.client()
       local msg = fails("ECONNRESET", client:get(srv.url))
       assert.matches("after 3 of 10 body bytes", msg, 1, true)
@@ -813,7 +827,8 @@ describe("http client", function()
         client:get(srv.url, {sink = function() error("sink says no", 0) end})
       end, "sink says no")
       assert.has_error(function()
-        client:request{method = "POST", url = srv.url, body = function() error("no body", 0) end}
+        local function body() error("no body", 0) end
+        client:request{method = "POST", url = srv.url, body = body}
       end, "no body")
       assert.has_error(function()
         client:request{method = "POST", url = srv.url, body = function() return 42 end}

@@ -1,5 +1,5 @@
--- sluice.http.client: the HTTP/1.1 client (re-exported by sluice.http): http.get, http.request,
--- http.client and redirects. One request is one call into the C core (client:_send).
+-- sluice.http.client: the HTTP/1.1 client, re-exported by sluice.http: http.get,
+-- http.request, http.client and redirects. A request is one call into the C core (_send).
 local core = require "sluice.http.client_core"
 
 local M = {}
