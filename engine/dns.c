@@ -29,7 +29,6 @@ struct dns_entry {
 
 /* One cache per process, like the engine itself. */
 static struct {
-  uv_loop_t *loop;
   dns_entry *buckets[DNS_BUCKETS];
   dns_entry *lru_head, *lru_tail;
   int count;
@@ -187,7 +186,6 @@ int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
     w->naddrs = 1;
     return 0;
   }
-  dns.loop = E->loop;
   h = dns_hash(host, n);
   e = dns_find(host, n, h);
   if (e != NULL) {
