@@ -21,8 +21,9 @@ A request that fails (connection refused, timeout, ...) is counted by its error 
 failed. Statuses other than 200 count as ok and are listed as status_<code>=<n>.
 The source hands out one URL string per job and a single handler fetches it, so nothing
 is built ahead of a free slot: memory depends on LIMIT, not on N. Requests go through one
-http.client whose pool may hold LIMIT connections to a host (the default client keeps
-100), like the seeds' TCPConnector(limit=limit); connections are kept alive and reused.
+http.client whose pool may hold LIMIT connections to a host and keep as many idle
+(max_per_host and max_idle, 1000 by default), like the seeds' TCPConnector(limit=limit):
+every connection is kept alive and reused.
 ]]
 local sl = require "sluice"
 local http = require "sluice.http"
@@ -54,7 +55,7 @@ if not n then usage("how many requests?") end
 if limit < 1 then usage("--limit must be at least 1") end
 
 local opts = timeout and {timeout = timeout} or nil
-local client = http.client{max_per_host = limit}
+local client = http.client{max_per_host = limit, max_idle = limit}
 
 -- The lazy source: the next URL, or nil when N have been handed out.
 local prefix, suffix = url:match("^(.-){}(.*)$")
