@@ -95,16 +95,6 @@ static int guard_ended(lua_State *L) {
   return 0;
 }
 
-static int guard_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  if (sl_task_current(L)->wake == SL_WAKE_CANCEL) {
-    sl_push_cancelled(L);
-    return lua_error(L);
-  }
-  return 0;
-}
-
 static void guard_cleanup(sl_task *t, void *data) {
   (void)t;
   ((hs_server *)data)->guard = NULL;
@@ -118,7 +108,7 @@ static int guard_main(lua_State *L) {
     return 0;
   s->guard = me;
   me->catch_cancel = 1;
-  return sl_task_wait(L, me, guard_cleanup, s, -1, guard_k, 0);
+  return sl_task_wait(L, me, guard_cleanup, s, -1, sl_task_k_end, 0);
 }
 
 /* After a close timeout: cancels the handlers still running and drops every connection. */

@@ -142,6 +142,8 @@ int sl_task_is_ended(const sl_task *t);
  * calls k with SL_WAKE_TIMEOUT readable through sl_task_current(L)->wake. */
 int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
                  double timeout, lua_KFunction k, lua_KContext ctx);
+/* Continuation for a wait that returns nothing and raises on cancellation. */
+int sl_task_k_end(lua_State *L, int status, lua_KContext ctx);
 /* Pushes the cancellation error object. */
 void sl_push_cancelled(lua_State *L);
 int sl_is_cancelled(lua_State *L, int idx);

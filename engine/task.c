@@ -435,6 +435,18 @@ static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return t->k(L, LUA_YIELD, t->kctx);
 }
 
+/* A continuation for waits that return nothing: with catch_cancel set, a cancellation
+ * still ends the task (after the caller's cleanup has run). */
+int sl_task_k_end(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  if (sl_task_current(L)->wake == SL_WAKE_CANCEL) {
+    sl_push_cancelled(L);
+    return lua_error(L);
+  }
+  return 0;
+}
+
 int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
                  double timeout, lua_KFunction k, lua_KContext ctx) {
   if (t->cancel_req) {

@@ -193,16 +193,6 @@ static int guard_ended(lua_State *L) {
   return listener_close(L);
 }
 
-static int guard_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  if (sl_task_current(L)->wake == SL_WAKE_CANCEL) {
-    sl_push_cancelled(L);
-    return lua_error(L);
-  }
-  return 0;
-}
-
 static void guard_cleanup(sl_task *t, void *data) {
   (void)t;
   ((listen_box *)data)->guard = NULL;
@@ -216,7 +206,7 @@ static int guard_main(lua_State *L) {
     return 0;
   b->guard = me;
   me->catch_cancel = 1;
-  return sl_task_wait(L, me, guard_cleanup, b, -1, guard_k, 0);
+  return sl_task_wait(L, me, guard_cleanup, b, -1, sl_task_k_end, 0);
 }
 
 /* Starts the guard task of the listener at idx. */
