@@ -247,15 +247,6 @@ void sl_dns_cancel(sl_dns_waiter *w) {
   w->entry = NULL;
 }
 
-/* Formats an address as text (for messages); returns buf. */
-const char *sl_addr_name(const sl_addr *a, char *buf, size_t size) {
-  if (a->sa.sa_family == AF_INET6)
-    uv_ip6_name(&a->in6, buf, size);
-  else
-    uv_ip4_name(&a->in4, buf, size);
-  return buf;
-}
-
 /* ------------------------------------------------------------- shutdown */
 
 /* __gc of the sentinel anchored in the registry: the Lua state is closing. Settled entries

@@ -382,7 +382,6 @@ struct sl_dns_waiter {
 void sl_dns_init(lua_State *L);
 int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w);
 void sl_dns_cancel(sl_dns_waiter *w);
-const char *sl_addr_name(const sl_addr *a, char *buf, size_t size);
 void sl_dns_stats(uint64_t *lookups, uint64_t *hits, int *cached);
 
 /* HTTP client internals: http_client.c (the Lua API, a request's steps in its task),
