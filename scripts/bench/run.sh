@@ -1,13 +1,15 @@
 # Runs sluice's benchmarks against their peers (Python asyncio, Lua on luv, Node) in one go
 # and prints a table with the ratios from this run, then the goals as PASS/FAIL lines.
 #
-# usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor|http|seeds|server ...]
+# usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem ...]
 #                                                                       (default: all)
 #   http     fetch_many.lua against a local nginx vs wrk, aiohttp and Node fetch (req/s),
 #            and its peak RSS at 1M and 3M GETs
 #   seeds    the seeds' scenario: 10,000 GETs at limit 1000 against the 0-3 s delay server,
 #            sluice vs the seeds' aiohttp client (wall and cpu time)
 #   server   wrk against sluice's HTTP server (a Lua handler) vs wrk against nginx
+#   crawl    scripts/crawl.lua vs Scrapy crawling a static two-host site on nginx (pages/s,
+#            peak RSS); crawl_mem: crawl.lua's peak RSS over 100k and 1M pages (crawl.sh)
 #
 # Environment:
 #   BENCH_QUICK=1      shrink every count for a smoke run (ratios are then only indicative)
@@ -419,13 +421,15 @@ bg_stop() {
   BG_PIDS=("${keep[@]}")
 }
 
-# nginx_start : nginx (one worker, "Hello, World!" from memory) on a free port, from
-# http_nginx.conf.in in a temporary directory. Sets NGINX_PID and NGINX_URL.
+# nginx_start [CONF [SED-ARG...]] : nginx on a free port (@PORT@) from CONF (default
+# http_nginx.conf.in: one worker, "Hello, World!" from memory) in a temporary directory
+# (@DIR@); SED-ARGs fill in the rest. Sets NGINX_PID and NGINX_URL.
 nginx_start() {
-  local d="$TMP/nginx" port
+  local d="$TMP/nginx" port conf=${1:-$DIR/http_nginx.conf.in}
+  [ $# -gt 0 ] && shift
   port=$(free_port)
   rm -rf "$d"; mkdir -p "$d"
-  sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$d|g" "$DIR/http_nginx.conf.in" >"$d/nginx.conf"
+  sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$d|g" "$@" "$conf" >"$d/nginx.conf"
   "$NGINX" -c "$d/nginx.conf" -p "$d" -e "$d/error.log" >"$d/out" 2>&1 &
   NGINX_PID=$!
   BG_PIDS+=("$NGINX_PID")
@@ -618,22 +622,27 @@ bench_server() {
     'a >= 0.50' "$r"
 }
 
+source "$DIR/crawl.sh"   # bench_crawl, bench_crawl_mem, setup_crawl
+
 # ---------------------------------------------------------------------------------------
 
 main() {
   local which=("$@") w
   [ ${#which[@]} -eq 0 ] && which=(all)
-  local need_http=0
+  local need_http=0 need_crawl=0
   for w in "${which[@]}"; do
     case $w in
       lac|sleepers|gather|executor) ;;
       executor_map) ;;
-      http|seeds|server|all) need_http=1 ;;
-      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server ...]" >&2; exit 2 ;;
+      http|seeds|server) need_http=1 ;;
+      crawl|crawl_mem) need_crawl=1 ;;
+      all) need_http=1; need_crawl=1 ;;
+      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem ...]" >&2; exit 2 ;;
     esac
   done
   setup
   [ $need_http = 1 ] && setup_http
+  [ $need_crawl = 1 ] && setup_crawl
   echo "bench: $SLUICE; $("$PY" --version 2>&1); $("$LUA" -v 2>&1 | head -n 1); node $("$NODE" --version 2>/dev/null || echo none); $(nproc) cores; quick=$QUICK runs=$RUNS peer_runs=$PEER_RUNS" >&2
   for w in "${which[@]}"; do
     case $w in
@@ -644,7 +653,10 @@ main() {
       http) bench_http ;;
       seeds) bench_seeds ;;
       server) bench_server ;;
-      all) bench_lac; bench_sleepers; bench_gather; bench_executor; bench_http; bench_seeds; bench_server ;;
+      crawl) bench_crawl ;;
+      crawl_mem) bench_crawl_mem ;;
+      all) bench_lac; bench_sleepers; bench_gather; bench_executor; bench_http; bench_seeds; bench_server
+        bench_crawl; bench_crawl_mem ;;
     esac
   done
 
