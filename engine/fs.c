@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -223,6 +225,35 @@ static int lines_gc(lua_State *L) {
   return 0;
 }
 
+/* The FILE* of a Lua file handle (io.stderr, io.open's result), raising if it is closed. */
+static FILE *check_stream(lua_State *L, int idx) {
+  luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, idx, LUA_FILEHANDLE);
+  if (p->closef == NULL || p->f == NULL) luaL_error(L, "attempt to use a closed file");
+  return p->f;
+}
+
+/** core._isatty(file) -> boolean: whether a Lua file handle is a terminal (for live
+ * status lines, which only make sense on one). */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(fileno(check_stream(L, 1))));
+  return 1;
+}
+
+/** core._truncate(file, size) -> true | nil, msg: flushes a Lua file handle and cuts the
+ * file to size bytes (the crawler drops records its journal never confirmed). */
+static int l_truncate(lua_State *L) {
+  FILE *f = check_stream(L, 1);
+  lua_Integer size = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, size >= 0, 2, "size must be >= 0");
+  if (fflush(f) != 0 || ftruncate(fileno(f), (off_t)size) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void sl_fs_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"close", lines_close},
@@ -236,4 +267,8 @@ void sl_fs_register(lua_State *L) {
   sl_newmeta(L, SL_LINES_MT, methods, metamethods);
   lua_pushcfunction(L, l_lines);
   lua_setfield(L, -2, "lines");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "_isatty");
+  lua_pushcfunction(L, l_truncate);
+  lua_setfield(L, -2, "_truncate");
 }

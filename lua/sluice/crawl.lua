@@ -1,0 +1,455 @@
+-- sluice.crawl: a bounded, polite, resumable crawler on sluice's tasks and HTTP client.
+-- One dispatcher (the task that calls run) takes URLs from the frontier host by host and
+-- starts a task per fetch, at most `limit` at a time; each fetch parses its page, feeds the
+-- new links back into the frontier and writes one JSON line. See README "sluice.crawl".
+local sl = require "sluice"
+local core = require "sluice.core"
+local http = require "sluice.http"
+local url = require "sluice.url"
+local html = require "sluice.html"
+local robots = require "sluice.crawl.robots"
+local frontier = require "sluice.crawl.frontier"
+local journal = require "sluice.crawl.state"
+local report = require "sluice.crawl.report"
+
+local normalize, origin_of = url.normalize, url.origin
+local now, spawn, is_cancelled = sl.now, sl.spawn, sl.is_cancelled
+
+local M = {}
+local C = {}
+C.__index = C
+
+-- name → {type, default, check}: every option of crawl.new, checked up front.
+local OPTIONS = {
+  seeds = {"table"}, handler = {"function"},
+  limit = {"integer", 16, 1}, per_host = {"integer", 2, 1}, delay = {"number", 0, 0},
+  depth = {"integer", nil, 0}, max_pages = {"integer", nil, 0},
+  same_host = {"boolean", false}, allowed_domains = {"table"}, allow = {"table"},
+  deny = {"table"}, user_agent = {"string", "sluice-crawl/0.1"},
+  robots = {"boolean", true}, retries = {"integer", 3, 0}, backoff = {"number", 0.5, 0},
+  max_backoff = {"number", 60, 0}, max_retry_after = {"number", 300, 0},
+  timeout = {"number", 30, 0}, max_body = {"integer", 16 * 1024 * 1024, 1},
+  max_queued = {"integer", 100000, 1}, seen = {"string", "exact"},
+  capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
+  out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
+}
+
+local function check_options(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'crawl.new' (table of options expected, got " .. type(opts) .. ")", 3)
+  end
+  local o = {}
+  for k, v in pairs(opts) do
+    local spec = OPTIONS[k]
+    if not spec then error("crawl: unknown option '" .. tostring(k) .. "'", 3) end
+    local want, got = spec[1], math.type(v) or type(v)
+    local fits = want == "any" or got == want or (want == "number" and type(v) == "number")
+    if not fits or (spec[3] and v < spec[3]) then
+      error(string.format("crawl: bad option '%s' (%s%s expected, got %s)", k, want,
+            spec[3] and " >= " .. spec[3] or "", tostring(v)), 3)
+    end
+    o[k] = v
+  end
+  for k, spec in pairs(OPTIONS) do
+    if o[k] == nil then o[k] = spec[2] end
+  end
+  if o.seen ~= "exact" and o.seen ~= "bloom" then
+    error("crawl: bad option 'seen' (\"exact\" or \"bloom\" expected, got " .. o.seen .. ")", 3)
+  end
+  if o.fp_rate <= 0 or o.fp_rate >= 1 then
+    error("crawl: bad option 'fp_rate' (a number between 0 and 1 expected)", 3)
+  end
+  o.seeds = o.seeds or {}
+  if #o.seeds == 0 and not o.state then error("crawl: no seeds (option 'seeds')", 3) end
+  return o
+end
+
+--- crawl.new(opts) → crawler (see README for the options).
+function M.new(opts)
+  local o = check_options(opts)
+  local self = setmetatable({opts = o, token = robots.token(o.user_agent)}, C)
+  self.seeds = {}
+  self.seed_origins = {}
+  for i, s in ipairs(o.seeds) do
+    local u, err = normalize(tostring(s))
+    if not u then error("crawl: bad seed '" .. tostring(s) .. "': " .. err, 2) end
+    self.seeds[i] = u
+    self.seed_origins[origin_of(u)] = true
+  end
+  return self
+end
+
+-- Whether a URL may be crawled (apart from robots.txt): scope options and depth.
+local function in_scope(self, u, depth)
+  local o = self.opts
+  if o.depth and depth > o.depth then return false end
+  if o.same_host and not self.seed_origins[origin_of(u)] then return false end
+  if o.allowed_domains then
+    local host = u:match("^%a+://%[?([^/%]]*)") or ""
+    host = host:match("^(.-):%d+$") or host
+    local ok = false
+    for _, d in ipairs(o.allowed_domains) do
+      d = d:lower()
+      if host == d or host:sub(-#d - 1) == "." .. d then ok = true break end
+    end
+    if not ok then return false end
+  end
+  if o.allow then
+    local ok = false
+    for _, p in ipairs(o.allow) do
+      if u:find(p) then ok = true break end
+    end
+    if not ok then return false end
+  end
+  if o.deny then
+    for _, p in ipairs(o.deny) do
+      if u:find(p) then return false end
+    end
+  end
+  return true
+end
+
+--- Lets a URL into the frontier unless it was seen or is out of scope; true if it was new.
+function C:add(u, depth, parent)
+  if not in_scope(self, u, depth) or not self.seen:add(u) then return false end
+  if self.journal then self.journal:queued(u, depth, parent) end
+  self.frontier:push(u, depth, parent)
+  return true
+end
+
+-- Network failures worth another try; the rest (a bad URL, https, a body too large) fail
+-- at once.
+local RETRY_CODES = {
+  ECONNREFUSED = true, ECONNRESET = true, ETIMEDOUT = true, EPROTO = true, EPIPE = true,
+  ECONNABORTED = true, ENETUNREACH = true, EHOSTUNREACH = true, EAI_AGAIN = true, EOF = true,
+}
+
+local MONTHS = {Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+                Sep = 9, Oct = 10, Nov = 11, Dec = 12}
+
+--- Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date; nil if bad.
+function M.retry_after(value)
+  if not value then return nil end
+  local secs = value:match("^%s*(%d+)%s*$")
+  if secs then return tonumber(secs) end
+  local d, mon, y, h, mi, s = value:match("(%d+)[ %-](%a%a%a)[ %-](%d+) (%d+):(%d+):(%d+)")
+  if not d or not MONTHS[mon] then return nil end
+  local t = {year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
+             hour = tonumber(h), min = tonumber(mi), sec = tonumber(s)}
+  -- os.time reads a local time: correct by the offset of UTC at that moment.
+  local utc = os.time(t)
+  local off = os.time(os.date("!*t", utc)) - utc
+  return math.max(0, utc - off - os.time())
+end
+
+-- How long to wait before attempt n + 1: exponential, with ±50% jitter, capped; at least
+-- what Retry-After asked for (up to max_retry_after).
+local function backoff(self, attempt, res)
+  local o = self.opts
+  local wait = math.min(o.max_backoff, o.backoff * 2 ^ (attempt - 1)) * (0.5 + math.random())
+  local ra = res and M.retry_after(res.headers["retry-after"])
+  if ra then wait = math.max(wait, math.min(ra, o.max_retry_after)) end
+  return wait, ra ~= nil
+end
+
+local function is_html(res)
+  local ct = res.headers["content-type"]
+  if not ct then return false end
+  ct = ct:lower()
+  return ct:find("text/html", 1, true) ~= nil or ct:find("xhtml", 1, true) ~= nil
+end
+
+-- The page a handler sees; page:follow and page:emit act on it.
+local Page = {}
+Page.__index = Page
+
+--- page:follow(url): queues url (resolved against the page) at the next depth.
+function Page:follow(u)
+  local abs = normalize(tostring(u), self.url)
+  if abs then self.links[#self.links + 1] = abs end
+  return abs
+end
+
+--- page:emit(value): adds value to this URL's record, under "items".
+function Page:emit(value)
+  local items = self.items
+  if not items then items = {}; self.items = items end
+  items[#items + 1] = value
+end
+
+-- Handles a response (any status that is not retried): links, handler, record.
+local function process(self, h, u, depth, parent, res, elapsed)
+  local st, body = res.status, res.body or ""
+  local links, follow_depth, info = nil, depth + 1, nil
+  local rec = {url = u, status = st, depth = depth, parent = parent, bytes = #body,
+               time = elapsed, error = res.error}
+  if st >= 300 and st < 400 then
+    local loc = res.headers.location
+    local target = loc and normalize(loc, u)
+    if target then
+      rec.redirect = target
+      links, follow_depth = {target}, depth
+    end
+  elseif st >= 200 and st < 300 and is_html(res) then
+    links, info = html.links(body, u)
+    if info.robots and info.robots:find("nofollow", 1, true) then links = {} end
+  end
+  links = links or {}
+  rec.links = #links
+  local handler = self.opts.handler
+  if handler then
+    local page = setmetatable({url = u, depth = depth, parent = parent, status = st,
+                               headers = res.headers, body = body, links = links,
+                               title = info and info.title, response = res}, Page)
+    local ok, err = pcall(handler, page)
+    if not ok then
+      if is_cancelled(err) then error(err, 0) end
+      rec.error = "handler: " .. tostring(err)
+      self.report:handler_failed(u, err)
+    end
+    links, rec.items = page.links, page.items
+  end
+  for i = 1, #links do
+    local l = links[i]
+    if type(l) == "string" then self:add(l, follow_depth, u) end
+  end
+  self:record(rec)
+end
+
+-- One fetch of u (attempt n), run in a task of its own.
+local function fetch(self, h, u, depth, parent, attempt)
+  local t0 = now()
+  local res, err, code = self.client:get(u)
+  local elapsed = res and res.timings and res.timings.total or now() - t0
+  self.report.requests = self.report.requests + 1
+  local retry = attempt <= self.opts.retries
+  if res then
+    local st = res.status
+    if retry and (st >= 500 or st == 429) then
+      local wait, asked = backoff(self, attempt, res)
+      self.report.retries = self.report.retries + 1
+      return self.frontier:retry(h, u, depth, parent, attempt + 1, now() + wait,
+                                 asked and (st == 429 or st == 503))
+    end
+    if (st >= 500 or st == 429) and attempt > 1 then
+      res.error = string.format("HTTP %d after %d attempts", st, attempt)
+    end
+    process(self, h, u, depth, parent, res, elapsed)
+  else
+    if retry and RETRY_CODES[code] then
+      self.report.retries = self.report.retries + 1
+      return self.frontier:retry(h, u, depth, parent, attempt + 1,
+                                 now() + (backoff(self, attempt)), false)
+    end
+    self:record{url = u, depth = depth, parent = parent, bytes = 0, links = 0,
+                time = elapsed, error = attempt > 1 and err .. " (after " .. attempt
+                .. " attempts)" or err}
+  end
+end
+
+-- Fetches robots.txt for a new host, with the same retries as pages; then lets the host's
+-- URLs go. A 4xx means no rules; a 5xx or network failure after the retries means the
+-- host's URLs are recorded as failures without being fetched (RFC 9309: assume disallow).
+local function load_robots(self, h)
+  local o = self.opts
+  local res, err
+  for attempt = 1, o.retries + 1 do
+    local code
+    res, err, code = self.client:get(h.origin .. "/robots.txt", {max_redirects = 5})
+    local bad = (res and res.status >= 500) or (not res and RETRY_CODES[code])
+    if not bad or attempt > o.retries then break end
+    self.report.retries = self.report.retries + 1
+    sl.sleep((backoff(self, attempt, res)))
+  end
+  if res and res.status >= 200 and res.status < 300 then
+    h.robots = robots.parse(res.body or "", self.token)
+    if h.robots.delay then h.delay = math.max(h.delay, h.robots.delay) end
+  elseif res and res.status < 500 then
+    h.robots = robots.allow_all
+  else
+    h.robots = robots.allow_all
+    h.robots_error = "robots.txt unreachable: " .. (res and ("HTTP " .. res.status) or err)
+  end
+end
+
+local function on_host(self, h)
+  if not self.opts.robots then
+    h.robots = robots.allow_all
+    return
+  end
+  h.robots = false
+  self.loading = self.loading + 1
+  spawn(function()
+    local ok, err = pcall(load_robots, self, h)
+    self.loading = self.loading - 1
+    if not ok then
+      if is_cancelled(err) then error(err, 0) end
+      h.robots = robots.allow_all
+      h.robots_error = "robots.txt: " .. tostring(err)
+    end
+    self.frontier:check(h)
+    self.changed:set()
+  end)
+end
+
+-- The body of a fetch task: the fetch, then its slots back, whatever happened.
+local function worker(self, h, u, depth, parent, attempt)
+  local ok, err = pcall(fetch, self, h, u, depth, parent, attempt)
+  self.running = self.running - 1
+  self.tasks[sl.current()] = nil
+  self.frontier:release(h)
+  self.changed:set()
+  if not ok then
+    if is_cancelled(err) then error(err, 0) end
+    -- A bug or a full disk: stop the crawl rather than lose records.
+    self.failure = self.failure or err
+  end
+end
+
+--- Writes the record of a URL (exactly once per URL) and journals it as done.
+function C:record(rec)
+  local line = report.json(rec)
+  local out = self.out
+  if type(out) == "function" then out(line, rec)
+  else
+    local ok, err = out:write(line)
+    if not ok then error("crawl: cannot write a record: " .. tostring(err), 0) end
+    self.offset = self.offset + #line
+    if self.journal then
+      ok, err = out:flush()
+      if not ok then error("crawl: cannot write a record: " .. tostring(err), 0) end
+    end
+  end
+  if self.journal then self.journal:done(rec.url, self.offset, rec.status) end
+  self.report:count(rec)
+end
+
+-- Opens the output: a path (appended to with a state directory, truncated without), a file
+-- handle, or a function(line, record).
+local function open_out(self)
+  local out = self.opts.out or io.stdout
+  if type(out) == "string" then
+    local f, err
+    if self.opts.state then f = io.open(out, "r+b") end
+    if not f then f, err = io.open(out, "w+b") end
+    if not f then error("crawl: cannot open the output: " .. err, 0) end
+    f:setvbuf("full", 65536)
+    self.out, self.out_path = f, out
+  elseif io.type(out) == "file" or type(out) == "function" then
+    self.out = out
+  else
+    error("crawl: bad option 'out' (a path, a file or a function expected)", 0)
+  end
+  self.offset = io.type(self.out) == "file" and (self.out:seek("end") or 0) or 0
+end
+
+-- With a state directory: replays the journal into the seen set and the frontier, and cuts
+-- the records the journal did not confirm from the output.
+local function resume(self)
+  local st = journal.open(self.opts.state)
+  self.journal = st
+  if st.fresh then return end
+  local scratch = url.seen_set()
+  local ndone, offset, statuses = st:replay(self.seen, scratch, function(u, d, p)
+    self.frontier:push(u, d, p)
+  end)
+  self.report:resumed(ndone, statuses, self.frontier.queued + self.frontier.spilled)
+  if self.out_path then
+    offset = offset or 0
+    if self.offset > offset then
+      assert(core._truncate(self.out, offset))
+      self.report:log(string.format("crawl: resume: %d bytes of records the journal never "
+                                    .. "confirmed were cut from %s", self.offset - offset,
+                                    self.out_path))
+    end
+    self.offset = self.out:seek("end")
+  end
+  self.done_before = ndone
+end
+
+-- Takes URLs from the frontier and starts fetches until there is nothing left (or the page
+-- limit is reached and the last retries are over).
+local function dispatch(self)
+  local F, o = self.frontier, self.opts
+  local budget = o.max_pages and (o.max_pages - self.done_before) or math.huge
+  while not self.failure do
+    if budget <= 0 and not F.only_retries then F:only_retries_now() end
+    if self.running >= o.limit then
+      self.changed:clear()
+      self.changed:wait()
+    else
+      local h, u, depth, parent, attempt = F:pop()
+      if h then
+        local why = h.robots_error or
+                    (not robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$")) and "robots")
+        if why == "robots" then
+          F:release(h)
+          self.report.disallowed = self.report.disallowed + 1
+        elseif why then
+          F:release(h)
+          self:record{url = u, depth = depth, parent = parent, bytes = 0, links = 0,
+                      time = 0, error = why}
+        else
+          if attempt == 1 then budget = budget - 1 end
+          self.running = self.running + 1
+          local t = spawn(worker, self, h, u, depth, parent, attempt)
+          self.tasks[t] = true
+        end
+      elseif F:empty() and self.running == 0 and self.loading == 0 then
+        break
+      else
+        local t = F:next_time()
+        self.changed:clear()
+        if t then self.changed:wait(math.max(0, t - now())) else self.changed:wait() end
+      end
+    end
+  end
+end
+
+--- crawler:run() → summary table. Waits until the crawl is over. See README.
+function C:run()
+  local o = self.opts
+  self.report = report.new(self, o)
+  self.seen = url.seen_set{kind = o.seen, capacity = o.capacity, fp_rate = o.fp_rate}
+  self.changed = sl.event()
+  self.running, self.loading, self.tasks, self.done_before = 0, 0, {}, 0
+  local spill = o.state and (o.state .. "/spill") or os.tmpname()
+  self.frontier = frontier.new{per_host = o.per_host, delay = o.delay, now = now,
+                               max_queued = o.max_queued, spill_path = spill,
+                               on_host = function(h) on_host(self, h) end}
+  self.client = http.client{max_per_host = o.per_host, max_redirects = 0,
+                            timeout = o.timeout, max_body = o.max_body,
+                            headers = {["User-Agent"] = o.user_agent}}
+  open_out(self)
+  if o.state then resume(self) end
+  for _, s in ipairs(self.seeds) do self:add(s, 0, nil) end
+  self.report:start()
+  local ok, err = pcall(dispatch, self)
+  if ok and self.failure then ok, err = false, self.failure end
+  -- On an error or a cancellation (Ctrl-C), stop the fetches in flight; their URLs stay
+  -- queued in the journal, so a resumed crawl fetches them again.
+  if not ok then
+    for t in pairs(self.tasks) do t:cancel() end
+    while self.running > 0 do
+      self.changed:clear()
+      pcall(self.changed.wait, self.changed)
+    end
+  end
+  if io.type(self.out) == "file" then
+    self.out:flush()
+    if self.out_path then self.out:close() end
+  end
+  if self.journal then self.journal:close() end
+  self.frontier:close()
+  self.client:close()
+  local summary = self.report:finish(not ok and err or nil)
+  if not ok then error(err, 0) end
+  return summary
+end
+
+--- crawl.run(opts) → summary: crawl.new(opts):run().
+function M.run(opts)
+  return M.new(opts):run()
+end
+
+return M

@@ -1,0 +1,108 @@
+-- sluice.crawl.state: the journal behind `--state DIR`. Every URL let into the frontier is
+-- written as `+ depth url parent`, every URL whose record is out as `= url offset status`
+-- (offset: the size of the output file once the record is in it). After a kill, replaying
+-- the journal gives back the seen set, what is done, and what is still to fetch, in the
+-- order it was found; records the journal never confirmed are cut from the output.
+local core = require "sluice.core"
+
+local M = {}
+local S = {}
+S.__index = S
+
+local HEADER = "# sluice crawl journal 1\n"
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- Opens (creating) the state directory `dir`; returns the state object or raises.
+function M.open(dir)
+  if not os.rename(dir, dir) then
+    local ok = os.execute("mkdir -p " .. quote(dir))
+    if not ok then error("crawl: cannot create the state directory " .. dir, 0) end
+  end
+  local path = dir .. "/journal"
+  local f = io.open(path, "r+b") or io.open(path, "w+b")
+  if not f then error("crawl: cannot open " .. path .. " for writing", 0) end
+  local self = setmetatable({dir = dir, path = path, f = f}, S)
+  -- A kill in the middle of a write leaves half a line: cut back to the last whole one.
+  local size = f:seek("end")
+  if size == 0 then
+    f:write(HEADER)
+    f:flush()
+    self.fresh = true
+  else
+    local keep, pos = 0, 0
+    f:seek("set", 0)
+    for line in f:lines("L") do
+      pos = pos + #line
+      if line:sub(-1) == "\n" then keep = pos end
+    end
+    if keep < size then assert(core._truncate(f, keep)) end
+    f:seek("end")
+  end
+  return self
+end
+
+--- Replays the journal: adds every URL ever queued to `seen`, calls push(url, depth,
+-- parent) for each one still to fetch (in journal order; `done` is a scratch seen set),
+-- and returns the number of records already out, the output offset after the last of them
+-- (nil when none) and the counts per status.
+function S:replay(seen, done, push)
+  local f = self.f
+  local ndone, offset, statuses, pending = 0, nil, {}, 0
+  f:seek("set", 0)
+  for line in f:lines() do
+    local kind = line:sub(1, 1)
+    if kind == "+" then
+      local u = line:match("^%+\t%d+\t([^\t]*)")
+      if u then seen:add(u); pending = pending + 1 end
+    elseif kind == "=" then
+      local u, off, status = line:match("^=\t([^\t]*)\t(%d+)\t(%S*)")
+      if u then
+        done:add(u)
+        ndone = ndone + 1
+        offset = tonumber(off)
+        statuses[status] = (statuses[status] or 0) + 1
+      end
+    end
+  end
+  if pending > ndone then
+    f:seek("set", 0)
+    for line in f:lines() do
+      if line:sub(1, 1) == "+" then
+        local depth, u, parent = line:match("^%+\t(%d+)\t([^\t]*)\t(.*)$")
+        if u and not done:has(u) then
+          push(u, tonumber(depth), parent ~= "" and parent or nil)
+        end
+      end
+    end
+  end
+  f:seek("end")
+  return ndone, offset, statuses
+end
+
+--- Journals URLs let into the frontier (buffered until done() or flush()).
+function S:queued(u, depth, parent)
+  self.f:write("+\t", depth, "\t", u, "\t", parent or "", "\n")
+end
+
+--- Journals a record as out (the output was flushed up to `offset`), and flushes.
+function S:done(u, offset, status)
+  local f = self.f
+  f:write("=\t", u, "\t", offset, "\t", status or "-", "\n")
+  f:flush()
+end
+
+function S:flush()
+  self.f:flush()
+end
+
+function S:close()
+  if self.f then
+    self.f:close()
+    self.f = nil
+  end
+end
+
+return M

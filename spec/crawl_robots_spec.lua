@@ -1,0 +1,109 @@
+-- crawl_robots_spec.lua: robots.txt as sluice.crawl reads it (lua/sluice/crawl/robots.lua):
+-- groups, longest match, `*` and `$`, Crawl-delay; and Retry-After as the crawler reads it.
+local robots = require "sluice.crawl.robots"
+local crawl = require "sluice.crawl"
+
+local TOKEN = robots.token("sluice-crawl/0.1 (+http://example.test/bot)")
+
+local function allowed(body, path, token)
+  return robots.allowed(robots.parse(body, token or TOKEN), path)
+end
+
+describe("robots.txt", function()
+  it("takes the product token of the user agent", function()
+    assert.equals("sluice-crawl", TOKEN)
+    assert.equals("mybot", robots.token("MyBot/2.0"))
+  end)
+
+  it("obeys the * group when no group names the crawler", function()
+    local body = "User-agent: *\nDisallow: /private/\n"
+    assert.is_false(allowed(body, "/private/x.html"))
+    assert.is_true(allowed(body, "/public/x.html"))
+    assert.is_true(allowed(body, "/privatex"))
+  end)
+
+  it("prefers the groups naming the crawler, merged, over *", function()
+    local body = table.concat({
+      "User-agent: *", "Disallow: /", "",
+      "User-agent: sluice-crawl", "Disallow: /a/", "",
+      "User-agent: otherbot", "User-agent: SLUICE-CRAWL", "Disallow: /b/", ""}, "\n")
+    assert.is_true(allowed(body, "/c"))
+    assert.is_false(allowed(body, "/a/1"))
+    assert.is_false(allowed(body, "/b/1"))
+  end)
+
+  it("ignores groups for other agents", function()
+    local body = "User-agent: badbot\nDisallow: /\n\nUser-agent: *\nDisallow: /x\n"
+    assert.is_true(allowed(body, "/y"))
+    assert.is_false(allowed(body, "/y", "badbot"))
+  end)
+
+  it("a group naming the crawler with no rules allows everything", function()
+    local body = "User-agent: *\nDisallow: /\n\nUser-agent: sluice-crawl\nDisallow:\n"
+    assert.is_true(allowed(body, "/anything"))
+  end)
+
+  it("uses the longest match, Allow winning a tie", function()
+    local body = "User-agent: *\nDisallow: /p/\nAllow: /p/ok\nDisallow: /p/ok/no\n"
+             .. "Allow: /tie\nDisallow: /tie\n"
+    assert.is_false(allowed(body, "/p/x"))
+    assert.is_true(allowed(body, "/p/ok.html"))
+    assert.is_false(allowed(body, "/p/ok/no/1"))
+    assert.is_true(allowed(body, "/tie"))
+  end)
+
+  it("understands * and $", function()
+    local body = "User-agent: *\nDisallow: /*.pdf$\nDisallow: /a*/b\nDisallow: /exact$\n"
+    assert.is_false(allowed(body, "/docs/x.pdf"))
+    assert.is_true(allowed(body, "/docs/x.pdf?page=2"))
+    assert.is_false(allowed(body, "/a123/b/c"))
+    assert.is_true(allowed(body, "/a123/c"))
+    assert.is_false(allowed(body, "/exact"))
+    assert.is_true(allowed(body, "/exact/more"))
+    -- magic characters of Lua patterns are plain in robots.txt
+    assert.is_false(allowed("User-agent: *\nDisallow: /a.b(c)*%\n", "/a.b(c)x%"))
+    assert.is_true(allowed("User-agent: *\nDisallow: /a.b(c)*%\n", "/axb(c)x%"))
+  end)
+
+  it("reads comments, odd case, CRLF and whitespace", function()
+    local body = "# hi\r\nUSER-AGENT : * # everyone\r\n  disallow:   /x   # no\r\n"
+    assert.is_false(allowed(body, "/x/1"))
+    assert.is_true(allowed(body, "/y"))
+  end)
+
+  it("ignores rules before any user-agent line, and an empty file allows all", function()
+    assert.is_true(allowed("Disallow: /\n", "/a"))
+    assert.is_true(allowed("", "/a"))
+    assert.is_true(allowed("garbage\0\255 here\n", "/a"))
+  end)
+
+  it("always allows /robots.txt itself", function()
+    assert.is_true(allowed("User-agent: *\nDisallow: /\n", "/robots.txt"))
+    assert.is_false(allowed("User-agent: *\nDisallow: /\n", "/"))
+  end)
+
+  it("compares percent escapes in upper case", function()
+    assert.is_false(allowed("User-agent: *\nDisallow: /caf%c3%a9\n", "/caf%C3%A9/menu"))
+  end)
+
+  it("reads Crawl-delay of the group that applies, and sitemaps", function()
+    local r = robots.parse("User-agent: *\nCrawl-delay: 2\n\nUser-agent: sluice-crawl\n"
+                           .. "Crawl-delay: 0.25\nSitemap: http://h/s.xml\n", TOKEN)
+    assert.equals(0.25, r.delay)
+    assert.same({"http://h/s.xml"}, r.sitemaps)
+    assert.equals(2, robots.parse("User-agent: *\nCrawl-delay: 2\n", TOKEN).delay)
+    assert.is_nil(robots.parse("User-agent: *\nCrawl-delay: soon\n", TOKEN).delay)
+  end)
+end)
+
+describe("Retry-After", function()
+  it("reads seconds and HTTP dates", function()
+    assert.equals(120, crawl.retry_after("120"))
+    assert.equals(0, crawl.retry_after("Sun, 06 Nov 1994 08:49:37 GMT"))
+    local future = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 100)
+    local wait = crawl.retry_after(future)
+    assert.is_true(wait >= 98 and wait <= 101, "got " .. tostring(wait))
+    assert.is_nil(crawl.retry_after("soon"))
+    assert.is_nil(crawl.retry_after(nil))
+  end)
+end)

@@ -1,0 +1,393 @@
+-- crawl_spec.lua: sluice.crawl and scripts/crawl.lua against scripts/testsite.lua and small
+-- servers started here on 127.0.0.1: every reachable allowed page exactly once, robots.txt,
+-- per-host limits and delays, retries with Retry-After, scope, spilling, and kill -9 / Ctrl-C
+-- with --state resuming without loss.
+local sl = require "sluice"
+local http = require "sluice.http"
+local crawl = require "sluice.crawl"
+local cjson = require "cjson"
+local H = require "spec.helpers"
+
+local testsite = dofile("scripts/testsite.lua")
+
+local devnull = assert(io.open("/dev/null", "w"))
+
+-- A record from its JSON line, with JSON nulls as nil.
+local function decode(line)
+  local r = cjson.decode(line)
+  for k, v in pairs(r) do
+    if v == cjson.null then r[k] = nil end
+  end
+  return r
+end
+
+-- Runs a crawl in this process; returns the records (in order), by URL, and the summary.
+local function run(opts)
+  local recs, by_url = {}, {}
+  opts.out = function(line, rec)
+    local r = decode(line)
+    assert.equals(rec.url, r.url)
+    recs[#recs + 1] = r
+    assert.is_nil(by_url[r.url], "two records for " .. r.url)
+    by_url[r.url] = r
+  end
+  opts.status = false
+  opts.log = opts.log or devnull
+  opts.backoff = opts.backoff or 0.01
+  local summary = crawl.run(opts)
+  return recs, by_url, summary
+end
+
+-- Polls cond every 10 ms for at most `secs` seconds; true once it holds.
+local function poll(cond, secs)
+  for _ = 1, math.ceil(secs * 100) do
+    if cond() then return true end
+    sl.sleep(0.01)
+  end
+  return cond()
+end
+
+local function count_lines(path)
+  return H.count("\n", H.read_file(path))
+end
+
+-- Starts `sluice scripts/crawl.lua ARGS` in the background (stdout/stderr to files);
+-- returns {pid = the crawler's pid, status = a file that gets its exit status, err =}.
+local function crawl_bg(args)
+  local p = {status = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname()}
+  os.remove(p.status)
+  os.remove(p.pidfile)
+  local words = {}
+  for i, a in ipairs(args) do words[i] = H.quote(a) end
+  local cmd = ("(sh -c 'echo $$ >%s; exec \"$0\" \"$@\"' %s scripts/crawl.lua %s </dev/null "
+               .. ">/dev/null 2>%s; echo $? >%s) >/dev/null 2>&1 &")
+              :format(H.quote(p.pidfile), H.quote(H.bin), table.concat(words, " "),
+                      H.quote(p.err), H.quote(p.status))
+  os.execute(cmd)
+  assert(poll(function() return H.read_file(p.pidfile):find("\n") end, 5))
+  p.pid = assert(tonumber(H.read_file(p.pidfile):match("%d+")))
+  return p
+end
+
+local function finished(p)
+  local s = H.read_file(p.status)
+  return s:find("\n") and tonumber(s:match("%d+")) or nil
+end
+
+local function cleanup(...)
+  for _, p in ipairs{...} do
+    if not finished(p) then os.execute("kill -9 " .. p.pid .. " 2>/dev/null") end
+    os.remove(p.err)
+    os.remove(p.status)
+    os.remove(p.pidfile)
+  end
+end
+
+describe("crawl against the test site", function()
+  local site
+  before_each(function() site = testsite.start{hosts = 3, pages = 150, seed = 7} end)
+  after_each(function() site:close() end)
+
+  it("fetches every reachable allowed page exactly once, and nothing disallowed", function()
+    local recs, by_url, summary = run{seeds = site.seeds, limit = 12, per_host = 3}
+    local expected = site:expected()
+    local missing, extra, wrong = {}, {}, {}
+    for u, status in pairs(expected) do
+      local r = by_url[u]
+      if not r then missing[#missing + 1] = u
+      elseif status == "error" then
+        if r.error == nil or r.status ~= nil then wrong[#wrong + 1] = u end
+      elseif r.status ~= status then
+        wrong[#wrong + 1] = u .. " " .. tostring(r.status) .. " ~= " .. status
+      end
+    end
+    for u in pairs(by_url) do
+      if expected[u] == nil then extra[#extra + 1] = u end
+    end
+    assert.same({}, missing)
+    assert.same({}, extra)
+    assert.same({}, wrong)
+    assert.equals(#recs, summary.pages)
+    local stats = site:stats()
+    for _, u in ipairs(site:disallowed()) do
+      assert.is_nil(stats.by_path[u], "disallowed " .. u .. " was fetched")
+    end
+    assert.is_true(#site:disallowed() > 0)
+    assert.is_true(summary.disallowed > 0)
+    for _, origin in ipairs(site.hosts) do
+      assert.equals(1, stats.robots[origin], "robots.txt of " .. origin)
+      assert.is_true(stats.max_inflight[origin] <= 3, origin .. " had "
+                     .. stats.max_inflight[origin] .. " requests at once")
+    end
+    -- Retries: the flaky pages were asked more than once and ended well; the rest once.
+    local retried = 0
+    for path, n in pairs(stats.by_path) do
+      local rec = by_url[path]
+      if n > 1 then
+        retried = retried + 1
+        assert.is_truthy(rec, path)
+        assert.is_true(rec.status == 200 or rec.status == 500, path)
+      end
+    end
+    assert.is_true(retried >= 2)
+    assert.is_true(summary.retries >= retried)
+    -- Records have every field; the always-failing page is recorded with its error.
+    for _, r in ipairs(recs) do
+      assert.is_number(r.depth)
+      assert.is_number(r.bytes)
+      assert.is_number(r.links)
+      assert.is_number(r.time)
+      if r.status == 500 then assert.is_string(r.error) end
+    end
+  end)
+
+  it("keeps to the depth limit and the page limit", function()
+    local recs = run{seeds = site.seeds, limit = 8, per_host = 2, depth = 1}
+    local depths = {}
+    for _, r in ipairs(recs) do depths[r.depth] = (depths[r.depth] or 0) + 1 end
+    assert.equals(#site.seeds, depths[0])
+    assert.is_true((depths[1] or 0) > 0)
+    assert.is_nil(depths[2])
+    local limited = run{seeds = site.seeds, limit = 8, per_host = 2, max_pages = 25}
+    assert.equals(25, #limited)
+  end)
+
+  it("stays on the seeds' hosts with same_host, and applies allow and deny", function()
+    local recs = run{seeds = {site.seeds[1]}, limit = 8, per_host = 2, same_host = true}
+    for _, r in ipairs(recs) do
+      assert.equals(1, r.url:find(site.hosts[1], 1, true), r.url)
+    end
+    local denied = run{seeds = site.seeds, limit = 8, per_host = 2, deny = {"/r/"},
+                       allow = {"^http://127%.0%.0%.1:%d+/"}}
+    for _, r in ipairs(denied) do assert.is_nil(r.url:find("/r/", 1, true), r.url) end
+  end)
+
+  it("gives the same result when the frontier spills to disk", function()
+    local _, all = run{seeds = site.seeds, limit = 8, per_host = 2}
+    site:reset()
+    local _, spilled = run{seeds = site.seeds, limit = 8, per_host = 2, max_queued = 20}
+    local a, b = {}, {}
+    for u in pairs(all) do a[#a + 1] = u end
+    for u in pairs(spilled) do b[#b + 1] = u end
+    table.sort(a)
+    table.sort(b)
+    assert.same(a, b)
+  end)
+
+  it("resumes after kill -9 without losing or refetching anything", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out = dir .. ".jsonl"
+    local args = {"--limit", "2", "--per-host", "1", "--state", dir, "--out", out}
+    for _, s in ipairs(site.seeds) do args[#args + 1] = s end
+    local p = crawl_bg(args)
+    assert.is_true(poll(function() return count_lines(out) >= 60 or finished(p) end, 20))
+    assert.is_nil(finished(p), "the crawl ended before it could be killed")
+    os.execute("kill -9 " .. p.pid)
+    assert.is_true(poll(function() return finished(p) end, 10))
+    local before = count_lines(out)
+    local fetched_before = {}
+    for path, n in pairs(site:stats().by_path) do fetched_before[path] = n end
+    local q = crawl_bg(args)
+    assert.is_true(poll(function() return finished(q) end, 40))
+    assert.equals(0, finished(q), H.read_file(q.err))
+    H.has("resuming", H.read_file(q.err))
+    local recs, seen = {}, {}
+    for line in io.lines(out) do
+      local r = decode(line)
+      assert.is_nil(seen[r.url], "two records for " .. r.url)
+      seen[r.url] = true
+      recs[#recs + 1] = r
+    end
+    assert.is_true(#recs > before)
+    local expected, n = site:expected(), 0
+    for u in pairs(expected) do
+      assert.is_true(seen[u], "no record for " .. u)
+      n = n + 1
+    end
+    assert.equals(n, #recs)
+    -- Fetched twice: at most the requests in flight at the kill (limit 2), apart from
+    -- pages that are retried anyway.
+    local twice = 0
+    for path, n2 in pairs(site:stats().by_path) do
+      if fetched_before[path] and n2 > fetched_before[path] and not path:find("robots.txt") then
+        twice = twice + 1
+      end
+    end
+    assert.is_true(twice <= 2 + 4, "fetched again: " .. twice)
+    os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(out))
+    cleanup(p, q)
+  end)
+
+  it("writes the state and the summary on Ctrl-C, and the same command goes on", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out = dir .. ".jsonl"
+    local args = {"--limit", "2", "--per-host", "1", "--state", dir, "--out", out}
+    for _, s in ipairs(site.seeds) do args[#args + 1] = s end
+    local p = crawl_bg(args)
+    assert.is_true(poll(function() return count_lines(out) >= 30 or finished(p) end, 20))
+    os.execute("kill -INT " .. p.pid)
+    assert.is_true(poll(function() return finished(p) end, 10))
+    assert.equals(130, finished(p))
+    local err = H.read_file(p.err)
+    H.has("crawl: interrupted:", err)
+    H.has("still queued (run the same command to resume)", err)
+    H.has("\n=\t", H.read_file(dir .. "/journal"))
+    local q = crawl_bg(args)
+    assert.is_true(poll(function() return finished(q) end, 40))
+    assert.equals(0, finished(q), H.read_file(q.err))
+    local seen, n = {}, 0
+    for line in io.lines(out) do
+      local r = decode(line)
+      assert.is_nil(seen[r.url], "two records for " .. r.url)
+      seen[r.url] = true
+      n = n + 1
+    end
+    local want = 0
+    for _ in pairs(site:expected()) do want = want + 1 end
+    assert.equals(want, n)
+    os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(out))
+    cleanup(p, q)
+  end)
+end, {timeout = 60})
+
+-- A server whose handler is given; returns it and its base URL.
+local function serve(handler)
+  local server = assert(http.serve{port = 0, handler = handler})
+  return server, "http://127.0.0.1:" .. server.port
+end
+
+describe("crawl politeness and retries", function()
+  it("honours Retry-After on a 429 and holds the host meanwhile", function()
+    local times, calls = {}, 0
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      calls = calls + 1
+      times[#times + 1] = sl.now()
+      if calls == 1 then return 429, {["Retry-After"] = "1"}, "slow down" end
+      return 200, {["Content-Type"] = "text/html"}, "<p>ok</p>"
+    end)
+    local recs = run{seeds = {base .. "/"}, backoff = 0.01}
+    server:close()
+    assert.equals(1, #recs)
+    assert.equals(200, recs[1].status)
+    assert.equals(2, #times)
+    assert.is_true(times[2] - times[1] >= 0.95, "retried after " .. (times[2] - times[1]))
+  end)
+
+  it("records the failure after the last try, with the error", function()
+    local calls = 0
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      calls = calls + 1
+      return 503, nil, "down"
+    end)
+    local recs, _, summary = run{seeds = {base .. "/"}, retries = 2, backoff = 0.01}
+    server:close()
+    assert.equals(3, calls)
+    assert.equals(503, recs[1].status)
+    assert.equals("HTTP 503 after 3 attempts", recs[1].error)
+    assert.equals(1, summary.errors)
+    -- a refused connection is retried too, then recorded
+    local refused = run{seeds = {base .. "/"}, retries = 1, robots = false}
+    assert.is_nil(refused[1].status)
+    H.has("ECONNREFUSED", refused[1].error)
+  end)
+
+  it("spaces requests to one host by the delay and robots.txt's Crawl-delay", function()
+    local times = {}
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 200, nil, "User-agent: *\nCrawl-delay: 0.1\n" end
+      times[#times + 1] = sl.now()
+      local n = tonumber(req.path:match("%d+")) or 0
+      local body = n < 4 and ('<a href="/p' .. (n + 1) .. '">next</a>') or "end"
+      return 200, {["Content-Type"] = "text/html"}, body
+    end)
+    run{seeds = {base .. "/p0"}, per_host = 4}
+    server:close()
+    assert.equals(5, #times)
+    for i = 2, #times do
+      assert.is_true(times[i] - times[i - 1] >= 0.095, "gap " .. (times[i] - times[i - 1]))
+    end
+  end)
+
+  it("a slow host does not hold up the others", function()
+    local slow, slow_base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      sl.sleep(0.3)
+      local links = {}
+      for i = 1, 6 do links[i] = '<a href="/s' .. i .. '">s</a>' end
+      return 200, {["Content-Type"] = "text/html"}, table.concat(links)
+    end)
+    local fast, fast_base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      local links = {}
+      for i = 1, 30 do links[i] = '<a href="/f' .. i .. '">f</a>' end
+      return 200, {["Content-Type"] = "text/html"}, table.concat(links)
+    end)
+    local recs = run{seeds = {slow_base .. "/", fast_base .. "/"}, limit = 4, per_host = 2}
+    slow:close()
+    fast:close()
+    local slow_seen, last_fast = 0, nil
+    for i, r in ipairs(recs) do
+      if r.url:find(fast_base, 1, true) then last_fast = i end
+    end
+    for i = 1, last_fast do
+      if recs[i].url:find(slow_base, 1, true) then slow_seen = slow_seen + 1 end
+    end
+    assert.equals(31, #recs - 7)
+    assert.is_true(slow_seen <= 2, "slow records before the fast host finished: " .. slow_seen)
+  end)
+
+  it("follows redirects through the frontier and calls the handler", function()
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      if req.path == "/old" then return 301, {Location = "/new#x"} end
+      return 200, {["Content-Type"] = "text/html; charset=utf-8"},
+             '<title> T </title><a href="/old">o</a><a href="mailto:x@y">m</a>'
+    end)
+    local titles = {}
+    local recs, by_url = run{seeds = {base .. "/"}, handler = function(page)
+      titles[page.url] = page.title
+      page:emit({n = #page.links})
+      if page.url:find("/new$") then page:follow("/extra") end
+    end}
+    server:close()
+    assert.equals(4, #recs)
+    assert.equals(301, by_url[base .. "/old"].status)
+    assert.equals(base .. "/new", by_url[base .. "/old"].redirect)
+    assert.equals(200, by_url[base .. "/new"].status)
+    assert.equals(base .. "/new", by_url[base .. "/extra"].parent)
+    assert.equals("T", titles[base .. "/"])
+    assert.same({{n = 1}}, by_url[base .. "/"].items)
+  end)
+
+  it("refuses bad options and seeds with clear errors", function()
+    assert.has_error(function() crawl.new{seeds = {"http://x/"}, limit = 0} end,
+                     "crawl: bad option 'limit' (integer >= 1 expected, got 0)")
+    assert.has_error(function() crawl.new{seeds = {"http://x/"}, bogus = 1} end,
+                     "crawl: unknown option 'bogus'")
+    assert.has_error(function() crawl.new{seeds = {}} end, "crawl: no seeds (option 'seeds')")
+    local ok, err = pcall(crawl.new, {seeds = {"ftp://x/"}})
+    assert.is_false(ok)
+    H.has("crawl: bad seed 'ftp://x/'", err)
+  end)
+end, {timeout = 20})
+
+describe("scripts/crawl.lua", function()
+  it("rejects bad arguments with exit status 2", function()
+    local r = H.run({"scripts/crawl.lua", "--limit", "x", "http://127.0.0.1:1/"})
+    assert.equals(2, r.code)
+    H.has("crawl: --limit needs an integer >= 1", r.err)
+    r = H.run({"scripts/crawl.lua", "--bogus"})
+    assert.equals(2, r.code)
+    H.has("unknown option --bogus", r.err)
+    r = H.run({"scripts/crawl.lua"})
+    assert.equals(2, r.code)
+    H.has("no seed URLs", r.err)
+    r = H.run({"scripts/crawl.lua", "-f", "/nonexistent/seeds"})
+    assert.equals(2, r.code)
+    H.has("cannot read /nonexistent/seeds", r.err)
+  end)
+end)
