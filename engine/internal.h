@@ -576,6 +576,33 @@ void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...);
 int hc_req_write_body(hc_req *r, const char *data, size_t len, int last);
 void hc_req_resume_reading(hc_req *r);
 
+/* ------------------------------------------------ crawler: URLs and HTML */
+/* "sluice.url" (url.c, seen sets in seen.c) and "sluice.html" (html.c). */
+#define SL_URL_SEEN_SET_MT "sluice.url.seen_set"
+#define SL_HTML_PARSER_MT  "sluice.html.parser"
+#define SL_URL_MAX_HOST    255   /* bytes of a normalized host name, brackets included */
+
+/* Why a URL was refused: code is "EINVAL" or "ENOTSUP", why a static reason, and what (when
+ * not NULL) the offending scheme, quoted after the reason. */
+typedef struct sl_url_err {
+  const char *code, *why;
+  const char *what;
+  size_t what_len;
+} sl_url_err;
+
+/* Bytes the out buffer of sl_url_normalize needs for an n-byte URL and a blen-byte base. */
+size_t sl_url_bound(size_t n, size_t blen);
+/* Resolves s[0..n) against base (NULL for none) and normalizes it into out (which it also
+ * uses as scratch space). Returns the length, or -1 with e set. */
+ptrdiff_t sl_url_normalize(const char *s, size_t n, const char *base, size_t blen,
+                           char *out, sl_url_err *e);
+int sl_url_fail(lua_State *L, const sl_url_err *e);  /* pushes the fail triple; returns 3 */
+uint64_t sl_url_hash(const char *s, size_t n);       /* url.fingerprint */
+uint64_t sl_url_mix(uint64_t h);                     /* a 64-bit finalizer (fmix64) */
+void sl_seen_register(lua_State *L);   /* adds url.seen_set to the table at the top */
+int luaopen_sluice_url(lua_State *L);
+int luaopen_sluice_html(lua_State *L);
+
 /* Embedded Lua modules (generated at build time into build/embedded.c). */
 void sl_embedded_install(lua_State *L);
 

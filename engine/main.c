@@ -182,6 +182,10 @@ static lua_State *new_state(void) {
   lua_setfield(L, -2, "sluice.http.client_core");
   lua_pushcfunction(L, luaopen_sluice_repl_core);
   lua_setfield(L, -2, "sluice.repl_core");
+  lua_pushcfunction(L, luaopen_sluice_url);
+  lua_setfield(L, -2, "sluice.url");
+  lua_pushcfunction(L, luaopen_sluice_html);
+  lua_setfield(L, -2, "sluice.html");
   lua_pop(L, 1);
   /* SLUICE_LUA_PATH=lua loads lua/ from the source tree, so edits need no rebuild. */
   devpath = getenv("SLUICE_LUA_PATH");

@@ -12,6 +12,8 @@
 --   `q:NAME(`      queue methods              `ex:NAME(`   executor methods
 --   `file:NAME(`   methods of what sl.lines returns (sluice.lines)
 --   `jobs:NAME(`   methods of what sl.limited_as_completed returns (sluice.lac)
+--   `url.NAME(`    functions of require "sluice.url"    `set:NAME(`  its seen sets
+--   `html.NAME(`   functions of require "sluice.html"   `p:NAME(`    its parsers
 --   `cjson.NAME(`  lua-cjson                         (`cjson.NAME` for its values)
 --   `NAME(`        the busted API                    (`NAME` for assert, spy, stub, ...)
 -- Names starting with "_" are internal and need no documentation.
@@ -19,6 +21,8 @@
 local sl = require "sluice"
 require "sluice.tcp"   -- registers the socket and listener types checked below
 local http = require "sluice.http"   -- and the HTTP client's and server's
+local url = require "sluice.url"     -- the seen set's type
+local html = require "sluice.html"   -- the HTML parser's type
 
 -- Every "sluice.*" metatable in the registry: the prefix README writes its methods with,
 -- or false for a type with no public methods. A type missing here makes the spec fail.
@@ -37,6 +41,8 @@ local TYPES = {
   ["sluice.http.server"] = false,   -- the C core of http.serve's server (methods: server:)
   ["sluice.http.client"] = "client:",
   ["sluice.http.headers"] = false,  -- res.headers: case-insensitive lookup, no methods
+  ["sluice.url.seen_set"] = "set:",
+  ["sluice.html.parser"] = "p:",
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or
@@ -57,6 +63,8 @@ local MODULES = {
   ["sluice.http.server_core"] = false,
   ["sluice.repl"] = false,           -- the REPL behind `sluice -i`, documented as such
   ["sluice.repl_core"] = false,      -- its C half
+  ["sluice.url"] = "url.",
+  ["sluice.html"] = "html.",
 }
 
 local function is_internal_module(name)
@@ -142,6 +150,8 @@ local function surfaces()
     {what = "function and value of require \"cjson\"", prefix = "cjson.", t = require "cjson"},
     {what = "function of require \"busted\"", prefix = "", t = require "busted"},
     {what = "function of require \"sluice.http\"", prefix = "http.", t = http},
+    {what = "function of require \"sluice.url\"", prefix = "url.", t = url},
+    {what = "function of require \"sluice.html\"", prefix = "html.", t = html},
   }
   local names = {}
   for tname in pairs(TYPES) do names[#names + 1] = tname end
