@@ -127,10 +127,12 @@ valgrind: sluice
 bench: sluice
 	bash scripts/bench/run.sh
 
-# The seeds' limited_as_completed demo, then their HTTP client against a local delay server.
+# The seeds' limited_as_completed demo, their HTTP client against a local delay server, then
+# a crawl of the offline test site, ending with the crawler's summary.
 demo: sluice
 	./sluice scripts/demo.lua
 	bash scripts/demo_http.sh
+	bash scripts/demo_crawl.sh
 
 install: sluice
 	install -D -m 755 sluice $(DESTDIR)/usr/local/bin/sluice

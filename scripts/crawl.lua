@@ -98,4 +98,9 @@ if #seeds == 0 and not opts.state then usage("no seed URLs") end
 opts.seeds = seeds
 local ok, crawler = pcall(crawl.new, opts)
 if not ok then usage(tostring(crawler):gsub("^crawl: ", "")) end
-crawler:run()
+-- The summary already says why a crawl stopped; only Ctrl-C goes on up (exit status 130).
+local done, err = pcall(crawler.run, crawler)
+if not done then
+  if require("sluice").is_cancelled(err) then error(err, 0) end
+  os.exit(1)
+end

@@ -29,7 +29,7 @@ local OPTIONS = {
   robots = {"boolean", true}, retries = {"integer", 3, 0}, backoff = {"number", 0.5, 0},
   max_backoff = {"number", 60, 0}, max_retry_after = {"number", 300, 0},
   timeout = {"number", 30, 0}, max_body = {"integer", 16 * 1024 * 1024, 1},
-  max_queued = {"integer", 100000, 1}, seen = {"string", "exact"},
+  max_queued = {"integer", 10000, 1}, seen = {"string", "exact"},
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
   out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
 }
@@ -436,7 +436,10 @@ function C:run()
     end
   end
   if io.type(self.out) == "file" then
-    self.out:flush()
+    local flushed, ferr = self.out:flush()
+    if not flushed and ok then
+      ok, err = false, "crawl: cannot write a record: " .. tostring(ferr)
+    end
     if self.out_path then self.out:close() end
   end
   if self.journal then self.journal:close() end

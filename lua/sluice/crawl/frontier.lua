@@ -131,6 +131,18 @@ local function unspill(self)
   end
 end
 
+-- A host's queue is three arrays indexed head..tail. Lua never shrinks an array whose front
+-- was emptied, so once more than half of it is dead the live part moves to new arrays:
+-- memory follows the queue's length, not the number of URLs that went through it.
+local function compact(h)
+  local head, tail = h.head, h.tail
+  local n = tail - head + 1
+  h.urls = table.move(h.urls, head, tail, 1, {})
+  h.depths = table.move(h.depths, head, tail, 1, {})
+  h.parents = table.move(h.parents, head, tail, 1, {})
+  h.head, h.tail = 1, n
+end
+
 --- Takes the next URL to fetch, host by host in turn: returns host, url, depth, parent,
 -- attempt (1 for a first try) or nil when no host may send a request now.
 function F:pop()
@@ -155,6 +167,7 @@ function F:pop()
         u, depth, parent, attempt = h.urls[k], h.depths[k], h.parents[k], 1
         h.urls[k], h.depths[k], h.parents[k] = nil, nil, nil
         h.head = k + 1
+        if k >= 1024 and k > h.tail - k then compact(h) end
       end
       if u then
         self.queued = self.queued - 1

@@ -97,12 +97,16 @@ local function queued(c)
   return f and (f.queued + f.spilled + f.retrying) or 0
 end
 
---- The live line: done, in flight, queued, rate, errors, counts per status.
+--- The live line: done, in flight, queued, the rate since the last line, errors, counts
+-- per status.
 function R:status_line()
-  local c, t = self.c, now() - self.t0
+  local c, t = self.c, now()
+  local dt = t - (self.last_t or self.t0)
+  local rate = dt > 0 and (self.pages - (self.last_pages or 0)) / dt or 0
+  self.last_t, self.last_pages = t, self.pages
   return format("crawl: %d done, %d in flight, %d queued, %.1f/s, %d errors | %s",
-                self.pages, c.running or 0, queued(c), t > 0 and self.pages / t or 0,
-                self.errors, statuses_text(self.statuses))
+                self.pages, c.running or 0, queued(c), rate, self.errors,
+                statuses_text(self.statuses))
 end
 
 --- Starts the live status line (every half second) when stderr is a terminal.
