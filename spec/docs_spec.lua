@@ -65,6 +65,11 @@ local MODULES = {
   ["sluice.repl_core"] = false,      -- its C half
   ["sluice.url"] = "url.",
   ["sluice.html"] = "html.",
+  ["sluice.crawl"] = "crawl.",
+  ["sluice.crawl.frontier"] = false, -- the crawler's parts, documented as sluice.crawl
+  ["sluice.crawl.report"] = false,
+  ["sluice.crawl.robots"] = false,
+  ["sluice.crawl.state"] = false,
 }
 
 local function is_internal_module(name)
@@ -152,6 +157,9 @@ local function surfaces()
     {what = "function of require \"sluice.http\"", prefix = "http.", t = http},
     {what = "function of require \"sluice.url\"", prefix = "url.", t = url},
     {what = "function of require \"sluice.html\"", prefix = "html.", t = html},
+    {what = "function of require \"sluice.crawl\"", prefix = "crawl.", t = require "sluice.crawl"},
+    {what = "crawler method", prefix = "crawler:",
+     t = getmetatable(require("sluice.crawl").new{seeds = {"http://127.0.0.1/"}}).__index},
   }
   local names = {}
   for tname in pairs(TYPES) do names[#names + 1] = tname end

@@ -110,7 +110,7 @@ local function in_scope(self, u, depth)
 end
 
 --- Lets a URL into the frontier unless it was seen or is out of scope; true if it was new.
-function C:add(u, depth, parent)
+local function add(self, u, depth, parent)
   if not in_scope(self, u, depth) or not self.seen:add(u) then return false end
   if self.journal then self.journal:queued(u, depth, parent) end
   self.frontier:push(u, depth, parent)
@@ -178,6 +178,8 @@ function Page:emit(value)
 end
 
 -- Handles a response (any status that is not retried): links, handler, record.
+local record   -- (below)
+
 local function process(self, h, u, depth, parent, res, elapsed)
   local st, body = res.status, res.body or ""
   local links, follow_depth, info = nil, depth + 1, nil
@@ -211,9 +213,9 @@ local function process(self, h, u, depth, parent, res, elapsed)
   end
   for i = 1, #links do
     local l = links[i]
-    if type(l) == "string" then self:add(l, follow_depth, u) end
+    if type(l) == "string" then add(self, l, follow_depth, u) end
   end
-  self:record(rec)
+  record(self, rec)
 end
 
 -- One fetch of u (attempt n), run in a task of its own.
@@ -241,9 +243,9 @@ local function fetch(self, h, u, depth, parent, attempt)
       return self.frontier:retry(h, u, depth, parent, attempt + 1,
                                  now() + (backoff(self, attempt)), false)
     end
-    self:record{url = u, depth = depth, parent = parent, bytes = 0, links = 0,
+    record(self, {url = u, depth = depth, parent = parent, bytes = 0, links = 0,
                 time = elapsed, error = attempt > 1 and err .. " (after " .. attempt
-                .. " attempts)" or err}
+                .. " attempts)" or err})
   end
 end
 
@@ -307,7 +309,7 @@ local function worker(self, h, u, depth, parent, attempt)
 end
 
 --- Writes the record of a URL (exactly once per URL) and journals it as done.
-function C:record(rec)
+function record(self, rec)
   local line = report.json(rec)
   local out = self.out
   if type(out) == "function" then out(line, rec)
@@ -387,8 +389,8 @@ local function dispatch(self)
           self.report.disallowed = self.report.disallowed + 1
         elseif why then
           F:release(h)
-          self:record{url = u, depth = depth, parent = parent, bytes = 0, links = 0,
-                      time = 0, error = why}
+          record(self, {url = u, depth = depth, parent = parent, bytes = 0, links = 0,
+                      time = 0, error = why})
         else
           if attempt == 1 then budget = budget - 1 end
           self.running = self.running + 1
@@ -422,7 +424,7 @@ function C:run()
                             headers = {["User-Agent"] = o.user_agent}}
   open_out(self)
   if o.state then resume(self) end
-  for _, s in ipairs(self.seeds) do self:add(s, 0, nil) end
+  for _, s in ipairs(self.seeds) do add(self, s, 0, nil) end
   self.report:start()
   local ok, err = pcall(dispatch, self)
   if ok and self.failure then ok, err = false, self.failure end

@@ -134,6 +134,7 @@ function R:finish(err)
                    disallowed = self.disallowed, hosts = c.frontier and c.frontier.nhosts or 0,
                    elapsed = t, rate = t > 0 and self.pages / t or 0, queued = queued(c),
                    bytes = self.bytes, resumed = self.before, seen = c.seen and #c.seen or 0,
+                   seen_bytes = c.seen and c.seen:bytes() or 0,
                    handler_errors = self.handler_errors}
   local how = err and (sl.is_cancelled(err) and "interrupted" or "failed") or "done"
   local parts = {format("crawl: %s: %d pages in %.2f s (%.1f/s), %.1f MB", how,
@@ -142,7 +143,8 @@ function R:finish(err)
   parts[#parts + 1] = format("%d errors", self.errors)
   parts[#parts + 1] = format("%d requests, %d retries", self.requests, self.retries)
   parts[#parts + 1] = format("%d disallowed by robots.txt", self.disallowed)
-  parts[#parts + 1] = format("%d hosts, %d URLs seen", summary.hosts, summary.seen)
+  parts[#parts + 1] = format("%d hosts, %d URLs seen (seen set %.2f MB)", summary.hosts,
+                             summary.seen, summary.seen_bytes / 1e6)
   if self.before > 0 then parts[#parts + 1] = format("%d records from before", self.before) end
   if summary.queued > 0 then
     parts[#parts + 1] = format("%d still queued%s", summary.queued,
