@@ -431,11 +431,12 @@ function C:run()
   -- On an error or a cancellation (Ctrl-C), stop the fetches in flight; their URLs stay
   -- queued in the journal, so a resumed crawl fetches them again.
   if not ok then
-    for t in pairs(self.tasks) do t:cancel() end
-    while self.running > 0 do
-      self.changed:clear()
-      pcall(self.changed.wait, self.changed)
-    end
+    -- (a task cancelled before it started never runs its body: wait for the tasks
+    -- themselves, not for their count to drop)
+    local list = {}
+    for t in pairs(self.tasks) do list[#list + 1] = t end
+    for _, t in ipairs(list) do t:cancel() end
+    for _, t in ipairs(list) do pcall(t.wait, t) end
   end
   if io.type(self.out) == "file" then
     local flushed, ferr = self.out:flush()
