@@ -15,23 +15,14 @@ SLUICE=${SLUICE:-$ROOT/sluice}
 PAGES=${1:-2000}
 HOSTS=${2:-3}
 cd "$ROOT" || exit 1
+. scripts/bg_stop.sh
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-demo.XXXXXX")
 OUT=build/demo-crawl.jsonl
 STATE=build/demo-crawl.state
 SITE_PID=
 
-stop_site() {
-  [ -n "$SITE_PID" ] || return 0
-  kill -INT "$SITE_PID" 2>/dev/null
-  for _ in $(seq 50); do
-    kill -0 "$SITE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$SITE_PID" 2>/dev/null
-  wait "$SITE_PID" 2>/dev/null
-  SITE_PID=
-}
+stop_site() { bg_stop "$SITE_PID"; SITE_PID=; }
 trap 'stop_site; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -14,6 +14,7 @@ SLUICE=${SLUICE:-$ROOT/sluice}
 REQUESTS=${1:-2000}
 LIMIT=${2:-1000}
 cd "$ROOT" || exit 1
+. scripts/bg_stop.sh
 
 if ! "$SLUICE" -e 'local h = require "sluice.http"; assert(h.client and h.serve)' >/dev/null 2>&1 ||
    [ ! -f scripts/delay_server.lua ]; then
@@ -26,17 +27,7 @@ SERVER_PID=
 
 # Stops the server: Ctrl-C first (sluice cancels its tasks and exits), then SIGKILL if it
 # has not gone within 5 s.
-stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  kill -INT "$SERVER_PID" 2>/dev/null
-  for _ in $(seq 50); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$SERVER_PID" 2>/dev/null
-  wait "$SERVER_PID" 2>/dev/null
-  SERVER_PID=
-}
+stop_server() { bg_stop "$SERVER_PID"; SERVER_PID=; }
 trap 'stop_server; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -83,6 +83,33 @@ local function cleanup(...)
   end
 end
 
+-- Starts scripts/crawl.lua on the site with a state directory, slowly (limit 2, 1 per host),
+-- and waits until `lines` records are out. Returns the state dir, the output, the
+-- arguments (to run the same command again) and the process.
+local function crawl_stateful(site, lines)
+  local dir = os.tmpname()
+  os.remove(dir)
+  local out = dir .. ".jsonl"
+  local args = {"--limit", "2", "--per-host", "1", "--state", dir, "--out", out}
+  for _, s in ipairs(site.seeds) do args[#args + 1] = s end
+  local p = crawl_bg(args)
+  assert.is_true(poll(function() return count_lines(out) >= lines or finished(p) end, 20))
+  assert.is_nil(finished(p), "the crawl ended before it could be stopped")
+  return dir, out, args, p
+end
+
+-- The records of an output file, checking that no URL has two: a set of URLs and a count.
+local function read_records(out)
+  local seen, n = {}, 0
+  for line in io.lines(out) do
+    local r = decode(line)
+    assert.is_nil(seen[r.url], "two records for " .. r.url)
+    seen[r.url] = true
+    n = n + 1
+  end
+  return seen, n
+end
+
 describe("crawl against the test site", function()
   local site
   before_each(function() site = testsite.start{hosts = 3, pages = 150, seed = 7} end)
@@ -193,14 +220,7 @@ describe("crawl against the test site", function()
   end)
 
   it("resumes after kill -9 without losing or refetching anything", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    local out = dir .. ".jsonl"
-    local args = {"--limit", "2", "--per-host", "1", "--state", dir, "--out", out}
-    for _, s in ipairs(site.seeds) do args[#args + 1] = s end
-    local p = crawl_bg(args)
-    assert.is_true(poll(function() return count_lines(out) >= 60 or finished(p) end, 20))
-    assert.is_nil(finished(p), "the crawl ended before it could be killed")
+    local dir, out, args, p = crawl_stateful(site, 60)
     os.execute("kill -9 " .. p.pid)
     assert.is_true(poll(function() return finished(p) end, 10))
     local before = count_lines(out)
@@ -212,20 +232,14 @@ describe("crawl against the test site", function()
     assert.is_true(poll(function() return finished(q) end, 40))
     assert.equals(0, finished(q), H.read_file(q.err))
     H.has("resuming", H.read_file(q.err))
-    local recs, seen = {}, {}
-    for line in io.lines(out) do
-      local r = decode(line)
-      assert.is_nil(seen[r.url], "two records for " .. r.url)
-      seen[r.url] = true
-      recs[#recs + 1] = r
-    end
-    assert.is_true(#recs > before)
+    local seen, nrecs = read_records(out)
+    assert.is_true(nrecs > before)
     local expected, n = site:expected(), 0
     for u in pairs(expected) do
       assert.is_true(seen[u], "no record for " .. u)
       n = n + 1
     end
-    assert.equals(n, #recs)
+    assert.equals(n, nrecs)
     -- Nothing the journal had confirmed before the kill was asked for again; what was asked
     -- again is at most what was in flight (limit 2) or waiting for a retry then.
     local again, confirmed = 0, 0
@@ -246,13 +260,7 @@ describe("crawl against the test site", function()
   end)
 
   it("writes the state and the summary on Ctrl-C, and the same command goes on", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    local out = dir .. ".jsonl"
-    local args = {"--limit", "2", "--per-host", "1", "--state", dir, "--out", out}
-    for _, s in ipairs(site.seeds) do args[#args + 1] = s end
-    local p = crawl_bg(args)
-    assert.is_true(poll(function() return count_lines(out) >= 30 or finished(p) end, 20))
+    local dir, out, args, p = crawl_stateful(site, 30)
     os.execute("kill -INT " .. p.pid)
     assert.is_true(poll(function() return finished(p) end, 10))
     assert.equals(130, finished(p))
@@ -263,13 +271,7 @@ describe("crawl against the test site", function()
     local q = crawl_bg(args)
     assert.is_true(poll(function() return finished(q) end, 40))
     assert.equals(0, finished(q), H.read_file(q.err))
-    local seen, n = {}, 0
-    for line in io.lines(out) do
-      local r = decode(line)
-      assert.is_nil(seen[r.url], "two records for " .. r.url)
-      seen[r.url] = true
-      n = n + 1
-    end
+    local _, n = read_records(out)
     local want = 0
     for _ in pairs(site:expected()) do want = want + 1 end
     assert.equals(want, n)
