@@ -1,22 +1,43 @@
 /* seen.c: url.seen_set, the crawler's "have I queued this URL?" set of 64-bit fingerprints:
- * an exact open-addressing table (at most 16 bytes an element) or a Bloom filter. */
+ * an exact hash table in 64 segments (at most 16 bytes an element) or a Bloom filter. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 enum { SEEN_EXACT, SEEN_BLOOM };
 
+/* The exact table is split in 2^SEEN_SEGMENT_BITS segments that grow one at a time, so a
+ * growth never needs more than about 1/64 of the table's memory twice over. */
+#define SEEN_SEGMENT_BITS 6
+#define SEEN_SEGMENTS (1 << SEEN_SEGMENT_BITS)
+
+typedef struct seen_segment {
+  uint64_t *slots;             /* 0 = empty; from exact_alloc */
+  size_t cap;                  /* slots */
+  size_t count;                /* elements */
+  size_t max_load;             /* the count past which the segment grows */
+} seen_segment;
+
 typedef struct seen_set {
-  uint64_t *words;             /* exact: slots (0 = empty); bloom: the bit array */
-  size_t cap;                  /* exact: slots; bloom: 64-bit words */
+  uint64_t *words;             /* bloom: the bit array */
+  size_t cap;                  /* bloom: 64-bit words */
   size_t count;                /* exact: elements; bloom: adds that returned true */
-  size_t max_load;             /* exact: the count past which the table grows */
+  size_t bytes;                /* exact: the bytes of all segment arrays */
   uint64_t nbits;              /* bloom: m, the bits in use (<= 64 * cap) */
   int k;                       /* bloom: bits set per element */
   int kind;
+  seen_segment seg[];          /* exact only: SEEN_SEGMENTS of them */
 } seen_set;
+
+/* Segment arrays of at least seen_mmap_min bytes are mapped, in whole pages; both are set
+ * from the system's page size when the module is registered. Such an array spans at least
+ * 16 pages, so rounding its size down to pages takes less than 1/16 off. */
+static size_t seen_page = 4096;
+static size_t seen_mmap_min = 65536;
 
 __extension__ typedef unsigned __int128 seen_u128;
 
@@ -48,57 +69,119 @@ static uint64_t seen_key(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ exact table */
 
-/* The slot holding key, or the empty slot where it would go. Keys are mixed again before
- * the range reduction: callers may pass small sequential integers as fingerprints. */
-static size_t exact_find(const uint64_t *slots, size_t cap, uint64_t key) {
-  size_t i = (size_t)seen_range(sl_url_mix(key), cap);
+/* The slot holding key, or the empty slot where it would go; h is the key mixed again
+ * (callers may pass small sequential integers as fingerprints). Its top bits chose the
+ * segment, so the range reduction uses the bits below them. */
+static size_t exact_find(const uint64_t *slots, size_t cap, uint64_t key, uint64_t h) {
+  size_t i = (size_t)seen_range(h << SEEN_SEGMENT_BITS, cap);
   while (slots[i] != 0 && slots[i] != key)
     if (++i == cap)
       i = 0;
   return i;
 }
 
-/* Moves every key into a table of cap slots. Raises, leaving the set as it was, when the
- * memory cannot be had. */
-static void exact_resize(lua_State *L, seen_set *s, size_t cap) {
+/* The slots an array for about `slots` slots really gets: an mmap'ed one fills whole pages,
+ * rounded down when growing (so 16 bytes an element still holds) and up when presizing. */
+static size_t exact_fit(size_t slots, int round_up) {
+  size_t per_page = seen_page / sizeof(uint64_t);
+  if (slots * sizeof(uint64_t) < seen_mmap_min)
+    return slots;
+  return (round_up ? slots + per_page - 1 : slots) / per_page * per_page;
+}
+
+/* A zeroed array of cap slots, or NULL. Big arrays are mapped, so that freeing one hands
+ * its pages back to the kernel at once instead of leaving a hole in the heap. */
+static uint64_t *exact_alloc(size_t cap) {
+  void *p;
+  if (cap * sizeof(uint64_t) < seen_mmap_min)
+    return (uint64_t *)calloc(cap, sizeof(uint64_t));
+  p = mmap(NULL, cap * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : (uint64_t *)p;
+}
+
+/* Frees an array made by exact_alloc; cap tells which way it was made. */
+static void exact_free(uint64_t *slots, size_t cap) {
+  if (slots == NULL)
+    return;
+  if (cap * sizeof(uint64_t) < seen_mmap_min)
+    free(slots);
+  else
+    munmap(slots, cap * sizeof(uint64_t));
+}
+
+/* Moves every key of one segment into a new array of cap slots (cap from exact_fit).
+ * Raises, leaving the set as it was, when the memory cannot be had. */
+static void exact_resize(lua_State *L, seen_set *s, seen_segment *g, size_t cap) {
   uint64_t *slots;
   size_t i;
-  if (cap > ((size_t)-1) / sizeof(uint64_t) ||
-      (slots = (uint64_t *)calloc(cap, sizeof(uint64_t))) == NULL) {
+  if (cap > ((size_t)-1) / sizeof(uint64_t) || (slots = exact_alloc(cap)) == NULL) {
     luaL_error(L, "not enough memory");
     return;
   }
-  for (i = 0; i < s->cap; i++)
-    if (s->words[i] != 0)
-      slots[exact_find(slots, cap, s->words[i])] = s->words[i];
-  free(s->words);
-  s->words = slots;
-  s->cap = cap;
-  s->max_load = cap / 4 * 3 + cap % 4 * 3 / 4;   /* floor(0.75 cap) without overflow */
+  for (i = 0; i < g->cap; i++) {
+    uint64_t key = g->slots[i];
+    if (key != 0)
+      slots[exact_find(slots, cap, key, sl_url_mix(key))] = key;
+  }
+  exact_free(g->slots, g->cap);
+  s->bytes = s->bytes - g->cap * sizeof(uint64_t) + cap * sizeof(uint64_t);
+  g->slots = slots;
+  g->cap = cap;
+  g->max_load = cap / 4 * 3 + cap % 4 * 3 / 4;   /* floor(0.75 cap) without overflow */
 }
 
-/* Adds key; returns 1 if it was new. A table full to 0.75 is rebuilt with twice as many
- * slots as it will then hold elements (about 1.5 times as many as before): the load is
- * 0.5 right after a growth and at most 0.75, so 8-byte slots cost 10.7 to 16 bytes an
- * element. */
+/* Adds key; returns 1 if it was new. The table is SEEN_SEGMENTS independent segments, the
+ * top bits of the mixed key choosing one. A segment full to 0.75 is rebuilt alone with
+ * twice as many slots as it will then hold elements (about 1.5 times as many as before;
+ * a mapped array rounded down to whole pages): its load is 0.5 (at most 0.54) right after
+ * a growth and at most 0.75, so 8-byte slots cost 10.7 to 16 bytes an element, and a
+ * growth needs one segment's old and new arrays at once, about 1/64 of the whole. */
 static int exact_add(lua_State *L, seen_set *s, uint64_t key) {
-  size_t i;
-  if (s->cap > 0) {
-    i = exact_find(s->words, s->cap, key);
-    if (s->words[i] == key)
+  uint64_t h = sl_url_mix(key);
+  seen_segment *g = &s->seg[h >> (64 - SEEN_SEGMENT_BITS)];
+  size_t i = 0;
+  if (g->cap > 0) {
+    i = exact_find(g->slots, g->cap, key, h);
+    if (g->slots[i] == key)
       return 0;
   }
-  if (s->count + 1 > s->max_load) {
-    exact_resize(L, s, 2 * (s->count + 1));
+  if (g->count >= g->max_load) {
+    exact_resize(L, s, g, exact_fit(2 * (g->count + 1), 0));
+    i = exact_find(g->slots, g->cap, key, h);
   }
-  i = exact_find(s->words, s->cap, key);
-  s->words[i] = key;
+  g->slots[i] = key;
+  g->count++;
   s->count++;
   return 1;
 }
 
 static int exact_has(const seen_set *s, uint64_t key) {
-  return s->cap > 0 && s->words[exact_find(s->words, s->cap, key)] == key;
+  uint64_t h = sl_url_mix(key);
+  const seen_segment *g = &s->seg[h >> (64 - SEEN_SEGMENT_BITS)];
+  return g->cap > 0 && g->slots[exact_find(g->slots, g->cap, key, h)] == key;
+}
+
+/* Gives every segment room for its share of n elements without growing: the share is
+ * binomial, so it gets n/64 plus 4.5 standard deviations and a few, then 4/3 of that in
+ * slots. Raises like exact_resize (the segments made so far are freed by __gc). */
+static void exact_reserve(lua_State *L, seen_set *s, double n) {
+  double share = n / SEEN_SEGMENTS, want = share + 4.5 * sqrt(share) + 4;
+  double slots = ceil(want / 0.75) + 1;
+  int j;
+  if (slots > 0x1p58)        /* far past any memory; and keeps the size_t maths exact */
+    luaL_error(L, "not enough memory");
+  for (j = 0; j < SEEN_SEGMENTS; j++)
+    exact_resize(L, s, &s->seg[j], exact_fit((size_t)slots, 1));
+}
+
+static void exact_clear(seen_set *s) {
+  int j;
+  for (j = 0; j < SEEN_SEGMENTS; j++) {
+    exact_free(s->seg[j].slots, s->seg[j].cap);
+    memset(&s->seg[j], 0, sizeof s->seg[j]);
+  }
+  s->bytes = 0;
 }
 
 /* ------------------------------------------------------------ Bloom filter */
@@ -163,6 +246,7 @@ static int seen_new(lua_State *L) {
   seen_set *s;
   int kind = SEEN_EXACT;
   double capacity = -1, fp_rate;
+  size_t size;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "kind");
@@ -175,14 +259,15 @@ static int seen_new(lua_State *L) {
   fp_rate = lua_istable(L, 1) ? seen_opt_number(L, "fp_rate", 1e-6) : 1e-6;
   if (!(fp_rate > 0 && fp_rate < 1))
     luaL_error(L, "bad option 'fp_rate' (a number between 0 and 1 expected)");
-  s = (seen_set *)lua_newuserdatauv(L, sizeof *s, 0);
-  memset(s, 0, sizeof *s);
+  size = sizeof *s + (kind == SEEN_EXACT ? SEEN_SEGMENTS * sizeof s->seg[0] : 0);
+  s = (seen_set *)lua_newuserdatauv(L, size, 0);
+  memset(s, 0, size);
   s->kind = kind;
   luaL_setmetatable(L, SL_URL_SEEN_SET_MT);
   if (kind == SEEN_BLOOM)
     bloom_init(L, s, capacity > 0 ? floor(capacity) : 1e6, fp_rate);
   else if (capacity > 0)
-    exact_resize(L, s, (size_t)capacity + (size_t)capacity / 3 + 2);
+    exact_reserve(L, s, floor(capacity));
   return 1;
 }
 
@@ -214,9 +299,11 @@ static int seen_count(lua_State *L) {
   return 1;
 }
 
-/* set:bytes() -> the bytes of the table or bit array now */
+/* set:bytes() -> the bytes of the segment arrays or the bit array now */
 static int seen_bytes(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)(check_seen(L)->cap * sizeof(uint64_t)));
+  seen_set *s = check_seen(L);
+  size_t bytes = s->kind == SEEN_BLOOM ? s->cap * sizeof(uint64_t) : s->bytes;
+  lua_pushinteger(L, (lua_Integer)bytes);
   return 1;
 }
 
@@ -227,9 +314,11 @@ static int seen_kind(lua_State *L) {
 
 static int seen_gc(lua_State *L) {
   seen_set *s = check_seen(L);
+  if (s->kind == SEEN_EXACT)
+    exact_clear(s);
   free(s->words);
   s->words = NULL;
-  s->cap = s->count = s->max_load = 0;
+  s->cap = s->count = 0;
   return 0;
 }
 
@@ -255,6 +344,11 @@ void sl_seen_register(lua_State *L) {
     {"__tostring", seen_tostring},
     {NULL, NULL}
   };
+  long page = sysconf(_SC_PAGESIZE);
+  if (page > 0 && (page & (page - 1)) == 0) {
+    seen_page = (size_t)page;
+    seen_mmap_min = 16 * seen_page > 65536 ? 16 * seen_page : 65536;
+  }
   sl_newmeta(L, SL_URL_SEEN_SET_MT, methods, meta);
   lua_pushcfunction(L, seen_new);
   lua_setfield(L, -2, "seen_set");
