@@ -31,7 +31,7 @@ local OPTIONS = {
   timeout = {"number", 30, 0}, max_body = {"integer", 16 * 1024 * 1024, 1},
   max_queued = {"integer", 10000, 1}, seen = {"string", "exact"},
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
-  out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
+  headers = {"table"}, out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
 }
 
 local function check_options(opts)
@@ -254,6 +254,8 @@ end
 -- host's URLs are recorded as failures without being fetched (RFC 9309: assume disallow).
 local function load_robots(self, h)
   local o = self.opts
+  -- At most `limit` robots.txt requests at once, however many hosts a page names.
+  local _ <close> = self.robots_slots:acquire()
   local res, err
   for attempt = 1, o.retries + 1 do
     local code
@@ -414,14 +416,18 @@ function C:run()
   self.report = report.new(self, o)
   self.seen = url.seen_set{kind = o.seen, capacity = o.capacity, fp_rate = o.fp_rate}
   self.changed = sl.event()
+  self.robots_slots = sl.semaphore(o.limit)
   self.running, self.loading, self.tasks, self.done_before = 0, 0, {}, 0
   local spill = o.state and (o.state .. "/spill") or os.tmpname()
   self.frontier = frontier.new{per_host = o.per_host, delay = o.delay, now = now,
                                max_queued = o.max_queued, spill_path = spill,
                                on_host = function(h) on_host(self, h) end}
+  local headers = {}
+  for k, v in pairs(o.headers or {}) do headers[k] = v end
+  headers["User-Agent"] = o.user_agent
   self.client = http.client{max_per_host = o.per_host, max_redirects = 0,
                             timeout = o.timeout, max_body = o.max_body,
-                            headers = {["User-Agent"] = o.user_agent}}
+                            headers = headers}
   open_out(self)
   if o.state then resume(self) end
   for _, s in ipairs(self.seeds) do add(self, s, 0, nil) end
