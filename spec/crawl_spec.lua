@@ -201,6 +201,16 @@ describe("crawl against the test site", function()
     assert.same(a, b)
   end)
 
+  it("finds the same URLs with a Bloom filter as its seen set", function()
+    local _, exact = run{seeds = site.seeds, limit = 8, per_host = 2}
+    site:reset()
+    local _, bloom, summary = run{seeds = site.seeds, limit = 8, per_host = 2, seen = "bloom",
+                                  capacity = 10000, fp_rate = 1e-9}
+    for u in pairs(exact) do assert.is_truthy(bloom[u], u) end
+    for u in pairs(bloom) do assert.is_truthy(exact[u], u) end
+    assert.is_true(summary.seen_bytes < 10000 * 8)
+  end)
+
   it("a cancelled crawl stops its fetches, writes its summary and re-raises", function()
     local logpath = os.tmpname()
     local log = assert(io.open(logpath, "w"))
