@@ -211,6 +211,33 @@ describe("crawl against the test site", function()
     assert.is_true(summary.seen_bytes < 10000 * 8)
   end)
 
+  it("guards its state directory: one crawl at a time, and the same output", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local a, b = dir .. ".a.jsonl", dir .. ".b.jsonl"
+    local function crawl_to(out, extra)
+      local opts = {seeds = site.seeds, state = dir, out = out, max_pages = 5, status = false,
+                    log = devnull}
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return pcall(crawl.run, opts)
+    end
+    assert.is_true(crawl_to(a))
+    local ok, err = crawl_to(b)
+    assert.is_false(ok)
+    H.has("wrote its records to " .. a .. "; resume it with the same output", err)
+    -- A lock held by a live process (this one) refuses a second crawl.
+    local me = H.read_file("/proc/self/stat"):match("^%d+")
+    H.write_file(dir .. "/lock", me .. "\n")
+    local r = H.run({"scripts/crawl.lua", "--state", dir, "--out", a, site.seeds[1]})
+    assert.equals(1, r.code)
+    H.has("crawl: the state directory " .. dir .. " is in use by process " .. me, r.err)
+    -- The lock of a process that is gone (kill -9) is taken over.
+    H.write_file(dir .. "/lock", "999999999\n")
+    assert.is_true(crawl_to(a, {max_pages = 10}))
+    assert.equals(10, count_lines(a))
+    os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(a) .. " " .. H.quote(b))
+  end)
+
   it("a cancelled crawl stops its fetches, writes its summary and re-raises", function()
     local logpath = os.tmpname()
     local log = assert(io.open(logpath, "w"))

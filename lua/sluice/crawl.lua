@@ -352,6 +352,13 @@ end
 local function resume(self)
   local st = journal.open(self.opts.state)
   self.journal = st
+  local out_path = self.out_path or "-"
+  if st.out and st.out ~= out_path then
+    st:close()
+    error("crawl: the crawl in " .. self.opts.state .. " wrote its records to " .. st.out
+          .. "; resume it with the same output (or start afresh with another state directory)", 0)
+  end
+  if not st.out then st:set_out(out_path) end
   if st.fresh then return end
   local scratch = url.seen_set()
   local ndone, offset, statuses = st:replay(self.seen, scratch, function(u, d, p)
@@ -360,9 +367,21 @@ local function resume(self)
   self.report:resumed(ndone, statuses, self.frontier.queued + self.frontier.spilled)
   if self.out_path then
     offset = offset or 0
-    if self.offset > offset then
+    if self.offset < offset then
+      self.report:log_line(string.format("crawl: resume: %s is shorter than the %d bytes of records "
+                                    .. "the journal confirmed: some records are gone from it",
+                                    self.out_path, offset))
+    elseif self.offset > offset then
+      -- Only cut at the end of a record: anything else is not the file this crawl wrote.
+      local f = self.out
+      f:seek("set", math.max(offset - 1, 0))
+      if offset > 0 and f:read(1) ~= "\n" then
+        st:close()
+        error("crawl: " .. self.out_path .. " does not end a record at byte " .. offset
+              .. ", where the journal in " .. self.opts.state .. " says; not cutting it", 0)
+      end
       assert(core._truncate(self.out, offset))
-      self.report:log(string.format("crawl: resume: %d bytes of records the journal never "
+      self.report:log_line(string.format("crawl: resume: %d bytes of records the journal never "
                                     .. "confirmed were cut from %s", self.offset - offset,
                                     self.out_path))
     end
@@ -410,6 +429,15 @@ local function dispatch(self)
   end
 end
 
+-- Opens the output and the state, queues the seeds and crawls.
+local function start(self)
+  open_out(self)
+  if self.opts.state then resume(self) end
+  for _, s in ipairs(self.seeds) do add(self, s, 0, nil) end
+  self.report:start()
+  return dispatch(self)
+end
+
 --- crawler:run() → summary table. Waits until the crawl is over. See README.
 function C:run()
   local o = self.opts
@@ -428,11 +456,7 @@ function C:run()
   self.client = http.client{max_per_host = o.per_host, max_redirects = 0,
                             timeout = o.timeout, max_body = o.max_body,
                             headers = headers}
-  open_out(self)
-  if o.state then resume(self) end
-  for _, s in ipairs(self.seeds) do add(self, s, 0, nil) end
-  self.report:start()
-  local ok, err = pcall(dispatch, self)
+  local ok, err = pcall(start, self)
   if ok and self.failure then ok, err = false, self.failure end
   -- On an error or a cancellation (Ctrl-C), stop the fetches in flight; their URLs stay
   -- queued in the journal, so a resumed crawl fetches them again.

@@ -54,7 +54,6 @@ function R:log_line(msg)
   if self.live then self.log:write("\r\27[K") end
   self.log:write(msg, "\n")
 end
-R.log = R.log_line
 
 --- Counts a record that was written.
 function R:count(rec)

@@ -15,16 +15,41 @@ local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+local function read_pid(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local pid = f:read("n")
+  f:close()
+  return math.tointeger(pid)
+end
+
+-- Takes DIR/lock for this process, unless a live process holds it (a kill -9 leaves a lock
+-- whose process is gone: that one is taken over).
+local function lock(dir)
+  local path = dir .. "/lock"
+  local me = read_pid("/proc/self/stat")
+  local holder = read_pid(path)
+  if holder and holder ~= me and io.open("/proc/" .. holder .. "/stat", "r") then
+    error("crawl: the state directory " .. dir .. " is in use by process " .. holder, 0)
+  end
+  local f = io.open(path, "w")
+  if not f then error("crawl: cannot write " .. path, 0) end
+  f:write(me or 0, "\n")
+  f:close()
+  return path
+end
+
 --- Opens (creating) the state directory `dir`; returns the state object or raises.
 function M.open(dir)
   if not os.rename(dir, dir) then
     local ok = os.execute("mkdir -p " .. quote(dir))
     if not ok then error("crawl: cannot create the state directory " .. dir, 0) end
   end
+  local lockpath = lock(dir)
   local path = dir .. "/journal"
   local f = io.open(path, "r+b") or io.open(path, "w+b")
   if not f then error("crawl: cannot open " .. path .. " for writing", 0) end
-  local self = setmetatable({dir = dir, path = path, f = f}, S)
+  local self = setmetatable({dir = dir, path = path, f = f, lock = lockpath}, S)
   -- A kill in the middle of a write leaves half a line: cut back to the last whole one.
   local size = f:seek("end")
   if size == 0 then
@@ -39,9 +64,21 @@ function M.open(dir)
       if line:sub(-1) == "\n" then keep = pos end
     end
     if keep < size then assert(core._truncate(f, keep)) end
+    f:seek("set", 0)
+    for line in f:lines() do
+      local out = line:match("^#out\t(.*)$")
+      if out then self.out = out break end
+    end
     f:seek("end")
   end
   return self
+end
+
+--- Records which output file the records go to (checked when resuming).
+function S:set_out(path)
+  self.out = path
+  self.f:write("#out\t", path, "\n")
+  self.f:flush()
 end
 
 --- Replays the journal: adds every URL ever queued to `seen`, calls push(url, depth,
@@ -102,6 +139,7 @@ function S:close()
   if self.f then
     self.f:close()
     self.f = nil
+    os.remove(self.lock)
   end
 end
 
