@@ -86,6 +86,32 @@ describe("robots.txt", function()
     assert.is_false(allowed("User-agent: *\nDisallow: /caf%c3%a9\n", "/caf%C3%A9/menu"))
   end)
 
+  it("matches user-agent lines by the whole product token, not a part of it", function()
+    local body = "User-agent: crawl\nAllow: /\n\nUser-agent: *\nDisallow: /private\n"
+    assert.is_false(allowed(body, "/private/x"))
+    assert.is_false(allowed("User-agent: sluice-crawl/2.0\nDisallow: /\n", "/x"))
+  end)
+
+  it("skips a UTF-8 byte order mark", function()
+    assert.is_false(allowed("\239\187\191User-agent: *\nDisallow: /x\n", "/x"))
+  end)
+
+  it("normalizes percent-encoding in rules as in URLs", function()
+    assert.is_false(allowed("User-agent: *\nDisallow: /%7Euser/\n", "/~user/x"))
+    assert.is_false(allowed("User-agent: *\nDisallow: /caf\195\169\n", "/caf%C3%A9"))
+  end)
+
+  it("matches hostile patterns in linear time, without error", function()
+    local stars = "User-agent: *\nDisallow: /" .. string.rep("*", 250) .. "x\n"
+    assert.is_true(allowed(stars, "/" .. string.rep("a", 40)))
+    assert.is_false(allowed(stars, "/" .. string.rep("a", 40) .. "x"))
+    local body = "User-agent: *\nDisallow: /*a*a*a*a*a*a*a*a*b\n"
+    local t0 = os.clock()
+    for _ = 1, 100 do assert.is_true(allowed(body, "/" .. string.rep("a", 400))) end
+    assert.is_true(os.clock() - t0 < 1)
+    assert.is_false(allowed(body, "/" .. string.rep("a", 40) .. "b"))
+  end)
+
   it("reads Crawl-delay of the group that applies, and sitemaps", function()
     local r = robots.parse("User-agent: *\nCrawl-delay: 2\n\nUser-agent: sluice-crawl\n"
                            .. "Crawl-delay: 0.25\nSitemap: http://h/s.xml\n", TOKEN)
@@ -93,6 +119,7 @@ describe("robots.txt", function()
     assert.same({"http://h/s.xml"}, r.sitemaps)
     assert.equals(2, robots.parse("User-agent: *\nCrawl-delay: 2\n", TOKEN).delay)
     assert.is_nil(robots.parse("User-agent: *\nCrawl-delay: soon\n", TOKEN).delay)
+    assert.is_nil(robots.parse("User-agent: *\nCrawl-delay: 1e999\n", TOKEN).delay)
   end)
 end)
 
@@ -104,6 +131,12 @@ describe("Retry-After", function()
     local wait = crawl.retry_after(future)
     assert.is_true(wait >= 98 and wait <= 101, "got " .. tostring(wait))
     assert.is_nil(crawl.retry_after("soon"))
+    -- the two obsolete forms of RFC 9110, in the past and in the future
+    assert.equals(0, crawl.retry_after("Sunday, 06-Nov-94 08:49:37 GMT"))
+    assert.equals(0, crawl.retry_after("Sun Nov  6 08:49:37 1994"))
+    local asctime = os.date("!%a %b %d %H:%M:%S %Y", os.time() + 100)
+    wait = crawl.retry_after(asctime)
+    assert.is_true(wait >= 98 and wait <= 101, "got " .. tostring(wait))
     assert.is_nil(crawl.retry_after(nil))
   end)
 end)

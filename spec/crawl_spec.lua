@@ -227,15 +227,34 @@ describe("crawl against the test site", function()
     H.has("wrote its records to " .. a .. "; resume it with the same output", err)
     -- A lock held by a live process (this one) refuses a second crawl.
     local me = H.read_file("/proc/self/stat"):match("^%d+")
-    H.write_file(dir .. "/lock", me .. "\n")
+    os.execute("mkdir " .. H.quote(dir .. "/lock"))
+    H.write_file(dir .. "/lock/pid", me .. "\n")
     local r = H.run({"scripts/crawl.lua", "--state", dir, "--out", a, site.seeds[1]})
     assert.equals(1, r.code)
     H.has("crawl: the state directory " .. dir .. " is in use by process " .. me, r.err)
     -- The lock of a process that is gone (kill -9) is taken over.
-    H.write_file(dir .. "/lock", "999999999\n")
+    H.write_file(dir .. "/lock/pid", "999999999\n")
     assert.is_true(crawl_to(a, {max_pages = 10}))
     assert.equals(10, count_lines(a))
+    assert.is_falsy(os.rename(dir .. "/lock", dir .. "/lock"), "the lock was not released")
     os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(a) .. " " .. H.quote(b))
+  end)
+
+  it("with a state directory, appends to what the output held and does not requeue "
+     .. "disallowed URLs", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out = dir .. ".jsonl"
+    H.write_file(out, "earlier line\n")
+    local opts = {seeds = site.seeds, state = dir, out = out, status = false, log = devnull}
+    local first = crawl.run(opts)
+    assert.is_true(first.disallowed > 0)
+    assert.equals("earlier line\n", H.read_file(out):sub(1, 13))
+    local again = crawl.run(opts)
+    assert.equals(0, again.pages)
+    assert.equals(0, again.queued)
+    assert.equals(first.pages + 1, count_lines(out))
+    os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(out))
   end)
 
   it("a cancelled crawl stops its fetches, writes its summary and re-raises", function()
@@ -428,12 +447,52 @@ describe("crawl politeness and retries", function()
     assert.same({{n = 1}}, by_url[base .. "/"].items)
   end)
 
+  it("records a handler's mistakes in the URL's record and goes on", function()
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      return 200, {["Content-Type"] = "text/html"}, '<a href="/a">a</a><a href="/b">b</a>'
+    end)
+    local recs, by_url = run{seeds = {base .. "/"}, limit = 1, handler = function(page)
+      if page.url == base .. "/" then table.insert(page.links, "/c#x") end   -- not normalized
+      if page.url == base .. "/a" then page:emit({f = print}) end            -- not JSON
+      if page.url == base .. "/b" then page.links = nil end                  -- not a list
+    end}
+    server:close()
+    assert.equals(4, #recs)
+    assert.truthy(by_url[base .. "/c"])
+    H.has("handler: cannot write the emitted items", by_url[base .. "/a"].error)
+    H.has("handler: page.links is not a list", by_url[base .. "/b"].error)
+  end)
+
+  it("finishes with the smallest max_queued, and keeps to max_pages", function()
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      local n = tonumber(req.path:match("%d+")) or 0
+      local links = {}
+      for i = 1, 3 do links[i] = ('<a href="/%d">x</a>'):format(n * 3 + i) end
+      return 200, {["Content-Type"] = "text/html"}, n < 10 and table.concat(links) or ""
+    end)
+    local recs = run{seeds = {base .. "/0"}, max_queued = 1}
+    assert.equals(31, #recs)
+    -- robots.txt of a second host is unreachable: its URLs' failure records count too
+    local down, dead = serve(function() return 503, nil, "down" end)
+    local limited = run{seeds = {dead .. "/", base .. "/0"}, max_pages = 2, retries = 0}
+    server:close()
+    down:close()
+    assert.equals(2, #limited)
+  end)
+
   it("refuses bad options and seeds with clear errors", function()
     assert.has_error(function() crawl.new{seeds = {"http://x/"}, limit = 0} end,
                      "crawl: bad option 'limit' (integer >= 1 expected, got 0)")
     assert.has_error(function() crawl.new{seeds = {"http://x/"}, bogus = 1} end,
                      "crawl: unknown option 'bogus'")
     assert.has_error(function() crawl.new{seeds = {}} end, "crawl: no seeds (option 'seeds')")
+    assert.has_error(function() crawl.new{seeds = {"http://x/"}, delay = math.huge} end,
+                     "crawl: bad option 'delay' (number >= 0 expected, got inf)")
+    assert.has_error(function() crawl.new{seeds = {"http://x/"}, deny = {"[x"}} end,
+                     "crawl: bad option 'deny' (entry 1 is not a valid Lua pattern: [x)")
+    assert.truthy(crawl.new{seeds = {"http://x/"}, timeout = false})
     local ok, err = pcall(crawl.new, {seeds = {"ftp://x/"}})
     assert.is_false(ok)
     H.has("crawl: bad seed 'ftp://x/'", err)

@@ -28,25 +28,27 @@ local OPTIONS = {
   deny = {"table"}, user_agent = {"string", "sluice-crawl/0.1"},
   robots = {"boolean", true}, retries = {"integer", 3, 0}, backoff = {"number", 0.5, 0},
   max_backoff = {"number", 60, 0}, max_retry_after = {"number", 300, 0},
-  timeout = {"number", 30, 0}, max_body = {"integer", 16 * 1024 * 1024, 1},
+  timeout = {"number", 30, 0, false_ok = true}, max_body = {"integer", 16 * 1024 * 1024, 1},
   max_queued = {"integer", 10000, 1}, seen = {"string", "exact"},
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
   headers = {"table"}, out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
 }
 
-local function check_options(opts)
+local function check_options(opts, lvl)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'crawl.new' (table of options expected, got " .. type(opts) .. ")", 3)
+    error("bad argument #1 to 'crawl.new' (table of options expected, got " .. type(opts) .. ")", lvl)
   end
   local o = {}
   for k, v in pairs(opts) do
     local spec = OPTIONS[k]
-    if not spec then error("crawl: unknown option '" .. tostring(k) .. "'", 3) end
+    if not spec then error("crawl: unknown option '" .. tostring(k) .. "'", lvl) end
     local want, got = spec[1], math.type(v) or type(v)
     local fits = want == "any" or got == want or (want == "number" and type(v) == "number")
+    if spec.false_ok and v == false then fits, spec = true, {}   -- timeout = false: none
+    elseif type(v) == "number" and (v ~= v or v == math.huge) then fits = false end
     if not fits or (spec[3] and v < spec[3]) then
       error(string.format("crawl: bad option '%s' (%s%s expected, got %s)", k, want,
-            spec[3] and " >= " .. spec[3] or "", tostring(v)), 3)
+            spec[3] and " >= " .. spec[3] or "", tostring(v)), lvl)
     end
     o[k] = v
   end
@@ -54,29 +56,43 @@ local function check_options(opts)
     if o[k] == nil then o[k] = spec[2] end
   end
   if o.seen ~= "exact" and o.seen ~= "bloom" then
-    error("crawl: bad option 'seen' (\"exact\" or \"bloom\" expected, got " .. o.seen .. ")", 3)
+    error("crawl: bad option 'seen' (\"exact\" or \"bloom\" expected, got " .. o.seen .. ")", lvl)
   end
   if o.fp_rate <= 0 or o.fp_rate >= 1 then
-    error("crawl: bad option 'fp_rate' (a number between 0 and 1 expected)", 3)
+    error("crawl: bad option 'fp_rate' (a number between 0 and 1 expected)", lvl)
+  end
+  for _, name in ipairs{"allow", "deny", "allowed_domains"} do
+    for i, p in ipairs(o[name] or {}) do
+      if type(p) ~= "string" or (name ~= "allowed_domains" and not pcall(string.find, "", p)) then
+        error(string.format("crawl: bad option '%s' (entry %d is not a valid %s: %s)", name, i,
+              name == "allowed_domains" and "domain" or "Lua pattern", tostring(p)), lvl)
+      end
+    end
   end
   o.seeds = o.seeds or {}
-  if #o.seeds == 0 and not o.state then error("crawl: no seeds (option 'seeds')", 3) end
+  if #o.seeds == 0 and not o.state then error("crawl: no seeds (option 'seeds')", lvl) end
   return o
 end
 
---- crawl.new(opts) → crawler (see README for the options).
-function M.new(opts)
-  local o = check_options(opts)
+-- (lvl: the stack level of the caller to blame in error messages)
+local function new(opts, lvl)
+  local o = check_options(opts, lvl + 1)
   local self = setmetatable({opts = o, token = robots.token(o.user_agent)}, C)
   self.seeds = {}
   self.seed_origins = {}
   for i, s in ipairs(o.seeds) do
     local u, err = normalize(tostring(s))
-    if not u then error("crawl: bad seed '" .. tostring(s) .. "': " .. err, 2) end
+    if not u then error("crawl: bad seed '" .. tostring(s) .. "': " .. err, lvl) end
     self.seeds[i] = u
     self.seed_origins[origin_of(u)] = true
   end
   return self
+end
+
+--- crawl.new(opts) → crawler (see README for the options).
+function M.new(opts)
+  local crawler = new(opts, 3)   -- (not a tail call: errors blame the caller's line)
+  return crawler
 end
 
 -- Whether a URL may be crawled (apart from robots.txt): scope options and depth.
@@ -124,22 +140,38 @@ local RETRY_CODES = {
   ECONNABORTED = true, ENETUNREACH = true, EHOSTUNREACH = true, EAI_AGAIN = true, EOF = true,
 }
 
-local MONTHS = {Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
-                Sep = 9, Oct = 10, Nov = 11, Dec = 12}
+local MONTHS = {jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
+                sep = 9, oct = 10, nov = 11, dec = 12}
 
---- Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date; nil if bad.
+-- Seconds since the epoch of a UTC date (the proleptic Gregorian calendar; no time zone
+-- or daylight saving gets involved, unlike os.time).
+local function utc_epoch(y, m, d, hh, mm, ss)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return ((era * 146097 + doe - 719468) * 24 + hh) * 3600 + mm * 60 + ss
+end
+
+--- Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date in any of the
+-- three forms of RFC 9110 (0 if it has passed); nil if neither.
 function M.retry_after(value)
-  if not value then return nil end
+  if type(value) ~= "string" then return nil end
   local secs = value:match("^%s*(%d+)%s*$")
   if secs then return tonumber(secs) end
-  local d, mon, y, h, mi, s = value:match("(%d+)[ %-](%a%a%a)[ %-](%d+) (%d+):(%d+):(%d+)")
-  if not d or not MONTHS[mon] then return nil end
-  local t = {year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
-             hour = tonumber(h), min = tonumber(mi), sec = tonumber(s)}
-  -- os.time reads a local time: correct by the offset of UTC at that moment.
-  local utc = os.time(t)
-  local off = os.time(os.date("!*t", utc)) - utc
-  return math.max(0, utc - off - os.time())
+  local d, mon, y, hh, mm, ss
+  -- IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT"
+  d, mon, y, hh, mm, ss = value:match("^%s*%a+,%s*(%d+)[ %-](%a%a%a)[ %-](%d+)%s+(%d+):(%d+):(%d+)")
+  if not d then   -- asctime "Sun Nov  6 08:49:37 1994"
+    mon, d, hh, mm, ss, y = value:match("^%s*%a+%s+(%a%a%a)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+(%d+)")
+  end
+  local m = mon and MONTHS[mon:lower()]
+  if not m then return nil end
+  y = tonumber(y)
+  if y < 100 then y = y + (y < 70 and 2000 or 1900) end   -- RFC 850's two-digit year
+  local t = utc_epoch(y, m, tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
+  return math.max(0, t - os.time())
 end
 
 -- How long to wait before attempt n + 1: exponential, with ±50% jitter, capped; at least
@@ -190,7 +222,7 @@ local function process(self, h, u, depth, parent, res, elapsed)
     local target = loc and normalize(loc, u)
     if target then
       rec.redirect = target
-      links, follow_depth = {target}, depth
+      links = {target}
     end
   elseif st >= 200 and st < 300 and is_html(res) then
     links, info = html.links(body, u)
@@ -209,12 +241,20 @@ local function process(self, h, u, depth, parent, res, elapsed)
       rec.error = "handler: " .. tostring(err)
       self.report:handler_failed(u, err)
     end
-    links, rec.items = page.links, page.items
+    rec.items = page.items
+    if type(page.links) ~= "table" then
+      rec.error = rec.error or "handler: page.links is not a list (" .. type(page.links) .. ")"
+      links = {}
+    else
+      -- The handler may have put anything there: normalize it all again.
+      links = {}
+      for _, l in ipairs(page.links) do
+        local abs = type(l) == "string" and normalize(l, u)
+        if abs then links[#links + 1] = abs end
+      end
+    end
   end
-  for i = 1, #links do
-    local l = links[i]
-    if type(l) == "string" then add(self, l, follow_depth, u) end
-  end
+  for i = 1, #links do add(self, links[i], follow_depth, u) end
   record(self, rec)
 end
 
@@ -233,8 +273,9 @@ local function fetch(self, h, u, depth, parent, attempt)
       return self.frontier:retry(h, u, depth, parent, attempt + 1, now() + wait,
                                  asked and (st == 429 or st == 503))
     end
-    if (st >= 500 or st == 429) and attempt > 1 then
-      res.error = string.format("HTTP %d after %d attempts", st, attempt)
+    if st >= 500 or st == 429 then
+      res.error = attempt > 1 and string.format("HTTP %d after %d attempts", st, attempt)
+                  or "HTTP " .. st
     end
     process(self, h, u, depth, parent, res, elapsed)
   else
@@ -252,14 +293,31 @@ end
 -- Fetches robots.txt for a new host, with the same retries as pages; then lets the host's
 -- URLs go. A 4xx means no rules; a 5xx or network failure after the retries means the
 -- host's URLs are recorded as failures without being fetched (RFC 9309: assume disallow).
+local function get_robots(self, h)
+  -- One of the `limit` slots, like a page (taken in turn through robots_slots, so the
+  -- tasks waiting for one are at most `limit` however many hosts a page names).
+  local o = self.opts
+  local _ <close> = self.robots_slots:acquire()
+  while self.running >= o.limit do
+    self.changed:clear()
+    self.changed:wait()
+  end
+  self.running = self.running + 1
+  local ok, res, err, code = pcall(self.client.get, self.client, h.origin .. "/robots.txt",
+                                   {max_redirects = 5})
+  self.running = self.running - 1
+  self.changed:set()
+  if not ok then error(res, 0) end
+  self.report.requests = self.report.requests + 1
+  return res, err, code
+end
+
 local function load_robots(self, h)
   local o = self.opts
-  -- At most `limit` robots.txt requests at once, however many hosts a page names.
-  local _ <close> = self.robots_slots:acquire()
   local res, err
   for attempt = 1, o.retries + 1 do
     local code
-    res, err, code = self.client:get(h.origin .. "/robots.txt", {max_redirects = 5})
+    res, err, code = get_robots(self, h)
     local bad = (res and res.status >= 500) or (not res and RETRY_CODES[code])
     if not bad or attempt > o.retries then break end
     self.report.retries = self.report.retries + 1
@@ -267,7 +325,8 @@ local function load_robots(self, h)
   end
   if res and res.status >= 200 and res.status < 300 then
     h.robots = robots.parse(res.body or "", self.token)
-    if h.robots.delay then h.delay = math.max(h.delay, h.robots.delay) end
+    -- (a Crawl-delay is obeyed up to a minute: a larger one would stall the host for good)
+    if h.robots.delay then h.delay = math.max(h.delay, math.min(h.robots.delay, 60)) end
   elseif res and res.status < 500 then
     h.robots = robots.allow_all
   else
@@ -283,9 +342,10 @@ local function on_host(self, h)
   end
   h.robots = false
   self.loading = self.loading + 1
-  spawn(function()
+  local t = spawn(function()
     local ok, err = pcall(load_robots, self, h)
     self.loading = self.loading - 1
+    self.tasks[sl.current()] = nil
     if not ok then
       if is_cancelled(err) then error(err, 0) end
       h.robots = robots.allow_all
@@ -294,6 +354,7 @@ local function on_host(self, h)
     self.frontier:check(h)
     self.changed:set()
   end)
+  self.tasks[t] = true
 end
 
 -- The body of a fetch task: the fetch, then its slots back, whatever happened.
@@ -312,7 +373,13 @@ end
 
 --- Writes the record of a URL (exactly once per URL) and journals it as done.
 function record(self, rec)
-  local line = report.json(rec)
+  local ok_json, line = pcall(report.json, rec)
+  if not ok_json then
+    -- what the handler emitted cannot be written as JSON: keep the record, say why
+    rec.items = nil
+    rec.error = "handler: cannot write the emitted items: " .. tostring(line)
+    line = report.json(rec)
+  end
   local out = self.out
   if type(out) == "function" then out(line, rec)
   else
@@ -358,7 +425,7 @@ local function resume(self)
     error("crawl: the crawl in " .. self.opts.state .. " wrote its records to " .. st.out
           .. "; resume it with the same output (or start afresh with another state directory)", 0)
   end
-  if not st.out then st:set_out(out_path) end
+  if not st.out then st:set_out(out_path, self.offset) end
   if st.fresh then return end
   local scratch = url.seen_set()
   local ndone, offset, statuses = st:replay(self.seen, scratch, function(u, d, p)
@@ -366,7 +433,8 @@ local function resume(self)
   end)
   self.report:resumed(ndone, statuses, self.frontier.queued + self.frontier.spilled)
   if self.out_path then
-    offset = offset or 0
+    -- (before the first confirmed record: the size the file had when the crawl began)
+    offset = offset or st.out_start or 0
     if self.offset < offset then
       self.report:log_line(string.format("crawl: resume: %s is shorter than the %d bytes of records "
                                     .. "the journal confirmed: some records are gone from it",
@@ -375,7 +443,7 @@ local function resume(self)
       -- Only cut at the end of a record: anything else is not the file this crawl wrote.
       local f = self.out
       f:seek("set", math.max(offset - 1, 0))
-      if offset > 0 and f:read(1) ~= "\n" then
+      if offset > 0 and offset ~= st.out_start and f:read(1) ~= "\n" then
         st:close()
         error("crawl: " .. self.out_path .. " does not end a record at byte " .. offset
               .. ", where the journal in " .. self.opts.state .. " says; not cutting it", 0)
@@ -394,31 +462,19 @@ end
 -- limit is reached and the last retries are over).
 local function dispatch(self)
   local F, o = self.frontier, self.opts
-  local budget = o.max_pages and (o.max_pages - self.done_before) or math.huge
   while not self.failure do
-    if budget <= 0 and not F.only_retries then F:only_retries_now() end
+    if self.budget <= 0 and not F.only_retries then F:only_retries_now() end
     if self.running >= o.limit then
       self.changed:clear()
       self.changed:wait()
     else
       local h, u, depth, parent, attempt = F:pop()
       if h then
-        local why = h.robots_error or
-                    (not robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$")) and "robots")
-        if why == "robots" then
-          F:release(h)
-          self.report.disallowed = self.report.disallowed + 1
-        elseif why then
-          F:release(h)
-          record(self, {url = u, depth = depth, parent = parent, bytes = 0, links = 0,
-                      time = 0, error = why})
-        else
-          if attempt == 1 then budget = budget - 1 end
-          self.running = self.running + 1
-          local t = spawn(worker, self, h, u, depth, parent, attempt)
-          self.tasks[t] = true
-        end
-      elseif F:empty() and self.running == 0 and self.loading == 0 then
+        if attempt == 1 then self.budget = self.budget - 1 end
+        self.running = self.running + 1
+        local t = spawn(worker, self, h, u, depth, parent, attempt)
+        self.tasks[t] = true
+      elseif F:empty() and self.running == 0 and (self.loading == 0 or F.only_retries) then
         break
       else
         local t = F:next_time()
@@ -429,10 +485,29 @@ local function dispatch(self)
   end
 end
 
+-- The frontier's filter, as each URL comes out: robots.txt's rules, and the hosts whose
+-- robots.txt could not be had (their URLs get a failure record, without a request).
+local function admit(self, h, u, depth, parent)
+  if h.robots_error then
+    self.budget = self.budget - 1
+    record(self, {url = u, depth = depth, parent = parent, bytes = 0, links = 0, time = 0,
+                  error = h.robots_error})
+    if self.budget <= 0 then self.frontier:only_retries_now() end
+    return false
+  end
+  if not robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$")) then
+    self.report.disallowed = self.report.disallowed + 1
+    if self.journal then self.journal:skipped(u) end
+    return false
+  end
+  return true
+end
+
 -- Opens the output and the state, queues the seeds and crawls.
 local function start(self)
   open_out(self)
   if self.opts.state then resume(self) end
+  if self.opts.max_pages then self.budget = self.opts.max_pages - self.done_before end
   for _, s in ipairs(self.seeds) do add(self, s, 0, nil) end
   self.report:start()
   return dispatch(self)
@@ -446,10 +521,12 @@ function C:run()
   self.changed = sl.event()
   self.robots_slots = sl.semaphore(o.limit)
   self.running, self.loading, self.tasks, self.done_before = 0, 0, {}, 0
-  local spill = o.state and (o.state .. "/spill") or os.tmpname()
+  self.budget = math.huge
   self.frontier = frontier.new{per_host = o.per_host, delay = o.delay, now = now,
-                               max_queued = o.max_queued, spill_path = spill,
-                               on_host = function(h) on_host(self, h) end}
+                               max_queued = o.max_queued,
+                               spill_path = o.state and (o.state .. "/spill"),
+                               on_host = function(h) on_host(self, h) end,
+                               filter = function(h, u, d, p) return admit(self, h, u, d, p) end}
   local headers = {}
   for k, v in pairs(o.headers or {}) do headers[k] = v end
   headers["User-Agent"] = o.user_agent
@@ -459,15 +536,13 @@ function C:run()
   local ok, err = pcall(start, self)
   if ok and self.failure then ok, err = false, self.failure end
   -- On an error or a cancellation (Ctrl-C), stop the fetches in flight; their URLs stay
-  -- queued in the journal, so a resumed crawl fetches them again.
-  if not ok then
-    -- (a task cancelled before it started never runs its body: wait for the tasks
-    -- themselves, not for their count to drop)
-    local list = {}
-    for t in pairs(self.tasks) do list[#list + 1] = t end
-    for _, t in ipairs(list) do t:cancel() end
-    for _, t in ipairs(list) do pcall(t.wait, t) end
-  end
+  -- queued in the journal, so a resumed crawl fetches them again. (After the page limit,
+  -- robots.txt fetches no longer needed may be left too.) A task cancelled before it
+  -- started never runs its body: wait for the tasks themselves, not for a count to drop.
+  local list = {}
+  for t in pairs(self.tasks) do list[#list + 1] = t end
+  for _, t in ipairs(list) do t:cancel() end
+  for _, t in ipairs(list) do pcall(t.wait, t) end
   if io.type(self.out) == "file" then
     local flushed, ferr = self.out:flush()
     if not flushed and ok then
@@ -485,7 +560,7 @@ end
 
 --- crawl.run(opts) → summary: crawl.new(opts):run().
 function M.run(opts)
-  return M.new(opts):run()
+  return new(opts, 3):run()
 end
 
 return M

@@ -12,7 +12,8 @@ local M = {}
 local F = {}
 F.__index = F
 
---- M.new{per_host =, delay =, max_queued =, spill_path =, now = fn, on_host = fn(host)}
+--- M.new{per_host =, delay =, max_queued =, spill_path = (nil: a temporary file),
+--  now = fn, on_host = fn(host), filter = fn(host, url, depth, parent) → false to drop}
 function M.new(o)
   return setmetatable({
     hosts = {}, nhosts = 0,
@@ -25,7 +26,8 @@ function M.new(o)
     only_retries = false,                        -- the page limit is reached: retries only
     per_host = o.per_host, delay = o.delay or 0,
     max_queued = o.max_queued, spill_path = o.spill_path,
-    now = o.now, on_host = o.on_host,
+    spill_dir = o.spill_path ~= nil, now = o.now, on_host = o.on_host,
+    filter = o.filter or function() return true end,
   }, F)
 end
 
@@ -90,6 +92,9 @@ end
 local function spill(self, u, depth, parent)
   local f = self.spill_w
   if not f then
+    -- (named only now: a crawl that never spills leaves no file behind)
+    self.spill_path = self.spill_path or os.tmpname()
+    self.spill_temp = self.spill_temp or not self.spill_dir
     f = assert(io.open(self.spill_path, "w+b"))
     self.spill_w, self.spill_pos = f, 0
   end
@@ -98,9 +103,8 @@ local function spill(self, u, depth, parent)
   self.spilled = self.spilled + 1
 end
 
---- Queues a URL (normalized, not seen before) at depth, found on parent (nil for a seed).
-function F:push(u, depth, parent)
-  if self.queued >= self.max_queued then return spill(self, u, depth, parent) end
+-- Puts a URL in its host's queue in memory.
+local function push_mem(self, u, depth, parent)
   local h = self:host(origin_of(u))
   local t = h.tail + 1
   h.tail = t
@@ -109,23 +113,33 @@ function F:push(u, depth, parent)
   if h.state == "idle" then self:check(h) end
 end
 
+--- Queues a URL (normalized, not seen before) at depth, found on parent (nil for a seed).
+-- While URLs wait on disk, new ones go behind them, so the order stays first in, first out.
+function F:push(u, depth, parent)
+  if self.queued >= self.max_queued or self.spilled > 0 then
+    return spill(self, u, depth, parent)
+  end
+  push_mem(self, u, depth, parent)
+end
+
 -- Reads spilled URLs back while memory has room for them (below three quarters full).
 local function unspill(self)
   local f = self.spill_w
   f:seek("set", self.spill_pos)
-  local room = self.max_queued * 3 // 4
+  local room = math.max(1, self.max_queued * 3 // 4)
   while self.spilled > 0 and self.queued < room do
     local line = f:read("l")
     if not line then break end
     local depth, parent, u = line:match("^(%d+)\t([^\t]*)\t(.*)$")
     self.spilled = self.spilled - 1
-    self:push(u, tonumber(depth), parent ~= "" and parent or nil)
+    push_mem(self, u, tonumber(depth), parent ~= "" and parent or nil)
   end
   if self.spilled == 0 then
     -- Everything came back: start the file again rather than let it grow.
     f:close()
     self.spill_w = nil
     os.remove(self.spill_path)
+    if self.spill_temp then self.spill_path = nil end
   else
     self.spill_pos = f:seek()
   end
@@ -155,31 +169,46 @@ function F:pop()
     ring[i] = nil
     self.ring_first = i + 1
     h.state = "idle"
-    if h.robots and h.inflight < h.limit then
+    if h.next_time > now then
+      -- held since it joined the ring (a Retry-After): wait in the heap
+      self:check(h)
+    elseif h.robots and h.inflight < h.limit then
       local u, depth, parent, attempt
       local r = h.retries
       if #r > 0 then
         self.retry_queued = self.retry_queued - 1
+        self.queued = self.queued - 1
         local e = table.remove(r, 1)
         u, depth, parent, attempt = e[1], e[2], e[3], e[4]
-      elseif not self.only_retries and h.head <= h.tail then
+      end
+      -- URLs the filter refuses (robots.txt) are dropped here, before they cost a slot or
+      -- the host's delay.
+      while not u and not self.only_retries and h.head <= h.tail do
         local k = h.head
         u, depth, parent, attempt = h.urls[k], h.depths[k], h.parents[k], 1
         h.urls[k], h.depths[k], h.parents[k] = nil, nil, nil
         h.head = k + 1
+        self.queued = self.queued - 1
         if k >= 1024 and k > h.tail - k then compact(h) end
+        if not self.filter(h, u, depth, parent or nil) then u = nil end
       end
       if u then
-        self.queued = self.queued - 1
         h.inflight = h.inflight + 1
-        if h.delay > 0 then h.next_time = now + h.delay end
+        if h.delay > 0 then h.next_time = math.max(h.next_time, now + h.delay) end
         self:check(h)
-        if self.spilled > 0 and self.queued < self.max_queued // 2 then unspill(self) end
+        self:refill()
         return h, u, depth, parent or nil, attempt
       end
+      self:check(h)
+      self:refill()
     end
   end
   return nil
+end
+
+--- Reads spilled URLs back once memory is half empty.
+function F:refill()
+  if self.spilled > 0 and self.queued < math.max(1, self.max_queued // 2) then unspill(self) end
 end
 
 --- A request of host h ended: its slot is free again.
@@ -242,8 +271,8 @@ function F:close()
   if self.spill_w then
     self.spill_w:close()
     self.spill_w = nil
-    os.remove(self.spill_path)
   end
+  if self.spill_path then os.remove(self.spill_path) end
 end
 
 return M

@@ -146,8 +146,10 @@ function R:finish(err)
                              summary.seen, summary.seen_bytes / 1e6)
   if self.before > 0 then parts[#parts + 1] = format("%d records from before", self.before) end
   if summary.queued > 0 then
-    parts[#parts + 1] = format("%d still queued%s", summary.queued,
-                               c.opts.state and " (run the same command to resume)" or "")
+    local why = ""
+    if c.frontier.only_retries then why = " (the page limit was reached)"
+    elseif c.opts.state then why = " (run the same command to resume)" end
+    parts[#parts + 1] = format("%d still queued%s", summary.queued, why)
   end
   self.log:write(concat(parts, "; "), "\n")
   if err and not sl.is_cancelled(err) then

@@ -23,20 +23,37 @@ local function read_pid(path)
   return math.tointeger(pid)
 end
 
--- Takes DIR/lock for this process, unless a live process holds it (a kill -9 leaves a lock
--- whose process is gone: that one is taken over).
+-- Whether pid is a live sluice process (a pid reused by something else does not count).
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
+  if not f then return false end
+  local cmd = f:read("a") or ""
+  f:close()
+  return cmd:find("sluice", 1, true) ~= nil
+end
+
+-- Takes the lock DIR/lock (a directory: mkdir either makes it or fails, atomically) and
+-- writes this process's id in it. The lock of a process that is gone (kill -9) is taken
+-- over; that of a live one is an error.
 local function lock(dir)
   local path = dir .. "/lock"
-  local me = read_pid("/proc/self/stat")
-  local holder = read_pid(path)
-  if holder and holder ~= me and io.open("/proc/" .. holder .. "/stat", "r") then
-    error("crawl: the state directory " .. dir .. " is in use by process " .. holder, 0)
+  local me = read_pid("/proc/self/stat") or 0
+  for _ = 1, 2 do
+    if os.execute("mkdir " .. quote(path) .. " 2>/dev/null") then
+      local f = io.open(path .. "/pid", "w")
+      if not f then error("crawl: cannot write " .. path .. "/pid", 0) end
+      f:write(me, "\n")
+      f:close()
+      return path
+    end
+    local holder = read_pid(path .. "/pid")
+    if holder and holder ~= me and alive(holder) then
+      error("crawl: the state directory " .. dir .. " is in use by process " .. holder, 0)
+    end
+    os.remove(path .. "/pid")
+    os.remove(path)
   end
-  local f = io.open(path, "w")
-  if not f then error("crawl: cannot write " .. path, 0) end
-  f:write(me or 0, "\n")
-  f:close()
-  return path
+  error("crawl: cannot take the lock " .. path, 0)
 end
 
 --- Opens (creating) the state directory `dir`; returns the state object or raises.
@@ -66,18 +83,19 @@ function M.open(dir)
     if keep < size then assert(core._truncate(f, keep)) end
     f:seek("set", 0)
     for line in f:lines() do
-      local out = line:match("^#out\t(.*)$")
-      if out then self.out = out break end
+      local start, out = line:match("^#out\t(%d+)\t(.*)$")
+      if out then self.out, self.out_start = out, tonumber(start) break end
     end
     f:seek("end")
   end
   return self
 end
 
---- Records which output file the records go to (checked when resuming).
-function S:set_out(path)
-  self.out = path
-  self.f:write("#out\t", path, "\n")
+--- Records which output file the records go to, and its size before the first of them
+-- (checked and used when resuming).
+function S:set_out(path, size)
+  self.out, self.out_start = path, size
+  self.f:write("#out\t", size, "\t", path, "\n")
   self.f:flush()
 end
 
@@ -94,6 +112,8 @@ function S:replay(seen, done, push)
     if kind == "+" then
       local u = line:match("^%+\t%d+\t([^\t]*)")
       if u then seen:add(u); pending = pending + 1 end
+    elseif kind == "-" then
+      done:add(line:sub(3))
     elseif kind == "=" then
       local u, off, status = line:match("^=\t([^\t]*)\t(%d+)\t(%S*)")
       if u then
@@ -124,6 +144,12 @@ function S:queued(u, depth, parent)
   self.f:write("+\t", depth, "\t", u, "\t", parent or "", "\n")
 end
 
+--- Journals a URL that was let in but will never be fetched (robots.txt disallows it), so
+-- a resume does not queue it again.
+function S:skipped(u)
+  self.f:write("-\t", u, "\n")
+end
+
 --- Journals a record as out (the output was flushed up to `offset`), and flushes.
 function S:done(u, offset, status)
   local f = self.f
@@ -139,6 +165,7 @@ function S:close()
   if self.f then
     self.f:close()
     self.f = nil
+    os.remove(self.lock .. "/pid")
     os.remove(self.lock)
   end
 end
