@@ -1,0 +1,258 @@
+-- sluice.crawl.fetch: one request of the crawl and what follows it. A fetch task gets a
+-- page (retrying network failures, 5xx and 429 with backoff and Retry-After), extracts its
+-- links, runs the handler and hands links and record back to the crawler; the robots.txt
+-- of a new host is fetched the same way. Part of sluice.crawl (see README).
+local sl = require "sluice"
+local url = require "sluice.url"
+local html = require "sluice.html"
+local robots = require "sluice.crawl.robots"
+
+local normalize = url.normalize
+local now, spawn, is_cancelled = sl.now, sl.spawn, sl.is_cancelled
+
+local M = {}
+
+-- The crawler's own steps, given by sluice.crawl: add(crawler, url, depth, parent) lets a
+-- link in, record(crawler, rec) writes a record.
+local add, record
+function M.init(add_fn, record_fn)
+  add, record = add_fn, record_fn
+end
+
+-- Network failures worth another try; the rest (a bad URL, https, a body too large) fail
+-- at once.
+local RETRY_CODES = {
+  ECONNREFUSED = true, ECONNRESET = true, ETIMEDOUT = true, EPROTO = true, EPIPE = true,
+  ECONNABORTED = true, ENETUNREACH = true, EHOSTUNREACH = true, EAI_AGAIN = true, EOF = true,
+}
+
+local MONTHS = {jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
+                sep = 9, oct = 10, nov = 11, dec = 12}
+
+-- Seconds since the epoch of a UTC date (the proleptic Gregorian calendar; no time zone
+-- or daylight saving gets involved, unlike os.time).
+local function utc_epoch(y, m, d, hh, mm, ss)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return ((era * 146097 + doe - 719468) * 24 + hh) * 3600 + mm * 60 + ss
+end
+
+--- Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date in any of the
+-- three forms of RFC 9110 (0 if it has passed); nil if neither.
+function M.retry_after(value)
+  if type(value) ~= "string" then return nil end
+  local secs = value:match("^%s*(%d+)%s*$")
+  if secs then return tonumber(secs) end
+  local d, mon, y, hh, mm, ss
+  -- IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT"
+  d, mon, y, hh, mm, ss = value:match("^%s*%a+,%s*(%d+)[ %-](%a%a%a)[ %-](%d+)%s+(%d+):(%d+):(%d+)")
+  if not d then   -- asctime "Sun Nov  6 08:49:37 1994"
+    mon, d, hh, mm, ss, y = value:match("^%s*%a+%s+(%a%a%a)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+(%d+)")
+  end
+  local m = mon and MONTHS[mon:lower()]
+  if not m then return nil end
+  y = tonumber(y)
+  if y < 100 then y = y + (y < 70 and 2000 or 1900) end   -- RFC 850's two-digit year
+  local t = utc_epoch(y, m, tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
+  return math.max(0, t - os.time())
+end
+
+-- How long to wait before attempt n + 1: exponential, with ±50% jitter, capped; at least
+-- what Retry-After asked for (up to max_retry_after).
+local function backoff(self, attempt, res)
+  local o = self.opts
+  local wait = math.min(o.max_backoff, o.backoff * 2 ^ (attempt - 1)) * (0.5 + math.random())
+  local ra = res and M.retry_after(res.headers["retry-after"])
+  if ra then wait = math.max(wait, math.min(ra, o.max_retry_after)) end
+  return wait, ra ~= nil
+end
+
+local function is_html(res)
+  local ct = res.headers["content-type"]
+  if not ct then return false end
+  ct = ct:lower()
+  return ct:find("text/html", 1, true) ~= nil or ct:find("xhtml", 1, true) ~= nil
+end
+
+-- The page a handler sees; page:follow and page:emit act on it.
+local Page = {}
+Page.__index = Page
+
+--- page:follow(url): queues url (resolved against the page) at the next depth.
+function Page:follow(u)
+  local abs = normalize(tostring(u), self.url)
+  if abs then self.links[#self.links + 1] = abs end
+  return abs
+end
+
+--- page:emit(value): adds value to this URL's record, under "items".
+function Page:emit(value)
+  local items = self.items
+  if not items then items = {}; self.items = items end
+  items[#items + 1] = value
+end
+
+-- Handles a response (any status that is not retried): links, handler, record.
+local function process(self, h, u, depth, parent, res, elapsed)
+  local st, body = res.status, res.body or ""
+  local links, follow_depth, info = nil, depth + 1, nil
+  local rec = {url = u, status = st, depth = depth, parent = parent, bytes = #body,
+               time = elapsed, error = res.error}
+  if st >= 300 and st < 400 then
+    local loc = res.headers.location
+    local target = loc and normalize(loc, u)
+    if target then
+      rec.redirect = target
+      links = {target}
+    end
+  elseif st >= 200 and st < 300 and is_html(res) then
+    links, info = html.links(body, u)
+    if info.robots and info.robots:find("nofollow", 1, true) then links = {} end
+  end
+  links = links or {}
+  rec.links = #links
+  local handler = self.opts.handler
+  if handler then
+    local page = setmetatable({url = u, depth = depth, parent = parent, status = st,
+                               headers = res.headers, body = body, links = links,
+                               title = info and info.title, response = res}, Page)
+    local ok, err = pcall(handler, page)
+    if not ok then
+      if is_cancelled(err) then error(err, 0) end
+      rec.error = "handler: " .. tostring(err)
+      self.report:handler_failed(u, err)
+    end
+    rec.items = page.items
+    if type(page.links) ~= "table" then
+      rec.error = rec.error or "handler: page.links is not a list (" .. type(page.links) .. ")"
+      links = {}
+    else
+      -- The handler may have put anything there: normalize it all again.
+      links = {}
+      for _, l in ipairs(page.links) do
+        local abs = type(l) == "string" and normalize(l, u)
+        if abs then links[#links + 1] = abs end
+      end
+    end
+  end
+  for i = 1, #links do add(self, links[i], follow_depth, u) end
+  record(self, rec)
+end
+
+-- One fetch of u (attempt n), run in a task of its own.
+local function fetch(self, h, u, depth, parent, attempt)
+  local t0 = now()
+  local res, err, code = self.client:get(u)
+  local elapsed = res and res.timings and res.timings.total or now() - t0
+  self.report.requests = self.report.requests + 1
+  local retry = attempt <= self.opts.retries
+  if res then
+    local st = res.status
+    if retry and (st >= 500 or st == 429) then
+      local wait, asked = backoff(self, attempt, res)
+      self.report.retries = self.report.retries + 1
+      return self.frontier:retry(h, u, depth, parent, attempt + 1, now() + wait,
+                                 asked and (st == 429 or st == 503))
+    end
+    if st >= 500 or st == 429 then
+      res.error = attempt > 1 and string.format("HTTP %d after %d attempts", st, attempt)
+                  or "HTTP " .. st
+    end
+    process(self, h, u, depth, parent, res, elapsed)
+  else
+    if retry and RETRY_CODES[code] then
+      self.report.retries = self.report.retries + 1
+      return self.frontier:retry(h, u, depth, parent, attempt + 1,
+                                 now() + (backoff(self, attempt)), false)
+    end
+    record(self, {url = u, depth = depth, parent = parent, bytes = 0, links = 0,
+                time = elapsed, error = attempt > 1 and err .. " (after " .. attempt
+                .. " attempts)" or err})
+  end
+end
+
+-- Fetches robots.txt for a new host, with the same retries as pages; then lets the host's
+-- URLs go. A 4xx means no rules; a 5xx or network failure after the retries means the
+-- host's URLs are recorded as failures without being fetched (RFC 9309: assume disallow).
+local function get_robots(self, h)
+  -- One of the `limit` slots, like a page (taken in turn through robots_slots, so the
+  -- tasks waiting for one are at most `limit` however many hosts a page names).
+  local o = self.opts
+  local _ <close> = self.robots_slots:acquire()
+  while self.running >= o.limit do
+    self.changed:clear()
+    self.changed:wait()
+  end
+  self.running = self.running + 1
+  local ok, res, err, code = pcall(self.client.get, self.client, h.origin .. "/robots.txt",
+                                   {max_redirects = 5})
+  self.running = self.running - 1
+  self.changed:set()
+  if not ok then error(res, 0) end
+  self.report.requests = self.report.requests + 1
+  return res, err, code
+end
+
+local function load_robots(self, h)
+  local o = self.opts
+  local res, err
+  for attempt = 1, o.retries + 1 do
+    local code
+    res, err, code = get_robots(self, h)
+    local bad = (res and res.status >= 500) or (not res and RETRY_CODES[code])
+    if not bad or attempt > o.retries then break end
+    self.report.retries = self.report.retries + 1
+    sl.sleep((backoff(self, attempt, res)))
+  end
+  if res and res.status >= 200 and res.status < 300 then
+    h.robots = robots.parse(res.body or "", self.token)
+    -- (a Crawl-delay is obeyed up to a minute: a larger one would stall the host for good)
+    if h.robots.delay then h.delay = math.max(h.delay, math.min(h.robots.delay, 60)) end
+  elseif res and res.status < 500 then
+    h.robots = robots.allow_all
+  else
+    h.robots = robots.allow_all
+    h.robots_error = "robots.txt unreachable: " .. (res and ("HTTP " .. res.status) or err)
+  end
+end
+
+function M.on_host(self, h)
+  if not self.opts.robots then
+    h.robots = robots.allow_all
+    return
+  end
+  h.robots = false
+  self.loading = self.loading + 1
+  local t = spawn(function()
+    local ok, err = pcall(load_robots, self, h)
+    self.loading = self.loading - 1
+    self.tasks[sl.current()] = nil
+    if not ok then
+      if is_cancelled(err) then error(err, 0) end
+      h.robots = robots.allow_all
+      h.robots_error = "robots.txt: " .. tostring(err)
+    end
+    self.frontier:check(h)
+    self.changed:set()
+  end)
+  self.tasks[t] = true
+end
+
+--- The body of a fetch task: the fetch, then its slots back, whatever happened.
+function M.worker(self, h, u, depth, parent, attempt)
+  local ok, err = pcall(fetch, self, h, u, depth, parent, attempt)
+  self.running = self.running - 1
+  self.tasks[sl.current()] = nil
+  self.frontier:release(h)
+  self.changed:set()
+  if not ok then
+    if is_cancelled(err) then error(err, 0) end
+    -- A bug or a full disk: stop the crawl rather than lose records.
+    self.failure = self.failure or err
+  end
+end
+
+return M
