@@ -275,6 +275,38 @@ describe("crawl against the test site", function()
     os.remove(logpath)
   end)
 
+  it("scripts/crawl.lua applies its options", function()
+    local out = os.tmpname()
+    local seeds = H.tmpfile(table.concat(site.seeds, "\n") .. "\n# a comment\n")
+    local p = crawl_bg({"--depth", "3", "--same-host", "--ignore-robots", "--user-agent",
+                        "testbot/1", "--limit", "4", "--per-host=2", "--delay", "0",
+                        "--out", out, "-f", seeds})
+    assert.is_true(poll(function() return finished(p) end, 30))
+    assert.equals(0, finished(p), H.read_file(p.err))
+    local seen, n = read_records(out)
+    local everything = 0
+    for _ in pairs(site:expected()) do everything = everything + 1 end
+    assert.is_true(n > #site.seeds and n < everything, n .. " records")
+    local origins = {}
+    for _, o in ipairs(site.hosts) do origins[o] = true end
+    for line in io.lines(out) do
+      local r = decode(line)
+      assert.is_true(r.depth <= 3, r.url)
+      assert.is_true(origins[r.url:match("^http://[^/]+")] ~= nil, r.url)
+    end
+    local stats = site:stats()
+    for _, o in ipairs(site.hosts) do assert.equals(0, stats.robots[o] or 0) end
+    local disallowed_fetched = 0
+    for _, u in ipairs(site:disallowed()) do
+      if seen[u] then disallowed_fetched = disallowed_fetched + 1 end
+    end
+    assert.is_true(disallowed_fetched > 0, "--ignore-robots fetched nothing robots.txt forbids")
+    H.has("crawl: done: " .. n .. " pages", H.read_file(p.err))
+    cleanup(p)
+    os.remove(out)
+    os.remove(seeds)
+  end)
+
   it("resumes after kill -9 without losing or refetching anything", function()
     local dir, out, args, p = crawl_stateful(site, 60)
     os.execute("kill -9 " .. p.pid)
