@@ -307,6 +307,23 @@ describe("crawl against the test site", function()
     os.remove(seeds)
   end)
 
+  it("draws a live status line when stderr is a terminal", function()
+    local tty, done = os.tmpname(), os.tmpname()
+    os.remove(done)
+    local cmd = {H.quote(H.bin), "scripts/crawl.lua", "--per-host", "4", "--out", "/dev/null"}
+    for _, seed in ipairs(site.seeds) do cmd[#cmd + 1] = seed end
+    -- script(1) gives the crawl a pseudo-terminal and copies what it draws to a file
+    os.execute(("(script -qfec %s %s >/dev/null 2>&1 </dev/null; echo $? >%s) &")
+               :format(H.quote(table.concat(cmd, " ")), H.quote(tty), H.quote(done)))
+    assert.is_true(poll(function() return H.read_file(done):find("\n") ~= nil end, 30))
+    local screen = H.read_file(tty)
+    H.has("\r\27[Kcrawl: ", screen)
+    H.has(" in flight, ", screen)
+    H.has("crawl: done: ", screen)
+    os.remove(tty)
+    os.remove(done)
+  end)
+
   it("resumes after kill -9 without losing or refetching anything", function()
     local dir, out, args, p = crawl_stateful(site, 60)
     os.execute("kill -9 " .. p.pid)
