@@ -634,14 +634,14 @@ void hc_req_resume_reading(hc_req *r) {
     return;
   r->paused = 0;
   r->t_last = uv_hrtime();
-  if (k->tls != NULL) {
-    tls_drain(k, r);
-    if (k->req != r || r->done || r->paused)
-      return;
-  }
   if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) < 0) {
     hc_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
     return;
+  }
+  if (k->tls != NULL) {        /* reading again first: the rest may end the response */
+    tls_drain(k, r);
+    if (k->req != r || r->done || r->paused)
+      return;
   }
   req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }

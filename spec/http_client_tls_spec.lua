@@ -65,6 +65,13 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         b = ("hello " + self.path).encode()
+        if self.path == "/big":
+            b = bytes(i % 251 for i in range(300000))
+        self.answer(b)
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        self.answer(("got %d" % len(self.rfile.read(n))).encode())
+    def answer(self, b):
         self.send_response(200)
         self.send_header("Content-Length", str(len(b)))
         self.end_headers()
@@ -268,6 +275,28 @@ describe("http client over TLS", function()
       assert.equals(1, st.connects)
       assert.equals(1, st.reused)
       assert.equals(1, st.tls_handshakes)
+    end)
+
+    it("reads a large body, into a sink too, and sends a body", function()
+      if not ka then pending("python3 is not installed") end
+      client = http.client{ca_file = ca}
+      local want = {}
+      for i = 0, 299999 do want[#want + 1] = string.char(i % 251) end
+      want = table.concat(want)
+      local res = assert(client:get(ka .. "big"))
+      assert.equals(#want, #res.body)
+      assert.is_true(res.body == want)
+      local parts = {}
+      res = assert(client:get(ka .. "big", {sink = function(piece)
+        parts[#parts + 1] = piece
+        sl.sleep(0)
+      end}))
+      assert.is_nil(res.body)
+      assert.is_true(table.concat(parts) == want)
+      assert.is_true(#parts > 1)
+      res = assert(client:request{method = "POST", url = ka, body = string.rep("x", 100000)})
+      assert.equals("got 100000", res.body)
+      assert.equals(1, client:stats().connects)
     end)
 
     it("keeps http and https to the same port apart", function()
