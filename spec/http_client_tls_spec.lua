@@ -69,8 +69,16 @@ class H(http.server.BaseHTTPRequestHandler):
             b = bytes(i % 251 for i in range(300000))
         self.answer(b)
     def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        self.answer(("got %d" % len(self.rfile.read(n))).encode())
+        got = 0
+        if self.headers.get("Transfer-Encoding") == "chunked":
+            while True:
+                size = int(self.rfile.readline(), 16)
+                got += len(self.rfile.read(size + 2)) - 2
+                if size == 0:
+                    break
+        else:
+            got = len(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.answer(("got %d" % got).encode())
     def answer(self, b):
         self.send_response(200)
         self.send_header("Content-Length", str(len(b)))
@@ -296,6 +304,14 @@ describe("http client over TLS", function()
       assert.is_true(#parts > 1)
       res = assert(client:request{method = "POST", url = ka, body = string.rep("x", 100000)})
       assert.equals("got 100000", res.body)
+      local chunks = 0
+      res = assert(client:request{method = "POST", url = ka, body = function()
+        chunks = chunks + 1
+        if chunks > 3 then return nil end
+        sl.sleep(0)
+        return string.rep("y", 30000)
+      end})
+      assert.equals("got 90000", res.body)
       assert.equals(1, client:stats().connects)
     end)
 
