@@ -1,11 +1,12 @@
 -- https.lua: the HTTP client's TLS costs against a local TLS server (scripts/bench/https.sh
 -- starts nginx): 2,000 sequential GETs on one kept-alive connection, then 200 new
 -- connections with a full handshake each and 200 that resume the origin's TLS session.
--- usage: ./sluice scripts/bench/https.lua CA_FILE URL
+-- With PLAIN_URL, the same server over http:// gives the kept-alive GET's baseline.
+-- usage: ./sluice scripts/bench/https.lua CA_FILE URL [PLAIN_URL]
 local sl = require "sluice"
 local http = require "sluice.http"
 
-local ca, url = arg[1], arg[2]
+local ca, url, plain = arg[1], arg[2], arg[3]
 
 -- Runs fn n times; prints wall and this process's CPU time per call, in µs.
 local function measure(name, n, fn)
@@ -18,6 +19,14 @@ end
 
 local warm = http.client{ca_file = ca}
 assert(warm:get(url))
+
+if plain then
+  local pc = http.client()
+  assert(pc:get(plain))
+  measure("GET over http://, kept alive", 2000, function()
+    assert(assert(pc:get(plain)).status == 200)
+  end)
+end
 
 local ka = http.client{ca_file = ca}
 assert(ka:get(url))

@@ -12,7 +12,11 @@ openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > ext.cnf
 openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
   -out srv.pem -extfile ext.cnf >/dev/null 2>&1
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+pport=$(free_port)
 cat > nginx.conf <<CONF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -27,9 +31,14 @@ http {
     ssl_certificate_key $dir/srv.key;
     location / { return 200 "hello\n"; }
   }
+  server {
+    listen 127.0.0.1:$pport;
+    location / { return 200 "hello\n"; }
+  }
 }
 CONF
 nginx -p "$dir" -c "$dir/nginx.conf"
 cd - >/dev/null
 for _ in $(seq 100); do [ -s "$dir/nginx.pid" ] && break; sleep 0.05; done
-"$SLUICE" scripts/bench/https.lua "$dir/ca.pem" "https://127.0.0.1:$port/"
+"$SLUICE" scripts/bench/https.lua "$dir/ca.pem" "https://127.0.0.1:$port/" \
+  "http://127.0.0.1:$pport/"
