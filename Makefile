@@ -2,9 +2,9 @@
 # `make bench`, `make demo`. Missing Debian packages are installed with apt-get when root.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libxml-2.0
+PKGS    := lua5.4 libuv libxml-2.0 openssl
 DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make \
-           zlib1g-dev libxml2-dev
+           zlib1g-dev libxml2-dev libssl-dev openssl
 # Optional: installed when missing if possible, and the build goes on without them otherwise.
 DEBS_OPT := libreadline-dev
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wmissing-prototypes \

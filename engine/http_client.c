@@ -117,7 +117,19 @@ static int read_limits(lua_State *L, int idx, hc_limits *lim) {
   opt_size(L, idx, "max_header", &lim->max_header, 0);
   if (lua_getfield(L, idx, "decompress") != LUA_TNIL)
     lim->decompress = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "tls_verify") != LUA_TNIL)
+    lim->tls_verify = lua_toboolean(L, -1);
+  if (lua_getfield(L, idx, "ca_file") != LUA_TNIL) {
+    char err[512];
+    if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1))
+      misuse(L, "bad option 'ca_file' (a file name or false expected, got %s)",
+             luaL_typename(L, -1));
+    lim->tls_ctx = NULL;       /* false: the system's CAs */
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        (lim->tls_ctx = hc_tls_ctx(lua_tostring(L, -1), err, sizeof err)) == NULL)
+      misuse(L, "bad option 'ca_file' (%s)", err);
+  }
+  lua_pop(L, 3);
   return given;
 }
 
@@ -500,6 +512,7 @@ static int l_new(lua_State *L) {
   c->lim.max_body = 16u * 1024 * 1024;
   c->lim.max_header = 64 * 1024;
   c->lim.decompress = 1;
+  c->lim.tls_verify = 1;
   c->max_per_host = 1000;
   c->max_idle = 1000;
   c->keepalive = 15;
@@ -557,12 +570,14 @@ static int client_stats(lua_State *L) {
   uint64_t lookups, hits;
   int cached;
   sl_dns_stats(&lookups, &hits, &cached);
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 12);
 #define FIELD(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
   FIELD("requests", c->nrequests);
   FIELD("reused", c->nreused);
   FIELD("retries", c->nretries);
   FIELD("connects", c->nconnects);
+  FIELD("tls_handshakes", c->ntls);
+  FIELD("tls_resumed", c->nresumed);
   FIELD("open", c->nconns);
   FIELD("idle", c->nidle);
   FIELD("origins", c->norigins);
@@ -580,10 +595,12 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-/* Frees what the module caches (recycled request records) when the Lua state closes. */
+/* Frees what the module caches (recycled request records, TLS contexts) when the Lua
+ * state closes. */
 static int module_gc(lua_State *L) {
   (void)L;
   hc_free_cached();
+  hc_tls_cleanup();
   return 0;
 }
 

@@ -16,6 +16,7 @@ static char hc_rbuf[64 * 1024];
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void tls_begin(hc_conn *k, hc_req *r);
 
 static double secs_since(uint64_t t) {
   return (double)(uv_hrtime() - t) / 1e9;
@@ -139,6 +140,10 @@ static void connect_cb(uv_connect_t *creq, int status) {
   }
   k->state = HC_BUSY;
   r->t_connected = uv_hrtime();
+  if (k->origin->tls_ctx != NULL) {
+    tls_begin(k, r);
+    return;
+  }
   hc_req_send(r);
 }
 
@@ -180,6 +185,7 @@ void hc_req_connect_new(hc_req *r) {
   int rc;
   r->conn = NULL;
   r->reused = 0;
+  r->t_tls = r->t_tls_done = 0;
   if (r->phase != HC_PH_CONNECT) {
     r->t_connect = uv_hrtime();
     req_arm(r, HC_PH_CONNECT, r->lim.connect_timeout);
@@ -222,6 +228,8 @@ static int req_retry(hc_req *r, int err) {
   return 1;
 }
 
+static int tls_flush(hc_conn *k);
+
 static void write_cb(uv_write_t *w, int status) {
   hc_conn *k = (hc_conn *)w->data;
   hc_req *r = k->req;
@@ -233,6 +241,13 @@ static void write_cb(uv_write_t *w, int status) {
       req_fail_uv(r, status, "cannot send the request to");
     return;
   }
+  if (k->tls != NULL) {        /* more ciphertext may have been made meanwhile */
+    status = tls_flush(k);
+    if (status < 0)
+      req_fail_uv(r, status, "cannot send the request to");
+    if (status <= 0 || k->handshaking)
+      return;
+  }
   if (r->fn_body)
     req_signal(r);
 }
@@ -242,6 +257,8 @@ static void write_cb(uv_write_t *w, int status) {
 static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
   int w;
   unsigned i = 0;
+  if (k->tls != NULL)
+    return hc_tls_encrypt(k->tls, bufs, n) < 0 ? UV_ENOMEM : tls_flush(k);
   if (k->writing)              /* one uv_write_t per connection: callers wait for it */
     return UV_EBUSY;
   w = uv_try_write((uv_stream_t *)&k->tcp, bufs, n);
@@ -262,6 +279,33 @@ static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
   if (w < 0)
     return w;
   k->writing = 1;
+  return 0;
+}
+
+/* Sends the ciphertext OpenSSL has made, unless a write is in flight (its write_cb sends
+ * what came meanwhile): 1 when all went out, 0 when queued, or a libuv error. */
+static int tls_flush(hc_conn *k) {
+  uv_buf_t b;
+  int w;
+  while (!k->writing) {
+    w = hc_tls_output(k->tls, &b);
+    if (w <= 0)
+      return w < 0 ? UV_ENOMEM : 1;
+    w = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+    if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
+      return w;
+    if (w < 0)
+      w = 0;
+    if ((size_t)w == b.len)
+      continue;
+    b.base += w;
+    b.len -= (size_t)w;
+    k->wreq.data = k;
+    w = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, write_cb);
+    if (w < 0)
+      return w;
+    k->writing = 1;
+  }
   return 0;
 }
 
@@ -334,12 +378,13 @@ int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
 /* --------------------------------------------------------------- reading */
 
 /* Straight into the body buffer when the rest of the response is a body of known size
- * (the body then costs one copy less); otherwise into the shared read buffer. */
+ * (the body then costs one copy less); otherwise into the shared read buffer. Ciphertext
+ * always goes to the shared buffer (tls_drain decrypts into the body buffer). */
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   hc_conn *k = (hc_conn *)h->data;
   hc_req *r = k->req;
   (void)suggested;
-  if (r != NULL && r->direct && r->rbody.len < r->rbody.cap) {
+  if (r != NULL && r->direct && k->tls == NULL && r->rbody.len < r->rbody.cap) {
     buf->base = r->rbody.p + r->rbody.len;
     buf->len = r->rbody.cap - r->rbody.len;
     return;
@@ -404,47 +449,40 @@ static void req_fail_eof(hc_req *r) {
                 r->host, r->port);
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  hc_conn *k = (hc_conn *)s->data;
-  hc_req *r = k->req;
-  llhttp_errno_t err;
-  if (nread == 0 || k->state == HC_CLOSING)
-    return;
-  if (r == NULL) {             /* idle: closed by the server, or bytes nobody asked for */
-    hc_conn_close(k, 0);
-    return;
-  }
-  if (nread < 0) {
-    if (nread == UV_EOF) {
-      r->t_last = uv_hrtime();
-      if (!r->got_byte && req_retry(r, UV_EOF))
-        return;
-      llhttp_finish(&k->parser);   /* ends a body delimited by the close */
-      if (r->complete) {
-        r->complete = 0;
-        req_complete(r, 1);
-        return;
-      }
-      req_fail_eof(r);
+/* The connection ended (nread: UV_EOF or a libuv error) while r was using it. */
+static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
+  if (nread == UV_EOF) {
+    r->t_last = uv_hrtime();
+    if (!r->got_byte && req_retry(r, UV_EOF))
+      return;
+    llhttp_finish(&k->parser);   /* ends a body delimited by the close */
+    if (r->complete) {
+      r->complete = 0;
+      req_complete(r, 1);
       return;
     }
-    if (!r->got_byte && req_retry(r, (int)nread))
-      return;
-    req_fail_uv(r, (int)nread, "connection to");
+    req_fail_eof(r);
     return;
   }
-  r->t_last = uv_hrtime();      /* one clock read per read: first byte, idle, done */
+  if (!r->got_byte && req_retry(r, (int)nread))
+    return;
+  req_fail_uv(r, (int)nread, "connection to");
+}
+
+/* Parses n response bytes (plaintext) at data. r->t_last is the time they were read. */
+static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
+  llhttp_errno_t err;
   if (!r->got_byte) {
     r->got_byte = 1;
     r->t_first = r->t_last;
   }
-  err = llhttp_execute(&k->parser, buf->base, (size_t)nread);
+  err = llhttp_execute(&k->parser, data, n);
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
     /* Bytes after the response were not asked for (or belong to an upgraded protocol):
      * the connection is not reused. */
     const char *end = llhttp_get_error_pos(&k->parser);
     r->complete = 0;
-    req_complete(r, err == HPE_PAUSED_UPGRADE || (end != NULL && end < buf->base + nread));
+    req_complete(r, err == HPE_PAUSED_UPGRADE || (end != NULL && end < data + n));
     return;
   }
   if (err != HPE_OK) {
@@ -465,7 +503,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     r->span_len = 0;
   }
   if (r->sink && r->rbody.len > 0) {
-    uv_read_stop(s);
+    uv_read_stop((uv_stream_t *)&k->tcp);
     r->paused = 1;
     sl_timer_stop(r->E, &r->timer);
     req_signal(r);
@@ -475,7 +513,120 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }
 
-/* A sink consumed the chunk: read on. */
+static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf);
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  hc_conn *k = (hc_conn *)s->data;
+  hc_req *r = k->req;
+  if (nread == 0 || k->state == HC_CLOSING)
+    return;
+  if (r == NULL) {             /* idle: closed by the server, or bytes nobody asked for */
+    hc_conn_close(k, 0);
+    return;
+  }
+  if (k->tls != NULL) {
+    tls_read(k, r, nread, buf);
+    return;
+  }
+  if (nread < 0) {
+    conn_end(k, r, nread);
+    return;
+  }
+  r->t_last = uv_hrtime();      /* one clock read per read: first byte, idle, done */
+  conn_input(k, r, buf->base, (size_t)nread);
+}
+
+/* ------------------------------------------------------------------- TLS */
+
+/* Runs the handshake on after the connect or a read; once it is over, the request is sent.
+ * It counts in connect_timeout (the phase stays HC_PH_CONNECT). */
+static void tls_step(hc_conn *k, hc_req *r) {
+  int rc = hc_tls_handshake(k, r), w;
+  if (rc < 0) {
+    hc_req_fail(r, "ETLS", NULL);
+    return;
+  }
+  w = tls_flush(k);
+  if (w < 0) {
+    req_fail_uv(r, w, "cannot send to");
+    return;
+  }
+  if (rc == 1) {
+    k->handshaking = 0;
+    r->t_tls_done = uv_hrtime();
+    r->client->ntls++;
+    r->client->nresumed += r->tls_resumed;
+    hc_req_send(r);
+  }
+}
+
+static void tls_begin(hc_conn *k, hc_req *r) {
+  r->t_tls = uv_hrtime();
+  if (hc_tls_start(k, r) < 0) {
+    hc_req_fail(r, "ETLS", NULL);
+    return;
+  }
+  k->handshaking = 1;
+  tls_step(k, r);
+}
+
+/* Decrypts and parses what the read BIO holds until it is used up, or the request pauses
+ * (a sink) or ends. A body of known size is decrypted straight into its buffer. */
+static void tls_drain(hc_conn *k, hc_req *r) {
+  int w;
+  for (;;) {
+    char *p = hc_rbuf;
+    size_t cap = sizeof hc_rbuf;
+    long n;
+    if (r->direct && r->rbody.len < r->rbody.cap) {
+      p = r->rbody.p + r->rbody.len;
+      cap = r->rbody.cap - r->rbody.len;
+    }
+    n = hc_tls_read(k->tls, r, p, cap);
+    if (n == 0)
+      break;
+    if (n == HC_TLS_CLOSED) {  /* close_notify: the end of the stream, cleanly */
+      conn_end(k, r, UV_EOF);
+      return;
+    }
+    if (n < 0) {
+      hc_req_fail(r, "ETLS", NULL);
+      return;
+    }
+    conn_input(k, r, p, (size_t)n);
+    if (k->req != r || r->done || r->paused)
+      return;
+  }
+  w = tls_flush(k);            /* what reading made OpenSSL say (a key update) */
+  if (w < 0)
+    req_fail_uv(r, w, "cannot send to");
+}
+
+/* read_cb of a TLS connection: the ciphertext goes to OpenSSL, then to the handshake or
+ * through tls_drain to the parser. A close without close_notify ends the response as a
+ * plain close would: a body of known size cut short is ECONNRESET. */
+static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf) {
+  if (nread < 0) {
+    if (k->handshaking)
+      hc_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)", nread == UV_EOF ?
+                  "the server closed the connection" : uv_strerror((int)nread), r->host,
+                  r->port);
+    else
+      conn_end(k, r, nread);
+    return;
+  }
+  r->t_last = uv_hrtime();
+  if (hc_tls_feed(k->tls, buf->base, (size_t)nread) < 0) {
+    hc_req_fail(r, "ENOMEM", "out of memory for TLS input");
+    return;
+  }
+  if (k->handshaking)
+    tls_step(k, r);
+  else
+    tls_drain(k, r);
+}
+
+/* A sink consumed the chunk: read on (over TLS, first what OpenSSL holds already). */
 void hc_req_resume_reading(hc_req *r) {
   hc_conn *k = r->conn;
   r->rbody.len = 0;
@@ -486,6 +637,11 @@ void hc_req_resume_reading(hc_req *r) {
   if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) < 0) {
     hc_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
     return;
+  }
+  if (k->tls != NULL) {        /* reading again first: the rest may end the response */
+    tls_drain(k, r);
+    if (k->req != r || r->done || r->paused)
+      return;
   }
   req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }

@@ -134,19 +134,35 @@ static void req_leave_wait_list(hc_req *r, hc_origin *o) {
   r->in_wait_list = 0;
 }
 
-/* Frees an origin nothing uses any more, so a crawl over many hosts keeps only live ones. */
+/* Unused https origins kept for their TLS session, per client: the next connection to
+ * them resumes it (an abbreviated handshake). Past this many, unused origins are freed. */
+#define MAX_DORMANT 1024
+
+static void origin_free(hc_origin *o) {
+  hc_tls_session_free(o->sess);
+  free(o);
+}
+
+/* Frees an origin nothing uses any more, so a crawl over many hosts keeps only live ones
+ * (and up to MAX_DORMANT https origins that hold a session, while in the table). */
 void hc_origin_maybe_free(hc_origin *o, hc_client *c) {
   hc_origin **p;
-  if (o->nconns > 0 || o->wait_head != NULL || o->idle != NULL || o->dispatching)
+  if (o->nconns > 0 || o->wait_head != NULL || o->idle != NULL || o->dispatching ||
+      o->dormant)
     return;
   p = &c->buckets[o->hash & (c->nbuckets - 1)];
   while (*p != NULL && *p != o)
     p = &(*p)->hnext;
+  if (*p == o && o->sess != NULL && !c->closed && c->ndormant < MAX_DORMANT) {
+    o->dormant = 1;
+    c->ndormant++;
+    return;
+  }
   if (*p == o) {
     *p = o->hnext;
     c->norigins--;
   }
-  free(o);
+  origin_free(o);
 }
 
 /* Detaches a request from everything in the engine (timer, wait list, lookup, connection):
@@ -275,6 +291,7 @@ void hc_origin_dispatch(hc_origin *o) {
 static void conn_close_cb(uv_handle_t *h) {
   hc_conn *k = (hc_conn *)h->data;
   hc_client *c = k->client;
+  hc_tls_free(k->tls);
   free(k);
   hc_client_unref(c);
 }
@@ -299,14 +316,18 @@ void hc_conn_close(hc_conn *k, int keep_slot) {
   }
 }
 
-/* Finds or creates the origin of host:port in the client's table. */
-static hc_origin *origin_get(hc_client *c, const char *host, int port) {
+/* Finds or creates the origin of host:port in the client's table. An https origin is
+ * another one than http's on the same port, and one per TLS context and verify mode, so
+ * connections and sessions are shared only by requests that check the server alike. */
+static hc_origin *origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
+                             int noverify) {
   size_t n = strlen(host), i;
   uint32_t h = 2166136261u;
   hc_origin *o;
   for (i = 0; i < n; i++)
     h = (h ^ (unsigned char)host[i]) * 16777619u;
   h = (h ^ (uint32_t)port) * 16777619u;
+  h = (h ^ (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify) * 16777619u;
   if (c->nbuckets == 0 || c->norigins >= c->nbuckets * 2) {
     size_t nb = c->nbuckets ? c->nbuckets * 4 : 16, j;
     hc_origin **b = (hc_origin **)calloc(nb, sizeof(*b));
@@ -325,14 +346,22 @@ static hc_origin *origin_get(hc_client *c, const char *host, int port) {
     c->nbuckets = nb;
   }
   for (o = c->buckets[h & (c->nbuckets - 1)]; o != NULL; o = o->hnext)
-    if (o->hash == h && o->port == port && o->hostlen == n && memcmp(o->host, host, n) == 0)
+    if (o->hash == h && o->port == port && o->tls_ctx == tls_ctx &&
+        o->tls_noverify == noverify && o->hostlen == n && memcmp(o->host, host, n) == 0) {
+      if (o->dormant) {
+        o->dormant = 0;
+        c->ndormant--;
+      }
       return o;
+    }
   o = (hc_origin *)calloc(1, sizeof(*o) + n + 1);
   if (o == NULL)
     return NULL;
   memcpy(o->host, host, n + 1);
   o->hostlen = n;
   o->port = port;
+  o->tls_ctx = tls_ctx;
+  o->tls_noverify = (uint8_t)noverify;
   o->hash = h;
   o->hnext = c->buckets[h & (c->nbuckets - 1)];
   c->buckets[h & (c->nbuckets - 1)] = o;
@@ -345,10 +374,20 @@ static hc_origin *origin_get(hc_client *c, const char *host, int port) {
  * function, r->ready). */
 void hc_req_start(hc_req *r) {
   hc_client *c = r->client;
-  hc_origin *o = origin_get(c, r->host, r->port);
+  hc_origin *o;
   hc_conn *k;
+  void *ctx = NULL;
   r->t_start = uv_hrtime();
   c->nrequests++;
+  if (r->tls) {
+    ctx = r->lim.tls_ctx != NULL ? r->lim.tls_ctx
+                                 : hc_tls_ctx(NULL, r->err_msg, sizeof r->err_msg);
+    if (ctx == NULL) {
+      hc_req_fail(r, "ETLS", NULL);
+      return;
+    }
+  }
+  o = origin_get(c, r->host, r->port, ctx, r->tls && !r->lim.tls_verify);
   if (o == NULL) {
     hc_req_fail(r, "ENOMEM", "out of memory for a connection pool");
     return;
@@ -426,8 +465,11 @@ void hc_client_shutdown(hc_client *c) {
       c->norigins--;
       /* An origin with requests still in flight lives on outside the table: the last of
        * their connections to close frees it (hc_origin_maybe_free). */
+      if (o->dormant)
+        c->ndormant--;
+      o->dormant = 0;
       if (o->nconns == 0)
-        free(o);
+        origin_free(o);
     }
   }
   uv_close((uv_handle_t *)&c->sweep, sweep_close_cb);

@@ -18,8 +18,8 @@ static int is_host_char(unsigned char ch) {
          ch == '-' || ch == '.' || ch == '_';
 }
 
-/* Parses "http://host[:port][/path][?query][#fragment]" into r->host (lower case, IPv6
- * without brackets) and r->port; *target is the path and query ("/" when empty), inside
+/* Parses "http[s]://host[:port][/path][?query][#fragment]" into r->host (lower case, IPv6
+ * without brackets), r->port (80 or 443 by default) and r->tls; *target is the path and query ("/" when empty), inside
  * url. Returns NULL, or the fail name ("EINVAL", "ENOTSUP") with the reason in why. */
 const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target,
                          size_t *tlen, char *why, size_t whylen) {
@@ -27,15 +27,13 @@ const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target
   size_t hl;
   s = memchr(u, ':', n);
   if (s == NULL || end - s < 3 || s[1] != '/' || s[2] != '/' || s == u) {
-    snprintf(why, whylen, "not an absolute http:// URL: %.100s", u);
+    snprintf(why, whylen, "not an absolute http:// or https:// URL: %.100s", u);
     return "EINVAL";
   }
-  if (s - u == 5 && strncasecmp(u, "https", 5) == 0) {
-    snprintf(why, whylen, "https is not supported yet");
-    return "ENOTSUP";
-  }
-  if (s - u != 4 || strncasecmp(u, "http", 4) != 0) {
-    snprintf(why, whylen, "unsupported URL scheme '%.*s' (only http:// is)", (int)(s - u), u);
+  r->tls = s - u == 5 && strncasecmp(u, "https", 5) == 0;
+  if (!r->tls && (s - u != 4 || strncasecmp(u, "http", 4) != 0)) {
+    snprintf(why, whylen, "unsupported URL scheme '%.*s' (only http:// and https:// are)",
+             (int)(s - u), u);
     return "EINVAL";
   }
   p = s + 3;
@@ -79,7 +77,7 @@ const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target
       return "EINVAL";
     }
   }
-  r->port = 80;
+  r->port = r->tls ? 443 : 80;
   if (s < t) {
     long port = 0;
     if (*s != ':') {
@@ -251,7 +249,7 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
     if (ADD(b, "Host: ") < 0 || (ipv6 && ADD(b, "[") < 0) ||
         hc_buf_add(b, r->host, strlen(r->host)) < 0 || (ipv6 && ADD(b, "]") < 0))
       return "out of memory";
-    if (r->port != 80) {       /* by hand: snprintf shows in profiles */
+    if (r->port != (r->tls ? 443 : 80)) {       /* by hand: snprintf shows in profiles */
       int k = (int)sizeof num, p = r->port;
       do
         num[--k] = (char)('0' + p % 10);
@@ -466,12 +464,18 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   lua_setfield(L, res, "url");
   lua_pushinteger(L, 0);
   lua_setfield(L, res, "redirects");
-  lua_createtable(L, 0, 4);
+  if (r->tls) {
+    lua_pushboolean(L, r->tls_resumed);
+    lua_setfield(L, res, "tls_resumed");
+  }
+  lua_createtable(L, 0, 5);
   lua_pushnumber(L, span(r->t_dns, r->t_dns_done));
   lua_setfield(L, -2, "dns");
   lua_pushnumber(L, r->reused ? 0.0 : span(r->t_dns_done ? r->t_dns_done : r->t_connect,
                                           r->t_connected));
   lua_setfield(L, -2, "connect");
+  lua_pushnumber(L, r->t_tls_done ? span(r->t_tls, r->t_tls_done) : 0.0);
+  lua_setfield(L, -2, "tls");
   lua_pushnumber(L, span(r->t_start, r->t_first));
   lua_setfield(L, -2, "first_byte");
   lua_pushnumber(L, span(r->t_start, r->t_done));

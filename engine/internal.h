@@ -397,6 +397,7 @@ typedef struct hc_client hc_client;
 typedef struct hc_origin hc_origin;
 typedef struct hc_conn hc_conn;
 typedef struct hc_req hc_req;
+typedef struct hc_tls hc_tls;
 
 /* A growable byte buffer. */
 typedef struct hc_buf {
@@ -417,6 +418,8 @@ typedef struct hc_limits {
   size_t max_body;             /* decoded body bytes; SIZE_MAX for none */
   size_t max_header;           /* status line and header bytes */
   int decompress;              /* decode gzip and deflate bodies */
+  int tls_verify;              /* check the server's certificate and name (https) */
+  void *tls_ctx;               /* SSL_CTX of a ca_file option; NULL: the system's CAs */
 } hc_limits;
 
 /* One default header of a client, sent unless a request gives the same name. */
@@ -444,6 +447,8 @@ struct hc_client {
   int closed;                  /* client:close() or collected: no more requests */
   int nconns, nidle;           /* connections open (not closing), idle ones */
   uint64_t nrequests, nreused, nretries, nconnects; /* counters for client:stats() */
+  uint64_t ntls, nresumed;     /* TLS handshakes, and those that resumed a session */
+  int ndormant;                /* unused origins kept for their TLS session */
 };
 
 struct hc_origin {
@@ -452,6 +457,10 @@ struct hc_origin {
   hc_req *wait_head, *wait_tail; /* requests waiting for a connection slot */
   int nconns;                  /* slots taken: connections open or being opened */
   int dispatching;             /* origin_dispatch is running (no re-entry) */
+  void *tls_ctx;               /* https: the SSL_CTX its connections use; NULL: http */
+  void *sess;                  /* https: the last TLS session it was given (SSL_SESSION) */
+  uint8_t tls_noverify;        /* https with tls_verify = false (a pool of its own) */
+  uint8_t dormant;             /* unused, kept only for sess (counted in ndormant) */
   uint32_t hash;
   int port;
   size_t hostlen;
@@ -474,6 +483,8 @@ struct hc_conn {
   uint32_t nreq;               /* requests it has served */
   uint8_t state;               /* enum hc_conn_state */
   uint8_t writing;             /* a uv_write is in flight */
+  uint8_t handshaking;         /* TLS: the handshake is not over */
+  hc_tls *tls;                 /* TLS state; NULL for plain HTTP */
 };
 
 /* Where the request stands, for timeouts and messages. */
@@ -519,6 +530,8 @@ struct hc_req {
   uint8_t reused;              /* served on a connection that served others before */
   uint8_t close_after;         /* do not return the connection to the pool */
   uint8_t encoding;            /* 0 identity, 1 gzip, 2 deflate */
+  uint8_t tls;                 /* an https:// URL */
+  uint8_t tls_resumed;         /* its TLS handshake resumed a session */
   char chunk_head[24];         /* a body function's chunk size line being written */
   const char *err_name;        /* static "ENAME" once failed */
   char err_msg[512];
@@ -539,6 +552,7 @@ struct hc_req {
   size_t zdecoded;             /* sink: decoded bytes so far, against max_body */
   /* timings: loop clock (ns) */
   uint64_t t_start, t_dns, t_dns_done, t_connect, t_connected, t_first, t_last, t_done;
+  uint64_t t_tls, t_tls_done;  /* the TLS handshake; 0 when there was none */
 };
 
 /* http_client_req.c */
@@ -575,6 +589,21 @@ void hc_req_send(hc_req *r);
 void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...);
 int hc_req_write_body(hc_req *r, const char *data, size_t len, int last);
 void hc_req_resume_reading(hc_req *r);
+/* http_client_tls.c: OpenSSL through memory BIOs. The engine moves ciphertext between the
+ * socket and the BIOs; these functions only turn it into plaintext and back. Failures
+ * leave their message in r->err_msg (for hc_req_fail(r, "ETLS", NULL)). */
+#define HC_TLS_CLOSED (-1)     /* hc_tls_read: the server sent close_notify */
+#define HC_TLS_ERROR  (-2)     /* hc_tls_read: a TLS error, message in r->err_msg */
+void *hc_tls_ctx(const char *ca_file, char *err, size_t errlen); /* cached; NULL: failed */
+int hc_tls_start(hc_conn *k, hc_req *r);         /* 0, or -1 */
+int hc_tls_handshake(hc_conn *k, hc_req *r);     /* 1 done, 0 wants more bytes, -1 failed */
+int hc_tls_feed(hc_tls *t, const char *data, size_t n);  /* ciphertext read; 0 or -1 */
+long hc_tls_read(hc_tls *t, hc_req *r, char *buf, size_t len); /* >0, 0 (wants more) or above */
+int hc_tls_encrypt(hc_tls *t, const uv_buf_t *bufs, unsigned n); /* 0, or -1 */
+int hc_tls_output(hc_tls *t, uv_buf_t *out);     /* 1: ciphertext to send in *out, 0: none */
+void hc_tls_free(hc_tls *t);
+void hc_tls_session_free(void *sess);
+void hc_tls_cleanup(void);                       /* frees the cached contexts */
 
 /* ------------------------------------------------ crawler: URLs and HTML */
 /* "sluice.url" (url.c, seen sets in seen.c) and "sluice.html" (html.c). */
