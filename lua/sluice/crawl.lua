@@ -31,7 +31,7 @@ local OPTIONS = {
   timeout = {"number", 30, 0, false_ok = true}, max_body = {"integer", 16 * 1024 * 1024, 1},
   max_queued = {"integer", 10000, 1}, seen = {"string", "exact"},
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
-  headers = {"table"}, out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
+  headers = {"table"}, tls_verify = {"boolean", true}, ca_file = {"string"}, out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
 }
 
 local function check_options(opts, lvl)
@@ -294,6 +294,7 @@ function C:run()
   headers["User-Agent"] = o.user_agent
   self.client = http.client{max_per_host = o.per_host, max_redirects = 0,
                             timeout = o.timeout, max_body = o.max_body,
+                            tls_verify = o.tls_verify, ca_file = o.ca_file,
                             headers = headers}
   local ok, err = pcall(start, self)
   if ok and self.failure then ok, err = false, self.failure end
