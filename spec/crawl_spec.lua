@@ -531,6 +531,20 @@ describe("crawl politeness and retries", function()
     assert.equals(2, #limited)
   end)
 
+  it("keeps to allowed_domains, a domain or the hosts under it, in any case", function()
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 404 end
+      return 200, {["Content-Type"] = "text/html"}, '<a href="/a">a</a>'
+    end)
+    local inside = run{seeds = {base .. "/"}, allowed_domains = {"0.0.1", "example.com"}}
+    local outside = run{seeds = {base .. "/"}, allowed_domains = {"27.0.0.1"}}
+    local exact = run{seeds = {base .. "/"}, allowed_domains = {"127.0.0.1"}}
+    server:close()
+    assert.equals(2, #inside)
+    assert.equals(0, #outside)
+    assert.equals(2, #exact)
+  end)
+
   it("refuses bad options and seeds with clear errors", function()
     assert.has_error(function() crawl.new{seeds = {"http://x/"}, limit = 0} end,
                      "crawl: bad option 'limit' (integer >= 1 expected, got 0)")

@@ -80,6 +80,9 @@ local function new(opts, lvl)
   local self = setmetatable({opts = o, token = robots.token(o.user_agent)}, C)
   self.seeds = {}
   self.seed_origins = {}
+  -- allowed_domains as {domain, "." .. domain} in lower case, made once, not per link
+  self.domains = {}
+  for i, d in ipairs(o.allowed_domains or {}) do self.domains[i] = {d:lower(), "." .. d:lower()} end
   for i, s in ipairs(o.seeds) do
     local u, err = normalize(tostring(s))
     if not u then error("crawl: bad seed '" .. tostring(s) .. "': " .. err, lvl) end
@@ -104,9 +107,8 @@ local function in_scope(self, u, depth)
     local host = u:match("^%a+://%[?([^/%]]*)") or ""
     host = host:match("^(.-):%d+$") or host
     local ok = false
-    for _, d in ipairs(o.allowed_domains) do
-      d = d:lower()
-      if host == d or host:sub(-#d - 1) == "." .. d then ok = true break end
+    for _, d in ipairs(self.domains) do
+      if host == d[1] or host:sub(-#d[2]) == d[2] then ok = true break end
     end
     if not ok then return false end
   end
@@ -190,10 +192,10 @@ local function resume(self)
   if not st.out then st:set_out(out_path, self.offset) end
   if st.fresh then return end
   local scratch = url.seen_set()
-  local ndone, offset, statuses = st:replay(self.seen, scratch, function(u, d, p)
+  local ndone, offset = st:replay(self.seen, scratch, function(u, d, p)
     self.frontier:push(u, d, p)
   end)
-  self.report:resumed(ndone, statuses, self.frontier.queued + self.frontier.spilled)
+  self.report:resumed(ndone, self.frontier.queued + self.frontier.spilled)
   if self.out_path then
     -- (before the first confirmed record: the size the file had when the crawl began)
     offset = offset or st.out_start or 0

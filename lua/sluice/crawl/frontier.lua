@@ -26,7 +26,7 @@ function M.new(o)
     only_retries = false,                        -- the page limit is reached: retries only
     per_host = o.per_host, delay = o.delay or 0,
     max_queued = o.max_queued, spill_path = o.spill_path,
-    spill_dir = o.spill_path ~= nil, now = o.now, on_host = o.on_host,
+    spill_temp = o.spill_path == nil, now = o.now, on_host = o.on_host,
     filter = o.filter or function() return true end,
   }, F)
 end
@@ -66,7 +66,7 @@ function F:host(origin)
   if h then return h end
   h = {origin = origin, urls = {}, depths = {}, parents = {}, head = 1, tail = 0,
        retries = {}, inflight = 0, next_time = 0, delay = self.delay, state = "idle",
-       robots = nil, limit = self.per_host, done = 0}
+       robots = nil}
   self.hosts[origin] = h
   self.nhosts = self.nhosts + 1
   self.on_host(h)
@@ -76,7 +76,7 @@ end
 --- Puts a host where it belongs now: in the ring when it could send a request, in the heap
 -- when only its delay holds it, nowhere otherwise (empty, full, or robots.txt unknown).
 function F:check(h)
-  if h.state ~= "idle" or not h.robots or h.inflight >= h.limit then return end
+  if h.state ~= "idle" or not h.robots or h.inflight >= self.per_host then return end
   if (self.only_retries or h.tail < h.head) and #h.retries == 0 then return end
   if h.next_time > self.now() then
     h.state = "delayed"
@@ -94,7 +94,6 @@ local function spill(self, u, depth, parent)
   if not f then
     -- (named only now: a crawl that never spills leaves no file behind)
     self.spill_path = self.spill_path or os.tmpname()
-    self.spill_temp = self.spill_temp or not self.spill_dir
     f = assert(io.open(self.spill_path, "w+b"))
     self.spill_w, self.spill_pos = f, 0
   end
@@ -172,7 +171,7 @@ function F:pop()
     if h.next_time > now then
       -- held since it joined the ring (a Retry-After): wait in the heap
       self:check(h)
-    elseif h.robots and h.inflight < h.limit then
+    elseif h.robots and h.inflight < self.per_host then
       local u, depth, parent, attempt
       local r = h.retries
       if #r > 0 then

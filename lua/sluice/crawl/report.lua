@@ -72,11 +72,10 @@ function R:handler_failed(u, err)
 end
 
 --- What a resumed crawl found in its journal.
-function R:resumed(ndone, statuses, pending)
+function R:resumed(ndone, pending)
   self.before = ndone
   self:log_line(format("crawl: resuming: %d records already out, %d URLs still to fetch",
                        ndone, pending))
-  self.before_statuses = statuses
 end
 
 local function statuses_text(statuses)

@@ -76,16 +76,18 @@ function M.open(dir)
   else
     local keep, pos = 0, 0
     f:seek("set", 0)
+    -- (the same pass finds the output the journal was written for: "#out start path")
     for line in f:lines("L") do
       pos = pos + #line
-      if line:sub(-1) == "\n" then keep = pos end
+      if line:sub(-1) == "\n" then
+        keep = pos
+        if not self.out then
+          local start, out = line:match("^#out\t(%d+)\t(.*)\n$")
+          if out then self.out, self.out_start = out, tonumber(start) end
+        end
+      end
     end
     if keep < size then assert(core._truncate(f, keep)) end
-    f:seek("set", 0)
-    for line in f:lines() do
-      local start, out = line:match("^#out\t(%d+)\t(.*)$")
-      if out then self.out, self.out_start = out, tonumber(start) break end
-    end
     f:seek("end")
   end
   return self
@@ -101,11 +103,11 @@ end
 
 --- Replays the journal: adds every URL ever queued to `seen`, calls push(url, depth,
 -- parent) for each one still to fetch (in journal order; `done` is a scratch seen set),
--- and returns the number of records already out, the output offset after the last of them
--- (nil when none) and the counts per status.
+-- and returns the number of records already out and the output offset after the last of
+-- them (nil when none).
 function S:replay(seen, done, push)
   local f = self.f
-  local ndone, offset, statuses, pending = 0, nil, {}, 0
+  local ndone, offset, pending = 0, nil, 0
   f:seek("set", 0)
   for line in f:lines() do
     local kind = line:sub(1, 1)
@@ -115,12 +117,11 @@ function S:replay(seen, done, push)
     elseif kind == "-" then
       done:add(line:sub(3))
     elseif kind == "=" then
-      local u, off, status = line:match("^=\t([^\t]*)\t(%d+)\t(%S*)")
+      local u, off = line:match("^=\t([^\t]*)\t(%d+)\t")
       if u then
         done:add(u)
         ndone = ndone + 1
         offset = tonumber(off)
-        statuses[status] = (statuses[status] or 0) + 1
       end
     end
   end
@@ -136,7 +137,7 @@ function S:replay(seen, done, push)
     end
   end
   f:seek("end")
-  return ndone, offset, statuses
+  return ndone, offset
 end
 
 --- Journals URLs let into the frontier (buffered until done() or flush()).
