@@ -100,7 +100,7 @@ $(BUILD)/%.o: engine/%.c $(BUILD)/.deps $(LLHTTP)/.stamp
 $(BUILD)/embedded.c: $(LUASRC) scripts/embed.lua $(BUILD)/.deps
 	lua5.4 scripts/embed.lua $@ $(LUASRC)
 
-$(BUILD)/embedded.o: $(BUILD)/embedded.c
+$(BUILD)/embedded.o: $(BUILD)/embedded.c $(LLHTTP)/.stamp
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 # The sanitizer build lives beside the normal one and runs the whole spec suite.
@@ -108,7 +108,7 @@ $(BUILD)/asan/%.o: engine/%.c $(BUILD)/.deps $(LLHTTP)/.stamp
 	@mkdir -p $(BUILD)/asan
 	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) $(RL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/asan/embedded.o: $(BUILD)/embedded.c
+$(BUILD)/asan/embedded.o: $(BUILD)/embedded.c $(LLHTTP)/.stamp
 	@mkdir -p $(BUILD)/asan
 	$(CC) $(CPPFLAGS) -O1 -g $(ASANFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
