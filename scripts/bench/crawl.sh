@@ -83,6 +83,11 @@ bench_crawl() {
     plan crawl.sluice "$RUNS" "" "$SLUICE" "$ROOT/scripts/crawl.lua" --limit "$CRAWL_LIMIT" \
       --per-host "$CRAWL_PER_HOST" --out "$TMP/crawl.sluice.jsonl" "$s1" "$s2"
     PLAN_POST[crawl.sluice]=${check/KEY/crawl.sluice}
+    if [ -n "$BASE" ]; then
+      plan crawl.base "$RUNS" "" "$BASE" "$ROOT/scripts/crawl.lua" --limit "$CRAWL_LIMIT" \
+        --per-host "$CRAWL_PER_HOST" --out "$TMP/crawl.base.jsonl" "$s1" "$s2"
+      PLAN_POST[crawl.base]=${check/KEY/crawl.base}
+    fi
   else
     echo "bench: scripts/crawl.lua not found; only Scrapy is measured" >&2
   fi
@@ -94,6 +99,7 @@ bench_crawl() {
 
   local pps_s pps_p own=n/a
   crawl_note crawl.sluice "$pages"; crawl_note crawl.scrapy "$pages"
+  [ -n "$BASE" ] && crawl_note crawl.base "$pages"
   pps_s=${PPS[crawl.sluice]} pps_p=${PPS[crawl.scrapy]}
   if ok crawl.scrapy; then   # Scrapy's own clock, engine start to close (median)
     own=$(printf '%s' "${OUTS[crawl.scrapy]}" | grep -o 'elapsed=[0-9.]*' | cut -d= -f2 | median)
@@ -101,6 +107,7 @@ bench_crawl() {
   fi
   local t="crawl nginx, 2 hosts, $CRAWL_LIMIT/$CRAWL_PER_HOST"
   row "$t" crawl.sluice "sluice scripts/crawl.lua" "$pages"
+  [ -n "$BASE" ] && row "" crawl.base "base sluice scripts/crawl.lua" "$pages" crawl.sluice
   row "" crawl.scrapy "scrapy $ver (CrawlerProcess)" "$pages" crawl.sluice
   ROWS+=("$(printf '%-26s %s' "" "scrapy by its own clock (startup excluded): $own")")
   ok crawl.sluice && ROWS+=("$(printf '%-26s %s' "" "sluice: ${CRAWL_SUMMARY[crawl.sluice]}")")
@@ -112,6 +119,10 @@ bench_crawl() {
     'a >= 10 * b' "$pps_s" "$pps_p"
   goal "crawl: sluice peak RSS <= 1/3 of Scrapy's (${m}x: ${RSS[crawl.sluice]:-n/a} vs ${RSS[crawl.scrapy]:-n/a} KiB)" \
     'a * 3 <= b' "${RSS[crawl.sluice]:-n/a}" "${RSS[crawl.scrapy]:-n/a}"
+  local rb=n/a
+  [ "$pps_s" != n/a ] && [ "${PPS[crawl.base]:-n/a}" != n/a ] &&
+    rb=$(awk -v a="$pps_s" -v b="${PPS[crawl.base]}" 'BEGIN { printf "%.2f", a / b }')
+  base_goal crawl "$rb" "$pps_s vs ${PPS[crawl.base]:-n/a} pages/s"
 }
 
 # crawl_site_start PAGES / crawl_site_stop: a fresh plain one-host testsite.lua of PAGES pages

@@ -18,6 +18,9 @@
 #   BENCH_STRICT=1     exit 1 when a goal fails (a wrong checksum or a crash always does)
 #   BENCH_TIMEOUT=s    kill a run that takes longer than this (600; exit status 124)
 #   SLUICE=path        the binary to measure (default: ./sluice at the repository root)
+#   SLUICE_BASE=path   an earlier sluice binary measured in the same rounds by http, server
+#                      and crawl (its own rows, and a goal: new >= 95% of the base's figure,
+#                      the noise of this machine), to show a change made nothing slower
 #   BENCH_WRK_SECONDS=s  length of each wrk run (10; 3 with BENCH_QUICK=1)
 #   BENCH_DELAY_SERVER=sluice  seeds: serve both clients with scripts/delay_server.lua
 #                      instead of the seeds' aiohttp server (its delays are not seeded)
@@ -36,6 +39,7 @@ set -u
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$DIR/../.." && pwd)
 SLUICE=${SLUICE:-$ROOT/sluice}
+BASE=${SLUICE_BASE:-}
 PY=/usr/bin/python3
 LUA=lua5.4
 NODE=/usr/bin/node
@@ -233,6 +237,14 @@ goal() {
 }
 
 fmt() { awk -v x="$1" "BEGIN { printf \"$2\", x }"; }
+
+# base_goal NAME RATIO DETAIL : with SLUICE_BASE, the goal that this binary is no slower than
+# the base one measured in the same rounds (RATIO: this one's figure over the base's, higher
+# is better); 0.95 leaves room for this shared machine's noise.
+base_goal() {
+  [ -n "$BASE" ] || return 0
+  goal "$1: this sluice >= 95% of the base binary's speed (${2}x: $3)" 'a >= 0.95' "$2"
+}
 
 # ---------------------------------------------------------------------------------------
 # The benchmarks.
@@ -495,6 +507,7 @@ bench_http() {
   local want="ok=$n failed=0 status_200=$n body_bytes=$((13 * n))"
   local wantp="ok=$np failed=0 status_200=$np body_bytes=$((13 * np))"
   plan http.sluice "$RUNS" "$want" "$SLUICE" "$fm" "$n" --limit "$limit" --url "$url/"
+  [ -n "$BASE" ] && plan http.base "$RUNS" "$want" "$BASE" "$fm" "$n" --limit "$limit" --url "$url/"
   plan http.wrk "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$url/" "$limit" "$WRK_SECS"
   plan http.py "$PEER_RUNS" "$wantp" "$PY" "$DIR/http_aiohttp.py" "$np" "$limit" "$url/"
   node_peer && plan http.node "$PEER_RUNS" "$wantp" "$NODE" "$DIR/http_node.mjs" "$np" "$limit" "$url/"
@@ -508,13 +521,14 @@ bench_http() {
   bg_stop "$NGINX_PID"
 
   local k wn
-  for k in http.sluice http.py http.node http.sluice1m http.sluice3m; do
-    case $k in http.sluice) wn=$n ;; http.sluice1m) wn=$n1 ;; http.sluice3m) wn=$n3 ;; *) wn=$np ;; esac
+  for k in http.sluice http.base http.py http.node http.sluice1m http.sluice3m; do
+    case $k in http.sluice|http.base) wn=$n ;; http.sluice1m) wn=$n1 ;; http.sluice3m) wn=$n3 ;; *) wn=$np ;; esac
     ok "$k" && EXTRA[$k]=$(awk -v c="${CPU[$k]}" -v n="$wn" 'BEGIN { printf "%.1f us cpu/req", c * 1e6 / n }')
   done
   wn=$(ok http.wrk && awk -v r="${RPS[http.wrk]:-0}" -v s="$WRK_SECS" 'BEGIN { printf "%.0f", r * s }')
   local t="http GET, nginx, c=$limit"
   row_rps "$t" http.sluice "sluice fetch_many" "$n"
+  [ -n "$BASE" ] && row_rps "" http.base "base sluice fetch_many" "$n" http.sluice
   row_rps "" http.wrk "wrk -t1 -c$limit -d${WRK_SECS}s" "${wn:-n/a}" http.sluice
   row_rps "" http.py "python aiohttp + lac" "$np" http.sluice
   row_rps "" http.node "node fetch + p-limit" "$np" http.sluice
@@ -529,6 +543,7 @@ bench_http() {
     'a >= 0.60' "$r_wrk"
   goal "http: sluice >= 10x aiohttp's req/s (${r_py}x: $s vs ${RPS[http.py]:-n/a} req/s; node ${RPS[http.node]:-n/a} req/s, sluice $(rps_ratio http.sluice http.node)x)" \
     'a >= 10' "$r_py"
+  base_goal http "$(rps_ratio http.sluice http.base)" "${RPS[http.sluice]:-n/a} vs ${RPS[http.base]:-n/a} req/s"
   if [ "$QUICK" != 1 ]; then
     local r1=${RSS[http.sluice1m]:-n/a} r3=${RSS[http.sluice3m]:-n/a}
     goal "http: sluice peak RSS <= 40 MB at $n1 GETs, limit $big_limit ($r1 KiB)" \
@@ -599,27 +614,35 @@ bench_server() {
   if ! bg_start hello "$SLUICE" "$DIR/http_hello_server.lua" 0; then
     ERRORS=$((ERRORS + 1)); bg_stop "$NGINX_PID"; return
   fi
-  local spid=$BG_PID surl=$BG_URL
+  local spid=$BG_PID surl=$BG_URL bpid="" burl=""
+  if [ -n "$BASE" ] && bg_start hello_base "$BASE" "$DIR/http_hello_server.lua" 0; then
+    bpid=$BG_PID burl=$BG_URL
+  fi
   plan server.sluice "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$surl/" "$conns" "$WRK_SECS"
+  [ -n "$bpid" ] && plan server.base "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$burl/" "$conns" "$WRK_SECS"
   plan server.nginx "$PEER_RUNS" "errors=0 non2xx=0 body_ok=1" bash "$DIR/http_wrk.sh" "$NGINX_URL/" "$conns" "$WRK_SECS"
   run_plan
   # The servers' own peak RSS and cpu time per request answered (wrk's counts, all runs).
   local k pid st
-  for k in server.sluice server.nginx; do
+  for k in server.sluice server.base server.nginx; do
     pid=$spid
+    [ $k = server.base ] && { [ -n "$bpid" ] || continue; pid=$bpid; }
     [ $k = server.nginx ] && pid=$(pgrep -P "$NGINX_PID" | head -n 1)   # the worker
     st=$(proc_stats "$pid")
     ok "$k" && EXTRA[$k]=$(awk -v h="${st% *}" -v c="${st#* }" -v n="$(sum_word "$k" requests)" \
       'BEGIN { printf "server: %.1f us cpu/req, peak RSS %.1f MB", (n > 0 ? c * 1e6 / n : 0), h / 1024 }')
   done
   bg_stop "$spid"
+  [ -n "$bpid" ] && bg_stop "$bpid"
   bg_stop "$NGINX_PID"
 
   row_rps "server, wrk -c$conns" server.sluice "sluice http.serve (Lua)" "${WRK_SECS}s"
+  [ -n "$BASE" ] && row_rps "" server.base "base sluice http.serve" "${WRK_SECS}s" server.sluice
   row_rps "" server.nginx "nginx, 1 worker" "${WRK_SECS}s" server.sluice
   local r; r=$(rps_ratio server.sluice server.nginx)
   goal "server: sluice >= 50% of nginx's req/s (${r}x: ${RPS[server.sluice]:-n/a} vs ${RPS[server.nginx]:-n/a} req/s)" \
     'a >= 0.50' "$r"
+  base_goal server "$(rps_ratio server.sluice server.base)" "${RPS[server.sluice]:-n/a} vs ${RPS[server.base]:-n/a} req/s"
 }
 
 source "$DIR/crawl.sh"   # bench_crawl, bench_crawl_mem, setup_crawl
