@@ -115,6 +115,7 @@ static int read_limits(lua_State *L, int idx, hc_limits *lim) {
   opt_seconds(L, idx, "idle_timeout", &lim->idle_timeout);
   given = opt_size(L, idx, "max_body", &lim->max_body, 1);
   opt_size(L, idx, "max_header", &lim->max_header, 0);
+  opt_size(L, idx, "max_headers", &lim->max_headers, 0);
   if (lua_getfield(L, idx, "decompress") != LUA_TNIL)
     lim->decompress = lua_toboolean(L, -1);
   if (lua_getfield(L, idx, "tls_verify") != LUA_TNIL)
@@ -511,6 +512,7 @@ static int l_new(lua_State *L) {
   c->lim.idle_timeout = 30;
   c->lim.max_body = 16u * 1024 * 1024;
   c->lim.max_header = 64 * 1024;
+  c->lim.max_headers = 1000;
   c->lim.decompress = 1;
   c->lim.tls_verify = 1;
   c->max_per_host = 1000;

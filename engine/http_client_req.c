@@ -379,48 +379,70 @@ static double span(uint64_t from, uint64_t to) {
   return from != 0 && to > from ? (double)(to - from) / 1e9 : 0.0;
 }
 
-/* Sets headers[name] = value; a repeated name gets "a, b" and its values are kept as a
- * list for http.header_values. Expects the headers table at hidx. */
-static void set_header(lua_State *L, int hidx, const char *name, size_t nlen,
-                       const char *v, size_t vlen) {
-  lua_pushlstring(L, name, nlen);
-  lua_pushvalue(L, -1);
-  if (lua_rawget(L, hidx) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_pushlstring(L, v, vlen);
-    lua_rawset(L, hidx);
-    return;
-  }
-  lua_remove(L, -2);           /* the name: pushed again below */
-  /* repeated: registry[repeats][headers][name] is the list of values */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
-  lua_pushvalue(L, hidx);
-  if (lua_rawget(L, -2) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, hidx);
+/* Fills the headers table at h with r's headers, in time linear in their size however
+ * often a name repeats: the first value of a name is stored as it is; the values of a
+ * repeated name are collected in a list (the stack slot at lists, nil until the first
+ * repeat, then the table of lists by name, registry[repeats][headers], which
+ * http.header_values reads), and each list is joined with ", " once at the end. */
+static void push_headers(lua_State *L, hc_req *r, int h) {
+  int lists;
+  uint32_t i;
+  lua_pushnil(L);
+  lists = lua_gettop(L);
+  for (i = 0; i < r->nhdr; i++) {
+    const hc_header *x = &r->hdr[i];
+    if (x->value == UINT32_MAX)
+      continue;
+    lua_pushlstring(L, r->hbuf.p + x->name, x->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, h) == LUA_TNIL) {        /* name nil: the common case */
+      lua_pop(L, 1);
+      lua_pushlstring(L, r->hbuf.p + x->value, x->value_len);
+      lua_rawset(L, h);
+      continue;
+    }
+    if (lua_isnil(L, lists)) {                 /* name first: the first repeat */
+      lua_newtable(L);
+      lua_replace(L, lists);
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
+      lua_pushvalue(L, h);
+      lua_pushvalue(L, lists);
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
     lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
+    if (lua_rawget(L, lists) == LUA_TNIL) {    /* name first nil: start the list */
+      lua_pop(L, 1);
+      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, 1);
+      lua_pushvalue(L, -3);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, lists);
+    }
+    lua_pushlstring(L, r->hbuf.p + x->value, x->value_len);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 3);
   }
-  lua_pushlstring(L, name, nlen);
-  if (lua_rawget(L, -2) == LUA_TNIL) {   /* first repeat: start with the first value */
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, -4);
-    lua_rawseti(L, -2, 1);
-    lua_pushlstring(L, name, nlen);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
+  if (!lua_isnil(L, lists)) {
+    lua_pushnil(L);
+    while (lua_next(L, lists) != 0) {          /* name list */
+      luaL_Buffer B;
+      int list = lua_gettop(L);
+      lua_Integer j, n = (lua_Integer)lua_rawlen(L, list);
+      lua_pushvalue(L, list - 1);              /* name list name */
+      luaL_buffinit(L, &B);
+      for (j = 1; j <= n; j++) {
+        if (j > 1)
+          luaL_addlstring(&B, ", ", 2);
+        lua_rawgeti(L, list, j);
+        luaL_addvalue(&B);
+      }
+      luaL_pushresult(&B);                     /* name list name joined */
+      lua_rawset(L, h);
+      lua_pop(L, 1);
+    }
   }
-  lua_pushlstring(L, v, vlen);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pop(L, 3);               /* list, per-table map, repeats */
-  lua_pushlstring(L, name, nlen);
-  lua_pushvalue(L, -2);        /* the old joined value */
-  lua_pushliteral(L, ", ");
-  lua_pushlstring(L, v, vlen);
-  lua_concat(L, 3);
-  lua_rawset(L, hidx);
   lua_pop(L, 1);
 }
 
@@ -429,7 +451,6 @@ static void set_header(lua_State *L, int hidx, const char *name, size_t nlen,
  * with a sink), url (the string at urlidx), redirects = 0, timings. Returns 1, or 3 for
  * the fail triple of a body that cannot be decoded. */
 int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
-  uint32_t i;
   int res, h;
   lua_createtable(L, 0, 8);
   res = lua_gettop(L);
@@ -439,12 +460,7 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   lua_setfield(L, res, "reason");
   lua_createtable(L, 0, (int)r->nhdr);
   h = lua_gettop(L);
-  for (i = 0; i < r->nhdr; i++) {
-    const hc_header *x = &r->hdr[i];
-    if (x->value == UINT32_MAX)
-      continue;
-    set_header(L, h, r->hbuf.p + x->name, x->name_len, r->hbuf.p + x->value, x->value_len);
-  }
+  push_headers(L, r, h);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
   lua_setmetatable(L, h);
   lua_setfield(L, res, "headers");
