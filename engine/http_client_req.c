@@ -325,22 +325,37 @@ void hc_inflate_end(hc_req *r) {
 }
 
 /* Decodes up to outlen bytes into out from r->z's pending input (set by the caller).
+ * A gzip body may hold several members one after the other (gzip's own format allows
+ * it, and browsers and curl decode them all): after the end of one, input that starts
+ * like a gzip header (0x1f) starts the next member. Anything else after the end of the
+ * stream (trailing garbage, padding) is ignored, as are bytes after a deflate stream; a
+ * member that ends exactly at the end of one batch of input is continued by the next
+ * batch the same way, since zlib keeps answering Z_STREAM_END until it is reset.
  * Returns the bytes produced, or -1 with the request's error set. */
 long hc_inflate(hc_req *r, char *out, size_t outlen) {
   z_stream *z = (z_stream *)r->z;
   int rc;
   z->next_out = (Bytef *)out;
   z->avail_out = (uInt)outlen;
-  rc = inflate(z, Z_NO_FLUSH);
-  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-    r->err_name = "EPROTO";
-    snprintf(r->err_msg, sizeof r->err_msg, "bad %s body from %s:%d: %s",
-             r->encoding == 1 ? "gzip" : "deflate", r->host, r->port,
-             z->msg ? z->msg : "corrupt data");
-    return -1;
+  for (;;) {
+    rc = inflate(z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      r->err_name = "EPROTO";
+      snprintf(r->err_msg, sizeof r->err_msg, "bad %s body from %s:%d: %s",
+               r->encoding == 1 ? "gzip" : "deflate", r->host, r->port,
+               z->msg ? z->msg : "corrupt data");
+      return -1;
+    }
+    if (rc != Z_STREAM_END || z->avail_in == 0)
+      break;
+    if (r->encoding != 1 || z->next_in[0] != 0x1f) {
+      z->avail_in = 0;         /* ignore anything after the end of the stream */
+      break;
+    }
+    inflateReset(z);           /* the next gzip member */
+    if (z->avail_out == 0)
+      break;
   }
-  if (rc == Z_STREAM_END)
-    z->avail_in = 0;           /* ignore anything after the end of the stream */
   return (long)(outlen - z->avail_out);
 }
 
