@@ -474,8 +474,9 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
         v = lua_tolstring(L, -1, &vlen);
       else if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
         misuse(L, "bad option 'headers' (header '%s' must be a string or false)", name);
-      if (v != NULL && (memchr(v, '\r', vlen) || memchr(v, '\n', vlen) || memchr(v, 0, vlen)))
-        misuse(L, "bad option 'headers' (header '%s' has a line break or NUL)", name);
+      if (v != NULL && !hc_value_valid(v, vlen))
+        misuse(L, "bad option 'headers' (header '%s' has a control character in its value)",
+               name);
       if (default_header(c, name, nlen, v, vlen) < 0)
         misuse(L, "bad option 'headers' (at most 64 default headers)");
       lua_pop(L, 1);

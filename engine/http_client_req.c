@@ -71,8 +71,11 @@ const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target
   }
   r->host[hl] = '\0';
   if (*p == '[') {
+    /* Only hex digits, ':' and '.': uv_inet_pton ignores whatever follows a '%' (a zone
+     * id), which would otherwise reach the Host header as it is. */
     struct in6_addr a6;
-    if (uv_inet_pton(AF_INET6, r->host, &a6) != 0) {
+    if (strspn(r->host, "0123456789abcdef:.") != hl ||
+        uv_inet_pton(AF_INET6, r->host, &a6) != 0) {
       snprintf(why, whylen, "bad IPv6 address in URL: %.100s", u);
       return "EINVAL";
     }
@@ -113,7 +116,7 @@ static int is_tchar(unsigned char ch) {
          (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-/* A method or header name must be an HTTP token; a value must not break the line. */
+/* A method or header name must be an HTTP token. */
 int hc_token_valid(const char *s, size_t n) {
   size_t i;
   if (n == 0)
@@ -124,11 +127,15 @@ int hc_token_valid(const char *s, size_t n) {
   return 1;
 }
 
-static int value_valid(const char *s, size_t n) {
+/* A header value may hold any byte but the controls (RFC 9110, 5.5: CR, LF and NUL would
+ * split or cut the request, the others are refused by careful servers), HTAB excepted. */
+int hc_value_valid(const char *s, size_t n) {
   size_t i;
-  for (i = 0; i < n; i++)
-    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
       return 0;
+  }
   return 1;
 }
 
@@ -173,8 +180,8 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
       return lua_pushfstring(L, "header '%s' must be a string, a number, false or a list",
                              name);
     v = lua_tolstring(L, -1, &vlen);
-    if (!value_valid(v, vlen))
-      return lua_pushfstring(L, "header '%s' has a line break or NUL in its value", name);
+    if (!hc_value_valid(v, vlen))
+      return lua_pushfstring(L, "header '%s' has a control character in its value", name);
   }
   if (nlen < sizeof lname) {
     for (i = 0; i < (int)nlen; i++)

@@ -561,6 +561,7 @@ struct hc_req {
 const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **target,
                          size_t *tlen, char *why, size_t whylen);
 int hc_token_valid(const char *s, size_t n);
+int hc_value_valid(const char *s, size_t n);
 const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
                           const char *target, size_t tlen, int hidx, int body_kind);
 int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
