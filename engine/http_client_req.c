@@ -409,6 +409,7 @@ static double span(uint64_t from, uint64_t to) {
 static void push_headers(lua_State *L, hc_req *r, int h) {
   int lists;
   uint32_t i;
+  luaL_checkstack(L, 8, "too many response headers");
   lua_pushnil(L);
   lists = lua_gettop(L);
   for (i = 0; i < r->nhdr; i++) {
