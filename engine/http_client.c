@@ -115,6 +115,7 @@ static int read_limits(lua_State *L, int idx, hc_limits *lim) {
   opt_seconds(L, idx, "idle_timeout", &lim->idle_timeout);
   given = opt_size(L, idx, "max_body", &lim->max_body, 1);
   opt_size(L, idx, "max_header", &lim->max_header, 0);
+  opt_size(L, idx, "max_headers", &lim->max_headers, 0);
   if (lua_getfield(L, idx, "decompress") != LUA_TNIL)
     lim->decompress = lua_toboolean(L, -1);
   if (lua_getfield(L, idx, "tls_verify") != LUA_TNIL)
@@ -473,8 +474,9 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
         v = lua_tolstring(L, -1, &vlen);
       else if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
         misuse(L, "bad option 'headers' (header '%s' must be a string or false)", name);
-      if (v != NULL && (memchr(v, '\r', vlen) || memchr(v, '\n', vlen) || memchr(v, 0, vlen)))
-        misuse(L, "bad option 'headers' (header '%s' has a line break or NUL)", name);
+      if (v != NULL && !hc_value_valid(v, vlen))
+        misuse(L, "bad option 'headers' (header '%s' has a control character in its value)",
+               name);
       if (default_header(c, name, nlen, v, vlen) < 0)
         misuse(L, "bad option 'headers' (at most 64 default headers)");
       lua_pop(L, 1);
@@ -511,6 +513,7 @@ static int l_new(lua_State *L) {
   c->lim.idle_timeout = 30;
   c->lim.max_body = 16u * 1024 * 1024;
   c->lim.max_header = 64 * 1024;
+  c->lim.max_headers = 1000;
   c->lim.decompress = 1;
   c->lim.tls_verify = 1;
   c->max_per_host = 1000;

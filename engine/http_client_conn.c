@@ -476,7 +476,7 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
     r->got_byte = 1;
     r->t_first = r->t_last;
   }
-  err = llhttp_execute(&k->parser, data, n);
+  err = hc_parse(k, r, data, n);
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
     /* Bytes after the response were not asked for (or belong to an upgraded protocol):
      * the connection is not reused. */

@@ -1,5 +1,5 @@
-/* http_client_parse.c: the llhttp callbacks that fill a request's response as it is read:
- * status and headers (against max_header), how the body will be read, body spans. */
+/* http_client_parse.c: feeding llhttp a response under the head's limits (max_header,
+ * max_headers), and its callbacks: status and headers, how the body will be read, spans. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +19,46 @@ void hc_parser_init(llhttp_t *p) {
   llhttp_init(p, HTTP_RESPONSE, &settings);
 }
 
-/* Counts status and header bytes against max_header. */
-static int count_header(hc_req *r, size_t n) {
-  r->header_bytes += n;
-  if (r->header_bytes > r->lim.max_header) {
-    r->err_name = "EMSGSIZE";
-    snprintf(r->err_msg, sizeof r->err_msg, "the response headers from %s:%d exceed "
-             "max_header (%zu bytes)", r->host, r->port, r->lim.max_header);
-    return -1;
+/* Ends parsing with EMSGSIZE: the response's head is larger than a limit allows. */
+static int too_big(hc_req *r, const char *option, size_t limit, const char *unit) {
+  r->err_name = "EMSGSIZE";
+  snprintf(r->err_msg, sizeof r->err_msg, "the response headers from %s:%d exceed %s "
+           "(%zu %s)", r->host, r->port, option, limit, unit);
+  return -1;
+}
+
+/* Feeds n response bytes to the parser; returns llhttp's answer (HPE_USER with r->err_name
+ * set when the head is too large). While a head is being read (the status line and
+ * headers, and before them those of any interim 1xx responses), at most what is left of
+ * max_header goes in at a time: the limit then counts the bytes on the wire, line ends and
+ * blanks included, which the callbacks never see, and an endless stream of 1xx responses
+ * runs into it too. Once the final head is complete the rest goes in at once. */
+llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n) {
+  llhttp_errno_t err = HPE_OK;
+  while (n > 0) {
+    size_t take = n;
+    if (!r->headers_done) {
+      size_t room = r->lim.max_header - r->header_bytes;
+      if (room == 0) {
+        too_big(r, "max_header", r->lim.max_header, "bytes");
+        return HPE_USER;
+      }
+      if (take > room)
+        take = room;
+      r->header_bytes += take;   /* may count body bytes too once the head ends: harmless */
+    }
+    err = llhttp_execute(&k->parser, data, take);
+    if (err != HPE_OK)
+      return err;
+    data += take;
+    n -= take;
   }
-  return 0;
+  return err;
 }
 
 static int on_status(llhttp_t *p, const char *at, size_t n) {
   hc_req *r = ((hc_conn *)p->data)->req;
-  if (count_header(r, n) < 0 || hc_buf_add(&r->hbuf, at, n) < 0)
+  if (hc_buf_add(&r->hbuf, at, n) < 0)
     return -1;
   r->reason_len += (uint32_t)n;
   return 0;
@@ -42,10 +67,10 @@ static int on_status(llhttp_t *p, const char *at, size_t n) {
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   hc_req *r = ((hc_conn *)p->data)->req;
   hc_header *h;
-  if (count_header(r, n) < 0)
-    return -1;
   if (r->nhdr == 0 || r->hdr[r->nhdr - 1].value != UINT32_MAX) {
     /* a new header: its name starts here */
+    if (++r->nfields > r->lim.max_headers)
+      return too_big(r, "max_headers", r->lim.max_headers, "fields");
     if (r->nhdr == r->hdr_cap) {
       uint32_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
       hc_header *nh = (hc_header *)realloc(r->hdr, cap * sizeof(*nh));
@@ -81,7 +106,7 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   hc_req *r = ((hc_conn *)p->data)->req;
-  if (count_header(r, n) < 0 || hc_buf_add(&r->hbuf, at, n) < 0)
+  if (hc_buf_add(&r->hbuf, at, n) < 0)
     return -1;
   r->hdr[r->nhdr - 1].value_len += (uint32_t)n;
   return 0;
@@ -180,7 +205,8 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 static int on_message_complete(llhttp_t *p) {
   hc_req *r = ((hc_conn *)p->data)->req;
   if (r->status >= 100 && r->status < 200 && r->status != 101) {
-    /* an interim response (100 Continue, 103 Early Hints): the real one follows */
+    /* An interim response (100 Continue, 103 Early Hints): the real one follows. Its
+     * bytes and fields stay counted (header_bytes, nfields) against the limits. */
     r->hbuf.len = 0;
     r->nhdr = 0;
     r->reason_len = 0;

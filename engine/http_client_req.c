@@ -71,8 +71,11 @@ const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target
   }
   r->host[hl] = '\0';
   if (*p == '[') {
+    /* Only hex digits, ':' and '.': uv_inet_pton ignores whatever follows a '%' (a zone
+     * id), which would otherwise reach the Host header as it is. */
     struct in6_addr a6;
-    if (uv_inet_pton(AF_INET6, r->host, &a6) != 0) {
+    if (strspn(r->host, "0123456789abcdef:.") != hl ||
+        uv_inet_pton(AF_INET6, r->host, &a6) != 0) {
       snprintf(why, whylen, "bad IPv6 address in URL: %.100s", u);
       return "EINVAL";
     }
@@ -113,7 +116,7 @@ static int is_tchar(unsigned char ch) {
          (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-/* A method or header name must be an HTTP token; a value must not break the line. */
+/* A method or header name must be an HTTP token. */
 int hc_token_valid(const char *s, size_t n) {
   size_t i;
   if (n == 0)
@@ -124,11 +127,15 @@ int hc_token_valid(const char *s, size_t n) {
   return 1;
 }
 
-static int value_valid(const char *s, size_t n) {
+/* A header value may hold any byte but the controls (RFC 9110, 5.5: CR, LF and NUL would
+ * split or cut the request, the others are refused by careful servers), HTAB excepted. */
+int hc_value_valid(const char *s, size_t n) {
   size_t i;
-  for (i = 0; i < n; i++)
-    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
       return 0;
+  }
   return 1;
 }
 
@@ -173,8 +180,8 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
       return lua_pushfstring(L, "header '%s' must be a string, a number, false or a list",
                              name);
     v = lua_tolstring(L, -1, &vlen);
-    if (!value_valid(v, vlen))
-      return lua_pushfstring(L, "header '%s' has a line break or NUL in its value", name);
+    if (!hc_value_valid(v, vlen))
+      return lua_pushfstring(L, "header '%s' has a control character in its value", name);
   }
   if (nlen < sizeof lname) {
     for (i = 0; i < (int)nlen; i++)
@@ -325,22 +332,37 @@ void hc_inflate_end(hc_req *r) {
 }
 
 /* Decodes up to outlen bytes into out from r->z's pending input (set by the caller).
+ * A gzip body may hold several members one after the other (gzip's own format allows
+ * it, and browsers and curl decode them all): after the end of one, input that starts
+ * like a gzip header (0x1f) starts the next member. Anything else after the end of the
+ * stream (trailing garbage, padding) is ignored, as are bytes after a deflate stream; a
+ * member that ends exactly at the end of one batch of input is continued by the next
+ * batch the same way, since zlib keeps answering Z_STREAM_END until it is reset.
  * Returns the bytes produced, or -1 with the request's error set. */
 long hc_inflate(hc_req *r, char *out, size_t outlen) {
   z_stream *z = (z_stream *)r->z;
   int rc;
   z->next_out = (Bytef *)out;
   z->avail_out = (uInt)outlen;
-  rc = inflate(z, Z_NO_FLUSH);
-  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-    r->err_name = "EPROTO";
-    snprintf(r->err_msg, sizeof r->err_msg, "bad %s body from %s:%d: %s",
-             r->encoding == 1 ? "gzip" : "deflate", r->host, r->port,
-             z->msg ? z->msg : "corrupt data");
-    return -1;
+  for (;;) {
+    rc = inflate(z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      r->err_name = "EPROTO";
+      snprintf(r->err_msg, sizeof r->err_msg, "bad %s body from %s:%d: %s",
+               r->encoding == 1 ? "gzip" : "deflate", r->host, r->port,
+               z->msg ? z->msg : "corrupt data");
+      return -1;
+    }
+    if (rc != Z_STREAM_END || z->avail_in == 0)
+      break;
+    if (r->encoding != 1 || z->next_in[0] != 0x1f) {
+      z->avail_in = 0;         /* ignore anything after the end of the stream */
+      break;
+    }
+    inflateReset(z);           /* the next gzip member */
+    if (z->avail_out == 0)
+      break;
   }
-  if (rc == Z_STREAM_END)
-    z->avail_in = 0;           /* ignore anything after the end of the stream */
   return (long)(outlen - z->avail_out);
 }
 
@@ -379,48 +401,71 @@ static double span(uint64_t from, uint64_t to) {
   return from != 0 && to > from ? (double)(to - from) / 1e9 : 0.0;
 }
 
-/* Sets headers[name] = value; a repeated name gets "a, b" and its values are kept as a
- * list for http.header_values. Expects the headers table at hidx. */
-static void set_header(lua_State *L, int hidx, const char *name, size_t nlen,
-                       const char *v, size_t vlen) {
-  lua_pushlstring(L, name, nlen);
-  lua_pushvalue(L, -1);
-  if (lua_rawget(L, hidx) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_pushlstring(L, v, vlen);
-    lua_rawset(L, hidx);
-    return;
-  }
-  lua_remove(L, -2);           /* the name: pushed again below */
-  /* repeated: registry[repeats][headers][name] is the list of values */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
-  lua_pushvalue(L, hidx);
-  if (lua_rawget(L, -2) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, hidx);
+/* Fills the headers table at h with r's headers, in time linear in their size however
+ * often a name repeats: the first value of a name is stored as it is; the values of a
+ * repeated name are collected in a list (the stack slot at lists, nil until the first
+ * repeat, then the table of lists by name, registry[repeats][headers], which
+ * http.header_values reads), and each list is joined with ", " once at the end. */
+static void push_headers(lua_State *L, hc_req *r, int h) {
+  int lists;
+  uint32_t i;
+  luaL_checkstack(L, 8, "too many response headers");
+  lua_pushnil(L);
+  lists = lua_gettop(L);
+  for (i = 0; i < r->nhdr; i++) {
+    const hc_header *x = &r->hdr[i];
+    if (x->value == UINT32_MAX)
+      continue;
+    lua_pushlstring(L, r->hbuf.p + x->name, x->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, h) == LUA_TNIL) {        /* name nil: the common case */
+      lua_pop(L, 1);
+      lua_pushlstring(L, r->hbuf.p + x->value, x->value_len);
+      lua_rawset(L, h);
+      continue;
+    }
+    if (lua_isnil(L, lists)) {                 /* name first: the first repeat */
+      lua_newtable(L);
+      lua_replace(L, lists);
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &repeats_key);
+      lua_pushvalue(L, h);
+      lua_pushvalue(L, lists);
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
     lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
+    if (lua_rawget(L, lists) == LUA_TNIL) {    /* name first nil: start the list */
+      lua_pop(L, 1);
+      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, 1);
+      lua_pushvalue(L, -3);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, lists);
+    }
+    lua_pushlstring(L, r->hbuf.p + x->value, x->value_len);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 3);
   }
-  lua_pushlstring(L, name, nlen);
-  if (lua_rawget(L, -2) == LUA_TNIL) {   /* first repeat: start with the first value */
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, -4);
-    lua_rawseti(L, -2, 1);
-    lua_pushlstring(L, name, nlen);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, -4);
+  if (!lua_isnil(L, lists)) {
+    lua_pushnil(L);
+    while (lua_next(L, lists) != 0) {          /* name list */
+      luaL_Buffer B;
+      int list = lua_gettop(L);
+      lua_Integer j, n = (lua_Integer)lua_rawlen(L, list);
+      lua_pushvalue(L, list - 1);              /* name list name */
+      luaL_buffinit(L, &B);
+      for (j = 1; j <= n; j++) {
+        if (j > 1)
+          luaL_addlstring(&B, ", ", 2);
+        lua_rawgeti(L, list, j);
+        luaL_addvalue(&B);
+      }
+      luaL_pushresult(&B);                     /* name list name joined */
+      lua_rawset(L, h);
+      lua_pop(L, 1);
+    }
   }
-  lua_pushlstring(L, v, vlen);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pop(L, 3);               /* list, per-table map, repeats */
-  lua_pushlstring(L, name, nlen);
-  lua_pushvalue(L, -2);        /* the old joined value */
-  lua_pushliteral(L, ", ");
-  lua_pushlstring(L, v, vlen);
-  lua_concat(L, 3);
-  lua_rawset(L, hidx);
   lua_pop(L, 1);
 }
 
@@ -429,7 +474,6 @@ static void set_header(lua_State *L, int hidx, const char *name, size_t nlen,
  * with a sink), url (the string at urlidx), redirects = 0, timings. Returns 1, or 3 for
  * the fail triple of a body that cannot be decoded. */
 int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
-  uint32_t i;
   int res, h;
   lua_createtable(L, 0, 8);
   res = lua_gettop(L);
@@ -439,12 +483,7 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   lua_setfield(L, res, "reason");
   lua_createtable(L, 0, (int)r->nhdr);
   h = lua_gettop(L);
-  for (i = 0; i < r->nhdr; i++) {
-    const hc_header *x = &r->hdr[i];
-    if (x->value == UINT32_MAX)
-      continue;
-    set_header(L, h, r->hbuf.p + x->name, x->name_len, r->hbuf.p + x->value, x->value_len);
-  }
+  push_headers(L, r, h);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
   lua_setmetatable(L, h);
   lua_setfield(L, res, "headers");

@@ -416,7 +416,8 @@ typedef struct hc_limits {
   double first_byte_timeout;   /* from the request written to the response's first byte */
   double idle_timeout;         /* between two reads of the response */
   size_t max_body;             /* decoded body bytes; SIZE_MAX for none */
-  size_t max_header;           /* status line and header bytes */
+  size_t max_header;           /* bytes of the head on the wire, 1xx responses included */
+  size_t max_headers;          /* header fields, 1xx responses' included */
   int decompress;              /* decode gzip and deflate bodies */
   int tls_verify;              /* check the server's certificate and name (https) */
   void *tls_ctx;               /* SSL_CTX of a ca_file option; NULL: the system's CAs */
@@ -541,7 +542,8 @@ struct hc_req {
   hc_header *hdr;              /* parsed headers */
   uint32_t nhdr, hdr_cap;
   uint32_t reason, reason_len; /* offsets into hbuf */
-  size_t header_bytes;         /* status line and headers seen, against max_header */
+  size_t header_bytes;         /* head bytes fed to the parser, against max_header */
+  uint32_t nfields;            /* header fields seen, 1xx included, against max_headers */
   hc_buf rbody;                /* raw body bytes */
   uint64_t clen;               /* Content-Length, when known */
   const char *span;            /* the body's only span so far, inside the read buffer */
@@ -559,6 +561,7 @@ struct hc_req {
 const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **target,
                          size_t *tlen, char *why, size_t whylen);
 int hc_token_valid(const char *s, size_t n);
+int hc_value_valid(const char *s, size_t n);
 const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
                           const char *target, size_t tlen, int hidx, int body_kind);
 int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
@@ -582,6 +585,7 @@ void hc_client_unref(hc_client *c);
 /* http_client_parse.c */
 void hc_parse_module_init(void);
 void hc_parser_init(llhttp_t *p);
+llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
 /* http_client_conn.c */
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
 void hc_req_connect_new(hc_req *r);

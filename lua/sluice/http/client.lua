@@ -55,19 +55,29 @@ local function origin(url)
   return scheme .. "://" .. auth
 end
 
+-- The headers that carry credentials (lower case). They never cross an origin, whoever
+-- set them: the request's own headers or the client's defaults.
+local CREDENTIALS = {authorization = true, cookie = true, ["proxy-authorization"] = true}
+
 -- A copy of opts for the next hop: the new method's body, what is left of the total
--- timeout, and no credentials (nor a Host of the caller's) for another origin.
+-- timeout, and, for another origin, no credentials (nor a Host of the caller's). The
+-- request's credentials are dropped in any case of their names, and `false` for each one
+-- keeps the client from adding its defaults; the next hops inherit both, so credentials
+-- do not come back even if a later redirect returns to the first origin.
 local function next_opts(opts, keep_body, cross, elapsed)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   if not keep_body then o.body = nil end
   if o.timeout then o.timeout = math.max(0, o.timeout - elapsed) end
-  if cross and type(o.headers) == "table" then
+  if cross then
     local h = {}
-    for k, v in pairs(o.headers) do
-      local lk = type(k) == "string" and k:lower()
-      if lk ~= "authorization" and lk ~= "cookie" and lk ~= "host" then h[k] = v end
+    if type(o.headers) == "table" then
+      for k, v in pairs(o.headers) do
+        local lk = type(k) == "string" and k:lower()
+        if not CREDENTIALS[lk] and lk ~= "host" then h[k] = v end
+      end
     end
+    for name in pairs(CREDENTIALS) do h[name] = false end
     o.headers = h
   end
   return o
