@@ -40,14 +40,25 @@ static uint64_t now_ms(hs_conn *c) {
 
 /* ---------------------------------------------------------------- parsing */
 
-/* llhttp calls these with spans of the input, possibly split across reads; names and
- * values are copied into the head buffer, which is limited to max_header bytes. */
+/* llhttp calls these with spans of the input, possibly split across reads; the target and
+ * header names and values are copied into the head buffer. max_header limits the head as it
+ * was sent: request line and header lines with their separators and CRLFs (so padding or
+ * many short lines count), and the trailers of a chunked body count with it. */
 
-static int head_add(hs_conn *c, const char *at, size_t len, int status) {
-  if (c->head.len + len > c->srv->max_header) {
+/* Checks the head's size on the wire at the end of a span: what earlier inputs held, plus
+ * this input from where counting resumed, plus the CRLF ending the line and the head. */
+static int head_span(hs_conn *c, const char *at, size_t len, int status) {
+  if (c->head_mark == NULL)
+    c->head_mark = at;
+  c->head_seen = c->head_wire + (size_t)(at + len - c->head_mark);
+  if (c->head_seen + 4 > c->srv->max_header) {
     c->err_status = status;
     return -1;
   }
+  return 0;
+}
+
+static int head_add(hs_conn *c, const char *at, size_t len) {
   if (hs_bytes_add(&c->head, at, len) != 0) {
     c->err_status = 503;
     return -1;
@@ -62,52 +73,98 @@ static int on_message_begin(llhttp_t *p) {
   c->head.len = 0;
   c->body.len = 0;
   c->url_len = 0;
-  c->nhdr = 0;
+  c->nhdr = c->nhead = 0;
+  c->nhost = 0;
   c->in_field = c->in_value = 0;
+  c->in_head = 1;
+  c->head_done = 0;
+  c->head_wire = c->head_seen = 0;
+  c->head_mark = NULL;         /* from the method's first byte: blank lines before are not */
   return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len) {
+  return head_span((hs_conn *)p->data, at, len, 431);
+}
+
+static int on_version(llhttp_t *p, const char *at, size_t len) {
+  return head_span((hs_conn *)p->data, at, len, 431);
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   hs_conn *c = (hs_conn *)p->data;
-  if (head_add(c, at, len, 414) != 0)
+  if (head_span(c, at, len, 414) != 0 || head_add(c, at, len) != 0)
     return -1;
   c->url_len += (uint32_t)len;
   return 0;
 }
 
+/* A new header (or trailer) line: counted against max_headers; the array grows as needed
+ * and is kept for the connection's next requests. */
+static hs_header *header_new(hs_conn *c) {
+  hs_header *h;
+  if (c->nhdr >= c->srv->max_headers) {
+    c->err_status = 431;
+    return NULL;
+  }
+  if (c->nhdr == c->hdr_cap) {
+    int ncap = c->hdr_cap ? c->hdr_cap * 2 : 16;
+    hs_header *nh = (hs_header *)realloc(c->hdr, (size_t)ncap * sizeof *nh);
+    if (nh == NULL) {
+      c->err_status = 503;
+      return NULL;
+    }
+    c->hdr = nh;
+    c->hdr_cap = ncap;
+  }
+  h = &c->hdr[c->nhdr++];
+  h->name_off = h->val_off = (uint32_t)c->head.len;
+  h->name_len = h->val_len = 0;
+  return h;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   hs_conn *c = (hs_conn *)p->data;
   hs_header *h;
+  if (!c->in_head) {           /* the first trailer line: counting resumes here */
+    c->in_head = 1;
+    c->head_mark = at;
+  }
+  if (head_span(c, at, len, 431) != 0)
+    return -1;
   if (!c->in_field) {
-    if (c->nhdr == HS_MAX_HEADERS) {
-      c->err_status = 431;
+    if (header_new(c) == NULL)
       return -1;
-    }
-    h = &c->hdr[c->nhdr++];
-    h->name_off = h->val_off = (uint32_t)c->head.len;
-    h->name_len = h->val_len = 0;
     c->in_field = 1;
   }
   h = &c->hdr[c->nhdr - 1];
-  if (head_add(c, at, len, 431) != 0)
+  if (head_add(c, at, len) != 0)
     return -1;
   h->name_len += (uint32_t)len;
   return 0;
 }
 
+/* Counts Host lines of the head: HTTP/1.1 needs exactly one (see on_headers_complete). */
 static int on_header_field_complete(llhttp_t *p) {
-  ((hs_conn *)p->data)->in_field = 0;
+  hs_conn *c = (hs_conn *)p->data;
+  hs_header *h = &c->hdr[c->nhdr - 1];
+  c->in_field = 0;
+  if (!c->head_done && h->name_len == 4 && c->nhost < 2 &&
+      strncasecmp(c->head.p + h->name_off, "host", 4) == 0)
+    c->nhost++;
   return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   hs_conn *c = (hs_conn *)p->data;
   hs_header *h = &c->hdr[c->nhdr - 1];
+  if (head_span(c, at, len, 431) != 0)
+    return -1;
   if (!c->in_value) {
     h->val_off = (uint32_t)c->head.len;
     c->in_value = 1;
   }
-  if (head_add(c, at, len, 431) != 0)
+  if (head_add(c, at, len) != 0)
     return -1;
   h->val_len += (uint32_t)len;
   return 0;
@@ -123,11 +180,25 @@ static int header_is(hs_conn *c, int i, const char *name, size_t n) {
   return c->hdr[i].name_len == n && strncasecmp(c->head.p + c->hdr[i].name_off, name, n) == 0;
 }
 
-/* Refuses a declared body that is too large before reading it, and answers
- * "Expect: 100-continue" so that clients such as curl send the body at once. */
+/* Refuses a request without its one Host line, or with a declared body that is too large,
+ * before reading the body, and answers "Expect: 100-continue" so that clients such as curl
+ * send the body at once. */
 static int on_headers_complete(llhttp_t *p) {
   hs_conn *c = (hs_conn *)p->data;
   int i;
+  /* The head ends here: the lines that may follow the body are trailers, counted from
+   * what the head used. The CRLFs after the last span were counted ahead (head_span). */
+  c->nhead = c->nhdr;
+  c->head_done = 1;
+  c->in_head = 0;
+  c->head_wire = c->head_seen + 4;
+  c->head_mark = NULL;
+  /* RFC 9112 3.2: one Host line, required from HTTP/1.1 on; several are ambiguous (which
+   * one would a proxy in front have used?). */
+  if (c->nhost > 1 || (c->nhost == 0 && p->http_major == 1 && p->http_minor >= 1)) {
+    c->err_status = 400;
+    return -1;
+  }
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->max_body) {
     c->err_status = 413;
     return -1;
@@ -160,17 +231,24 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 }
 
 /* Pauses the parser after each request: the next one is parsed only once this one has
- * its response, which keeps pipelined responses in order. */
+ * its response, which keeps pipelined responses in order. After an Upgrade or CONNECT
+ * request the bytes that follow belong to another protocol, which the handler API cannot
+ * speak: the connection closes after the answer and those bytes are never parsed. */
 static int on_message_complete(llhttp_t *p) {
   hs_conn *c = (hs_conn *)p->data;
   c->in_message = 0;
+  c->in_head = 0;
   c->keepalive = (uint8_t)llhttp_should_keep_alive(p);
+  if (p->upgrade)
+    c->close_after = 1;
   return HPE_PAUSED;
 }
 
 static const llhttp_settings_t parser_settings = {
   .on_message_begin = on_message_begin,
+  .on_method = on_method,
   .on_url = on_url,
+  .on_version = on_version,
   .on_header_field = on_header_field,
   .on_header_value = on_header_value,
   .on_headers_complete = on_headers_complete,
@@ -180,24 +258,55 @@ static const llhttp_settings_t parser_settings = {
   .on_header_value_complete = on_header_value_complete,
 };
 
+/* Refuses the request being received: no more of the input is parsed. */
+static void parse_refuse(hs_conn *c, int status) {
+  c->in_len = 0;
+  hs_send_error(c, status, 0);
+}
+
+/* Parses buffered input up to the end of the next request. Returns 1 when one is complete
+ * (c is busy: the caller hands it to a worker), 0 when more input is needed or the
+ * connection is not taking requests (busy, a response still queued, closing). */
 int hs_conn_parse(hs_conn *c) {
-  while (c->in_len > 0 && !c->busy && !c->closing && !c->ending) {
+  while (c->in_len > 0 && !c->busy && !c->draining && !c->closing && !c->ending) {
     const char *start = c->in + c->in_off;
-    llhttp_errno_t err = llhttp_execute(&c->parser, start, c->in_len);
+    llhttp_errno_t err;
     size_t used = c->in_len;
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    if (c->in_head)                      /* a head (or trailers) continues in this input */
+      c->head_mark = start;
+    err = llhttp_execute(&c->parser, start, c->in_len);
+    if (err == HPE_PAUSED) {
       used = (size_t)(llhttp_get_error_pos(&c->parser) - start);
-      if (err == HPE_PAUSED_UPGRADE)
-        c->close_after = 1;    /* no protocol upgrades: answer, then close */
       llhttp_resume(&c->parser);
-    } else if (err != HPE_OK) {
+    } else if (err == HPE_PAUSED_UPGRADE) {
+      /* Only reached if the connection went on after an Upgrade or CONNECT request,
+       * which close_after prevents: the rest is not HTTP, so it is dropped, never parsed
+       * (llhttp would otherwise report the previous request again). */
       c->in_len = 0;
-      hs_send_error(c, c->err_status ? c->err_status : 400, 0);
+      c->close_after = 1;
+      if (!c->busy && !c->draining)
+        hs_conn_end(c);
       return 0;
+    } else if (err != HPE_OK) {
+      parse_refuse(c, c->err_status ? c->err_status : 400);
+      return 0;
+    }
+    if (c->in_head && c->head_mark != NULL) {
+      /* Bytes between spans (padding) count too, even before the next span. */
+      c->head_wire += (size_t)(start + used - c->head_mark);
+      c->head_mark = NULL;
+      if (c->head_wire + 4 > c->srv->max_header) {
+        parse_refuse(c, 431);
+        return 0;
+      }
     }
     c->in_off += used;
     c->in_len -= used;
-    if (err != HPE_OK) {
+    if (err == HPE_PAUSED) {
+      if (c->parser.method == HTTP_CONNECT) {
+        parse_refuse(c, 501);            /* no tunnels: answered here, not by the handler */
+        return 0;
+      }
       c->busy = 1;
       return 1;
     }
@@ -258,7 +367,10 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
       return;
     }
     c->in_len += (size_t)n;
-    if (c->busy) {             /* pipelined: parsed once the current response is out */
+    /* Pipelined requests wait while one is handled or its response is still queued; once
+     * IN_HWM bytes wait, reading stops, so a client that sends without reading is held
+     * to one response plus this buffer. */
+    if (c->busy || c->draining) {
       if (c->in_len >= IN_HWM)
         stop_reading(c);
       return;
@@ -270,20 +382,33 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     c->peer_done = 1;
     if (n != UV_EOF)
       c->dead = 1;
-    /* While a worker has a request, it answers (a half-closed peer still reads) and then
-     * closes; otherwise nothing more can come. */
-    if (!c->busy)
+    /* While a worker has a request, or a response is still going out, the requests
+     * already received are answered (a half-closed peer still reads) and then the
+     * connection closes; otherwise nothing more can come. */
+    if (c->dead)
+      hs_conn_close(c);
+    else if (c->busy || c->draining)
+      ;
+    else if (c->writes_pending > 0)
+      c->close_when_flushed = 1;         /* e.g. lingering: the answer still goes out */
+    else
       hs_conn_close(c);
   }
 }
 
 /* ---------------------------------------------------------------- writing */
 
+static int conn_resume(hs_conn *c);
+
+/* A queued write is done: the peer took those bytes. Once nothing is queued, a streaming
+ * worker goes on, a connection waiting to close closes, and one holding pipelined requests
+ * back (draining) takes the next. */
 static void write_cb(uv_write_t *req, int status) {
   hs_write *w = (hs_write *)req;
   hs_conn *c = w->c;
   free(w);
   c->writes_pending--;
+  c->t_sent = now_ms(c);
   if (status < 0)
     c->dead = 1;
   if (c->writes_pending == 0 || c->dead) {
@@ -292,8 +417,23 @@ static void write_cb(uv_write_t *req, int status) {
       c->writer = NULL;
       sl_task_wake(t, SL_WAKE_OK);
     }
-    if (c->writes_pending == 0 && c->close_when_flushed)
+  }
+  if (c->closing)
+    return;
+  if (c->dead && c->draining) {
+    hs_conn_close(c);                    /* no worker will come to end it */
+  } else if (c->writes_pending == 0) {
+    if (c->close_when_flushed) {
       hs_conn_close(c);
+      return;
+    }
+    if (c->lingering)
+      c->t_start = c->t_sent;            /* the lingering time starts once all is out */
+    if (c->draining) {
+      c->draining = 0;
+      if (conn_resume(c))
+        hs_dispatch(c);
+    }
   }
 }
 
@@ -343,7 +483,9 @@ int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
     c->dead = 1;
     return rc;
   }
-  c->writes_pending++;
+  if (c->writes_pending++ == 0)
+    c->t_sent = now_ms(c);               /* the send_timeout clock starts */
+  c->queued_seen = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
   return 0;
 }
 
@@ -354,6 +496,7 @@ static const char *error_reason(int status) {
   case 413: return "Payload Too Large";
   case 414: return "URI Too Long";
   case 431: return "Request Header Fields Too Large";
+  case 501: return "Not Implemented";
   case 503: return "Service Unavailable";
   default: return "Internal Server Error";
   }
@@ -398,6 +541,7 @@ void hs_conn_release(hs_conn *c) {
     hs_server *s = c->srv;
     free(c->in);
     free(c->head.p);
+    free(c->hdr);
     free(c->body.p);
     free(c->out.p);
     free(c);
@@ -452,16 +596,9 @@ void hs_conn_end(hs_conn *c) {
   start_reading(c);
 }
 
-int hs_conn_next(hs_conn *c) {
-  c->busy = 0;
-  c->worker = NULL;
-  c->last_active = now_ms(c);
-  if (c->closing)
-    return 0;
-  if (c->dead || c->close_after || !c->keepalive) {
-    hs_conn_end(c);
-    return 0;
-  }
+/* Goes on with a connection whose last response is queued: parses the next pipelined
+ * request (1: it is ready for a worker), or ends or reads as the state says (0). */
+static int conn_resume(hs_conn *c) {
   if (hs_conn_parse(c))
     return 1;
   if (c->closing || c->ending)
@@ -472,6 +609,26 @@ int hs_conn_next(hs_conn *c) {
   }
   start_reading(c);
   return 0;
+}
+
+/* After a response is queued. If the peer has not taken all of it (bytes still queued
+ * in libuv), the next request waits until they have gone (write_cb): a client that
+ * pipelines requests and never reads gets one response queued, not all of them. */
+int hs_conn_next(hs_conn *c) {
+  c->busy = 0;
+  c->worker = NULL;
+  c->last_active = now_ms(c);
+  if (c->closing)
+    return 0;
+  if (c->dead || c->close_after || !c->keepalive) {
+    hs_conn_end(c);
+    return 0;
+  }
+  if (c->writes_pending > 0) {
+    c->draining = 1;
+    return 0;
+  }
+  return conn_resume(c);
 }
 
 /* ------------------------------------------------------ accepting, timers */
@@ -521,17 +678,34 @@ static void connection_cb(uv_stream_t *server, int status) {
   start_reading(c);
 }
 
+/* A connection with bytes queued: closed once the peer has taken none of them for
+ * send_timeout. libuv reports a write only when it is complete, so progress inside a write
+ * is seen as the size of its write queue going down between two sweeps. */
+static void sweep_sending(hs_conn *c, uint64_t now) {
+  size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (q < c->queued_seen)
+    c->t_sent = now;
+  c->queued_seen = q;
+  if (now - c->t_sent >= c->srv->send_ms)
+    hs_conn_close(c);
+}
+
 /* Runs a few times per timeout: closes keep-alive connections idle too long, requests that
- * take too long to arrive, and lingering connections whose peer never closes. */
+ * take too long to arrive, peers that take nothing of a response, and lingering
+ * connections whose peer never closes. */
 static void sweep_cb(uv_timer_t *t) {
   hs_server *s = (hs_server *)t->data;
   uint64_t now = uv_now(s->E->loop);
   hs_conn *c, *next;
   for (c = s->conns; c != NULL; c = next) {
     next = c->next;
-    if (c->closing || c->busy || c->writes_pending > 0)
+    if (c->closing)
       continue;
-    if (c->lingering) {
+    if (c->writes_pending > 0)           /* whether a worker has it or not */
+      sweep_sending(c, now);
+    else if (c->busy)
+      continue;
+    else if (c->lingering) {
       if (now - c->t_start >= LINGER_MS)
         hs_conn_close(c);
     } else if (c->in_message) {
@@ -548,6 +722,8 @@ static void sweep_cb(uv_timer_t *t) {
 int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
   uint64_t every = s->keepalive_ms < s->request_ms ? s->keepalive_ms : s->request_ms;
   int rc;
+  if (s->send_ms < every)
+    every = s->send_ms;
   rc = sl_tcp_bind_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
                           &s->port);
   if (rc < 0)
