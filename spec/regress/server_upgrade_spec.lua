@@ -5,22 +5,23 @@
 -- answered and the connection closed, CONNECT gets 501, and the bytes after are dropped.
 local W = require "spec.http_wire"
 
--- A server that records the requests its handler sees.
-local function recording()
+-- Sends data on a new connection to a server that records the requests its handler sees;
+-- returns the connection, that record and the server.
+local function send(data)
   local seen = {}
   local srv = W.start(function(req)
     seen[#seen + 1] = req.method .. " " .. req.target .. " " .. req.body
     return 200, nil, "answer " .. #seen
   end)
-  return srv, seen
+  local c = W.connect(srv)
+  c:send(data)
+  return c, seen, srv
 end
 
 describe("the HTTP server and Upgrade or CONNECT requests", function()
   it("runs an Upgrade POST once, answers it, closes, and never parses what follows", function()
-    local srv, seen = recording()
-    local c = W.connect(srv)
-    c:send("POST /up HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" ..
-           "Content-Length: 4\r\n\r\ndata" .. W.get("/next"))
+    local c, seen = send("POST /up HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\n" ..
+                         "Upgrade: websocket\r\nContent-Length: 4\r\n\r\ndata" .. W.get("/next"))
     local r = c:response()
     assert.equals(200, r.status)
     assert.equals("answer 1", r.body)
@@ -30,18 +31,15 @@ describe("the HTTP server and Upgrade or CONNECT requests", function()
   end)
 
   it("answers an Upgrade GET followed by one stray byte once", function()
-    local srv, seen = recording()
-    local c = W.connect(srv)
-    c:send(W.get("/ws", "Connection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n") .. "x")
+    local c, seen = send(W.get("/ws", "Connection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n") .. "x")
     assert.equals("answer 1", c:response().body)
     assert.is_nil(c:response())
     assert.same({"GET /ws "}, seen)
   end)
 
   it("answers the requests before an Upgrade one, in order, each once", function()
-    local srv, seen = recording()
-    local c = W.connect(srv)
-    c:send(W.get("/a") .. W.get("/b", "Connection: Upgrade\r\nUpgrade: x\r\n") .. W.get("/c"))
+    local c, seen = send(W.get("/a") .. W.get("/b", "Connection: Upgrade\r\nUpgrade: x\r\n") ..
+                         W.get("/c"))
     assert.equals("answer 1", c:response().body)
     assert.equals("answer 2", c:response().body)
     assert.is_nil(c:response())
@@ -49,10 +47,8 @@ describe("the HTTP server and Upgrade or CONNECT requests", function()
   end)
 
   it("answers CONNECT with 501 without calling the handler, and closes", function()
-    local srv, seen = recording()
-    local c = W.connect(srv)
-    c:send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n" ..
-           "\22\3\1 tunnel bytes" .. W.get("/after"))
+    local c, seen, srv = send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n" ..
+                              "\r\n\22\3\1 tunnel bytes" .. W.get("/after"))
     local r = c:response()
     assert.equals(501, r.status)
     assert.equals("close", r.headers.connection)
