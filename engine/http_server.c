@@ -353,7 +353,7 @@ static int l_serve(lua_State *L) {
   server_box *b;
   hs_server *s;
   const char *host;
-  lua_Integer port, backlog;
+  lua_Integer port, backlog, max_headers;
   sl_task *t;
   int rc;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -380,7 +380,8 @@ static int l_serve(lua_State *L) {
   s->E = E;
   s->self_ref = LUA_NOREF;
   s->max_header = (size_t)opt_int(L, 1, "max_header_size", 8192);
-  s->max_headers = (int)(opt_int(L, 1, "max_headers", 1000) & INT_MAX);
+  max_headers = opt_int(L, 1, "max_headers", 1000);
+  s->max_headers = max_headers < INT_MAX ? (int)max_headers : INT_MAX;
   s->max_body = (size_t)opt_int(L, 1, "max_body_size", 1024 * 1024);
   s->keepalive_ms = (uint64_t)(opt_seconds(L, 1, "keepalive_timeout", 5) * 1000);
   s->request_ms = (uint64_t)(opt_seconds(L, 1, "request_timeout", 30) * 1000);

@@ -427,6 +427,7 @@ static void write_cb(uv_write_t *req, int status) {
       hs_conn_close(c);
       return;
     }
+    c->last_active = c->t_sent;          /* idle from when the answer is out */
     if (c->lingering)
       c->t_start = c->t_sent;            /* the lingering time starts once all is out */
     if (c->draining) {

@@ -193,6 +193,28 @@ describe("http.serve", function()
     assert.equals(16 * #chunk, #c:response().body)
   end)
 
+  it("closes a streamed response its client stops reading after send_timeout", function()
+    local chunk, pieces, ended = string.rep("s", 64 * 1024), 0, sl.event()
+    local srv = start(function()
+      return 200, nil, function()
+        pieces = pieces + 1
+        return chunk
+      end
+    end, {send_timeout = 0.3})
+    local c = connect(srv)
+    c:send(get("/"))
+    local t0 = sl.now()
+    sl.spawn(function()
+      while srv:stats().open > 0 do sl.sleep(0.02) end
+      ended:set()
+    end)
+    assert.is_true(ended:wait(5))
+    local took = sl.now() - t0
+    assert.is_true(took >= 0.3 and took < 2, "closed after " .. took .. " s")
+    assert.is_true(pieces < 200, pieces .. " pieces made for a client that reads none")
+    assert.equals(0, srv:stats().workers - srv:stats().idle)   -- the worker went on
+  end)
+
   it("sends 204 and 304 without a body or length", function()
     local srv = start(function(req) return tonumber(req.path:sub(2)), nil, "ignored" end)
     local c = connect(srv)
