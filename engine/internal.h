@@ -253,10 +253,10 @@ void sl_tcp_close(lua_State *L, int idx);
 void sl_tcp_listen_register(lua_State *L);
 
 /* HTTP server internals (http_server.c: the Lua API, worker tasks and closing;
- * http_server_conn.c: connections, parsing, writing, timeouts; http_server_msg.c: request
- * tables and responses). A connection parses one
- * request at a time and hands it to a worker task of its server; pipelined requests wait
- * in the connection's input buffer, so responses go out in order. */
+ * http_server_conn.c: connections, reading, writing, timeouts; http_server_parse.c:
+ * parsing requests; http_server_msg.c: request tables and responses). A connection parses
+ * one request at a time and hands it to a worker task of its server; pipelined requests
+ * wait in the connection's input buffer, so responses go out in order. */
 #include <llhttp.h>
 
 #define SL_HTTP_SERVER_MT "sluice.http.server"
@@ -360,7 +360,10 @@ int hs_server_listen(hs_server *s, const char *host, int port, int backlog);
 void hs_server_unref(hs_server *s);
 void hs_check_closed(hs_server *s);             /* http_server.c: closing finished? */
 void hs_dispatch(hs_conn *c);                   /* http_server.c: a request to a worker */
-int hs_conn_parse(hs_conn *c);                  /* 1: a complete request, c is busy */
+/* http_server_parse.c: sets up c's parser; parses what c has read (1: a complete request,
+ * c is busy; 0: more is needed, or the connection takes no request now). */
+void hs_conn_parser_init(hs_conn *c);
+int hs_conn_parse(hs_conn *c);
 int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
 int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
 /* A short error response; unless keep (and the request allows it), the connection ends. */
