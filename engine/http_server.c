@@ -2,6 +2,7 @@
  * its own task, closing, and its worker tasks (each runs handler(req) for one request after
  * another, so a request costs a hand-off, not a task). Connections are in
  * http_server_conn.c, request tables and responses in http_server_msg.c. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,16 +34,27 @@ static void server_handle_close_cb(uv_handle_t *h) {
   hs_server_unref((hs_server *)h->data);
 }
 
-/* Closing is over once every worker and connection is gone: the sweep timer stops, the
- * object is no longer anchored, and server:close() returns. */
+/* Closes the handles the server owns besides its listener. */
+static void server_close_timers(hs_server *s) {
+  uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+  uv_close((uv_handle_t *)&s->deadline, server_handle_close_cb);
+}
+
+/* Closing is over once every worker and connection is gone: the timers stop, the server's
+ * own task ends, the object is no longer anchored, and server:close() returns. The task is
+ * woken first so that it has ended when the closers go on. */
 void hs_check_closed(hs_server *s) {
   sl_task *t;
-  if (!s->closing || s->finished || s->nworkers > 0 || s->nconns > 0 || s->guard_alive)
+  if (!s->closing || s->finished || s->nworkers > 0 || s->nconns > 0)
     return;
   s->finished = 1;
-  uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+  server_close_timers(s);
   if (s->lua_gone)
     return;
+  if ((t = s->guard) != NULL) {
+    s->guard = NULL;
+    sl_task_wake(t, SL_WAKE_OK);
+  }
   luaL_unref(s->E->L, LUA_REGISTRYINDEX, s->self_ref);
   s->self_ref = LUA_NOREF;
   while ((t = sl_waitq_pop(&s->closers)) != NULL)
@@ -50,7 +62,9 @@ void hs_check_closed(hs_server *s) {
 }
 
 /* Starts a graceful close (idempotent): no new connections; idle connections close now,
- * busy ones after their response; idle workers leave. */
+ * busy ones after their response; idle workers leave. What peers do cannot make it last
+ * for ever: send_timeout, request_timeout and the lingering limit still apply, and a
+ * deadline (server_deadline) cuts it short. */
 static void server_shutdown(hs_server *s) {
   hs_conn *c, *next;
   sl_task *w;
@@ -71,27 +85,57 @@ static void server_shutdown(hs_server *s) {
     s->nidle--;
     sl_task_wake(w, SL_WAKE_OK);      /* nothing pushed: the worker leaves */
   }
-  if ((w = s->guard) != NULL) {
-    s->guard = NULL;
-    sl_task_wake(w, SL_WAKE_OK);
-  }
   hs_check_closed(s);
+}
+
+/* Drops what is left of a closing server: cancels the handlers still running and closes
+ * every connection, whatever its peer is doing. */
+static void server_force(hs_server *s) {
+  hs_conn *c, *next;
+  for (c = s->conns; c != NULL; c = next) {
+    next = c->next;
+    if (c->busy && c->worker != NULL)
+      sl_task_cancel(c->worker);
+    hs_conn_close(c);
+  }
+}
+
+static void deadline_cb(uv_timer_t *t) {
+  hs_server *s = (hs_server *)t->data;
+  s->deadline_at = 0;
+  server_force(s);
+}
+
+/* Bounds a close: what is left ms from now is dropped (server_force). An earlier deadline
+ * stays. */
+static void server_deadline(hs_server *s, uint64_t ms) {
+  uint64_t at = uv_now(s->E->loop) + ms;
+  if (s->finished || (s->deadline_at != 0 && s->deadline_at <= at))
+    return;
+  s->deadline_at = at;
+  uv_timer_start(&s->deadline, deadline_cb, ms, 0);
 }
 
 /* ------------------------------------------------------------ its own task */
 
-/* An open server has a task of its own, waiting until the server closes. However that
- * task ends (the server closed, or the task was cancelled: Ctrl-C, a failed main script, the
- * spec runner removing what a test left behind, even before it ever ran), its end callback
- * closes the server: an open server never keeps a cancelled program running. */
+/* How long queued responses get to go out when the server's task is cancelled. */
+#define CANCEL_GRACE_MS 1000
+
+/* An open server has a task of its own, waiting until the server has finished closing, so
+ * that a program does not end while it is open or closing. However that task ends early
+ * (cancelled: Ctrl-C, a failed main script, the spec runner removing what a test left
+ * behind, even before it ever ran), its end callback closes the server with a short
+ * deadline: a cancelled program is never kept running by its server or the server's
+ * peers. */
 static int guard_ended(lua_State *L) {
   hs_server *s = ((server_box *)lua_touserdata(L, lua_upvalueindex(1)))->s;
   if (s == NULL)
     return 0;
   s->guard = NULL;
-  s->guard_alive = 0;
+  if (s->finished)
+    return 0;
   server_shutdown(s);
-  hs_check_closed(s);
+  server_deadline(s, CANCEL_GRACE_MS);
   return 0;
 }
 
@@ -104,22 +148,11 @@ static void guard_cleanup(sl_task *t, void *data) {
 static int guard_main(lua_State *L) {
   hs_server *s = ((server_box *)lua_touserdata(L, 1))->s;
   sl_task *me = sl_task_current(L);
-  if (s->closing)
+  if (s->finished)
     return 0;
   s->guard = me;
   me->catch_cancel = 1;
   return sl_task_wait(L, me, guard_cleanup, s, -1, sl_task_k_end, 0);
-}
-
-/* After a close timeout: cancels the handlers still running and drops every connection. */
-static void server_force(hs_server *s) {
-  hs_conn *c, *next;
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
-    if (c->busy && c->worker != NULL)
-      sl_task_cancel(c->worker);
-    hs_conn_close(c);
-  }
 }
 
 /* ---------------------------------------------------------------- workers */
@@ -312,14 +345,15 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *key, lua_Integer d
 }
 
 /** core.serve(opts) -> server, or the fail triple (EADDRINUSE, ...). opts: handler, host
- * ("127.0.0.1"), port (0), max_header_size (8192), max_body_size (1 MB), keepalive_timeout
- * (5 s), request_timeout (30 s), backlog (511) */
+ * ("127.0.0.1"), port (0), max_header_size (8192), max_headers (1000), max_body_size
+ * (1 MB), keepalive_timeout (5 s), request_timeout (30 s), send_timeout (60 s), backlog
+ * (511) */
 static int l_serve(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
   server_box *b;
   hs_server *s;
   const char *host;
-  lua_Integer port, backlog;
+  lua_Integer port, backlog, max_headers;
   sl_task *t;
   int rc;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -346,13 +380,18 @@ static int l_serve(lua_State *L) {
   s->E = E;
   s->self_ref = LUA_NOREF;
   s->max_header = (size_t)opt_int(L, 1, "max_header_size", 8192);
+  max_headers = opt_int(L, 1, "max_headers", 1000);
+  s->max_headers = max_headers < INT_MAX ? (int)max_headers : INT_MAX;
   s->max_body = (size_t)opt_int(L, 1, "max_body_size", 1024 * 1024);
   s->keepalive_ms = (uint64_t)(opt_seconds(L, 1, "keepalive_timeout", 5) * 1000);
   s->request_ms = (uint64_t)(opt_seconds(L, 1, "request_timeout", 30) * 1000);
+  s->send_ms = (uint64_t)(opt_seconds(L, 1, "send_timeout", 60) * 1000);
   if (s->keepalive_ms == 0)
     s->keepalive_ms = 1;
   if (s->request_ms == 0)
     s->request_ms = 1;
+  if (s->send_ms == 0)
+    s->send_ms = 1;
   s->refs = 1;                           /* the Lua object */
   b->s = s;
   uv_tcp_init(E->loop, &s->listener);
@@ -361,12 +400,15 @@ static int l_serve(lua_State *L) {
   uv_timer_init(E->loop, &s->sweep);
   s->sweep.data = s;
   s->refs++;
+  uv_timer_init(E->loop, &s->deadline);
+  s->deadline.data = s;
+  s->refs++;
   rc = hs_server_listen(s, host, (int)port, (int)backlog);
   if (rc < 0) {
     s->closing = 1;
     s->finished = 1;
     uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
-    uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+    server_close_timers(s);
     return sl_fail_uv(L, rc);
   }
   lua_pushvalue(L, 4);
@@ -379,36 +421,16 @@ static int l_serve(lua_State *L) {
   lua_pushcclosure(L, guard_ended, 1);
   lua_setiuservalue(L, 7, UV_ONEND);
   t->has_on_end = 1;
-  s->guard_alive = 1;
   lua_settop(L, 4);
   return 1;
 }
-
-static int close_k(lua_State *L, int status, lua_KContext ctx);
 
 static void closer_cleanup(sl_task *t, void *data) {
   sl_waitq_remove(&((hs_server *)data)->closers, t);
 }
 
-/* Waits for closing to finish; with a timeout the first time (ctx 1), without after. */
-static int close_wait(lua_State *L, hs_server *s, double timeout, int forced) {
-  sl_task *me;
-  if (s->finished || sl_task_current(L) == NULL || !lua_isyieldable(L)) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  me = sl_task_current(L);
-  sl_waitq_push(&s->closers, me);
-  return sl_task_wait(L, me, closer_cleanup, s, forced ? -1 : timeout, close_k, forced);
-}
-
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  hs_server *s = check_server(L, 1);
   (void)status;
-  if (sl_task_current(L)->wake == SL_WAKE_TIMEOUT) {
-    server_force(s);
-    return close_wait(L, s, -1, 1);
-  }
   (void)ctx;
   lua_pushboolean(L, 1);
   return 1;
@@ -416,13 +438,22 @@ static int close_k(lua_State *L, int status, lua_KContext ctx) {
 
 /** server:close([timeout]) -> true: stops accepting, closes idle connections, lets the
  * requests in flight finish, then returns (inside a task); after timeout seconds the
- * handlers still running are cancelled. Idempotent. */
+ * handlers still running are cancelled and every connection left is dropped, whatever its
+ * peer does. Idempotent; a shorter timeout given later still applies. */
 static int srv_close(lua_State *L) {
   hs_server *s = check_server(L, 1);
   double timeout = lua_isnoneornil(L, 2) ? -1 : sl_check_seconds(L, 2, "timeout");
+  sl_task *me = sl_task_current(L);
   lua_settop(L, 1);
   server_shutdown(s);
-  return close_wait(L, s, timeout, 0);
+  if (timeout >= 0)
+    server_deadline(s, (uint64_t)(timeout * 1000));
+  if (s->finished || me == NULL || !lua_isyieldable(L)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  sl_waitq_push(&s->closers, me);
+  return sl_task_wait(L, me, closer_cleanup, s, -1, close_k, 0);
 }
 
 static int srv_gc(lua_State *L) {
@@ -441,7 +472,7 @@ static int srv_gc(lua_State *L) {
     hs_conn_close(c);
   if (!s->finished) {
     s->finished = 1;
-    uv_close((uv_handle_t *)&s->sweep, server_handle_close_cb);
+    server_close_timers(s);
   }
   hs_server_unref(s);
   return 0;

@@ -1,6 +1,7 @@
-/* http_server_conn.c: the HTTP server's connections: accepting, reading and parsing requests
- * with llhttp (one at a time, so pipelined responses keep their order), writing, keep-alive
- * and request timeouts, and closing without losing the last response. */
+/* http_server_conn.c: the HTTP server's connections: accepting, reading requests (parsed one
+ * at a time by http_server_parse.c, so pipelined responses keep their order), writing with
+ * back-pressure, keep-alive, request and send timeouts, and closing without losing the
+ * last response. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,173 +37,6 @@ int hs_bytes_add(hs_bytes *b, const void *s, size_t n) {
 
 static uint64_t now_ms(hs_conn *c) {
   return uv_now(c->srv->E->loop);
-}
-
-/* ---------------------------------------------------------------- parsing */
-
-/* llhttp calls these with spans of the input, possibly split across reads; names and
- * values are copied into the head buffer, which is limited to max_header bytes. */
-
-static int head_add(hs_conn *c, const char *at, size_t len, int status) {
-  if (c->head.len + len > c->srv->max_header) {
-    c->err_status = status;
-    return -1;
-  }
-  if (hs_bytes_add(&c->head, at, len) != 0) {
-    c->err_status = 503;
-    return -1;
-  }
-  return 0;
-}
-
-static int on_message_begin(llhttp_t *p) {
-  hs_conn *c = (hs_conn *)p->data;
-  c->in_message = 1;
-  c->t_start = now_ms(c);
-  c->head.len = 0;
-  c->body.len = 0;
-  c->url_len = 0;
-  c->nhdr = 0;
-  c->in_field = c->in_value = 0;
-  return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len) {
-  hs_conn *c = (hs_conn *)p->data;
-  if (head_add(c, at, len, 414) != 0)
-    return -1;
-  c->url_len += (uint32_t)len;
-  return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len) {
-  hs_conn *c = (hs_conn *)p->data;
-  hs_header *h;
-  if (!c->in_field) {
-    if (c->nhdr == HS_MAX_HEADERS) {
-      c->err_status = 431;
-      return -1;
-    }
-    h = &c->hdr[c->nhdr++];
-    h->name_off = h->val_off = (uint32_t)c->head.len;
-    h->name_len = h->val_len = 0;
-    c->in_field = 1;
-  }
-  h = &c->hdr[c->nhdr - 1];
-  if (head_add(c, at, len, 431) != 0)
-    return -1;
-  h->name_len += (uint32_t)len;
-  return 0;
-}
-
-static int on_header_field_complete(llhttp_t *p) {
-  ((hs_conn *)p->data)->in_field = 0;
-  return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len) {
-  hs_conn *c = (hs_conn *)p->data;
-  hs_header *h = &c->hdr[c->nhdr - 1];
-  if (!c->in_value) {
-    h->val_off = (uint32_t)c->head.len;
-    c->in_value = 1;
-  }
-  if (head_add(c, at, len, 431) != 0)
-    return -1;
-  h->val_len += (uint32_t)len;
-  return 0;
-}
-
-static int on_header_value_complete(llhttp_t *p) {
-  ((hs_conn *)p->data)->in_value = 0;
-  return 0;
-}
-
-/* True if header i is `name` (lower case), compared without regard to case. */
-static int header_is(hs_conn *c, int i, const char *name, size_t n) {
-  return c->hdr[i].name_len == n && strncasecmp(c->head.p + c->hdr[i].name_off, name, n) == 0;
-}
-
-/* Refuses a declared body that is too large before reading it, and answers
- * "Expect: 100-continue" so that clients such as curl send the body at once. */
-static int on_headers_complete(llhttp_t *p) {
-  hs_conn *c = (hs_conn *)p->data;
-  int i;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->max_body) {
-    c->err_status = 413;
-    return -1;
-  }
-  if (p->content_length > 0 || (p->flags & F_CHUNKED)) {
-    for (i = 0; i < c->nhdr; i++) {
-      if (header_is(c, i, "expect", 6) && c->hdr[i].val_len == 12 &&
-          strncasecmp(c->head.p + c->hdr[i].val_off, "100-continue", 12) == 0) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
-        hs_send(c, &b, 1);
-        break;
-      }
-    }
-  }
-  return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len) {
-  hs_conn *c = (hs_conn *)p->data;
-  if (c->body.len + len > c->srv->max_body) {
-    c->err_status = 413;
-    return -1;
-  }
-  if (hs_bytes_add(&c->body, at, len) != 0) {
-    c->err_status = 503;
-    return -1;
-  }
-  return 0;
-}
-
-/* Pauses the parser after each request: the next one is parsed only once this one has
- * its response, which keeps pipelined responses in order. */
-static int on_message_complete(llhttp_t *p) {
-  hs_conn *c = (hs_conn *)p->data;
-  c->in_message = 0;
-  c->keepalive = (uint8_t)llhttp_should_keep_alive(p);
-  return HPE_PAUSED;
-}
-
-static const llhttp_settings_t parser_settings = {
-  .on_message_begin = on_message_begin,
-  .on_url = on_url,
-  .on_header_field = on_header_field,
-  .on_header_value = on_header_value,
-  .on_headers_complete = on_headers_complete,
-  .on_body = on_body,
-  .on_message_complete = on_message_complete,
-  .on_header_field_complete = on_header_field_complete,
-  .on_header_value_complete = on_header_value_complete,
-};
-
-int hs_conn_parse(hs_conn *c) {
-  while (c->in_len > 0 && !c->busy && !c->closing && !c->ending) {
-    const char *start = c->in + c->in_off;
-    llhttp_errno_t err = llhttp_execute(&c->parser, start, c->in_len);
-    size_t used = c->in_len;
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-      used = (size_t)(llhttp_get_error_pos(&c->parser) - start);
-      if (err == HPE_PAUSED_UPGRADE)
-        c->close_after = 1;    /* no protocol upgrades: answer, then close */
-      llhttp_resume(&c->parser);
-    } else if (err != HPE_OK) {
-      c->in_len = 0;
-      hs_send_error(c, c->err_status ? c->err_status : 400, 0);
-      return 0;
-    }
-    c->in_off += used;
-    c->in_len -= used;
-    if (err != HPE_OK) {
-      c->busy = 1;
-      return 1;
-    }
-  }
-  return 0;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -258,7 +92,10 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
       return;
     }
     c->in_len += (size_t)n;
-    if (c->busy) {             /* pipelined: parsed once the current response is out */
+    /* Pipelined requests wait while one is handled or its response is still queued; once
+     * IN_HWM bytes wait, reading stops, so a client that sends without reading is held
+     * to one response plus this buffer. */
+    if (c->busy || c->draining) {
       if (c->in_len >= IN_HWM)
         stop_reading(c);
       return;
@@ -270,20 +107,33 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     c->peer_done = 1;
     if (n != UV_EOF)
       c->dead = 1;
-    /* While a worker has a request, it answers (a half-closed peer still reads) and then
-     * closes; otherwise nothing more can come. */
-    if (!c->busy)
+    /* While a worker has a request, or a response is still going out, the requests
+     * already received are answered (a half-closed peer still reads) and then the
+     * connection closes; otherwise nothing more can come. */
+    if (c->dead)
+      hs_conn_close(c);
+    else if (c->busy || c->draining)
+      ;
+    else if (c->writes_pending > 0)
+      c->close_when_flushed = 1;         /* e.g. lingering: the answer still goes out */
+    else
       hs_conn_close(c);
   }
 }
 
 /* ---------------------------------------------------------------- writing */
 
+static int conn_resume(hs_conn *c);
+
+/* A queued write is done: the peer took those bytes. Once nothing is queued, a streaming
+ * worker goes on, a connection waiting to close closes, and one holding pipelined requests
+ * back (draining) takes the next. */
 static void write_cb(uv_write_t *req, int status) {
   hs_write *w = (hs_write *)req;
   hs_conn *c = w->c;
   free(w);
   c->writes_pending--;
+  c->t_sent = now_ms(c);
   if (status < 0)
     c->dead = 1;
   if (c->writes_pending == 0 || c->dead) {
@@ -292,8 +142,24 @@ static void write_cb(uv_write_t *req, int status) {
       c->writer = NULL;
       sl_task_wake(t, SL_WAKE_OK);
     }
-    if (c->writes_pending == 0 && c->close_when_flushed)
+  }
+  if (c->closing)
+    return;
+  if (c->dead && c->draining) {
+    hs_conn_close(c);                    /* no worker will come to end it */
+  } else if (c->writes_pending == 0) {
+    if (c->close_when_flushed) {
       hs_conn_close(c);
+      return;
+    }
+    c->last_active = c->t_sent;          /* idle from when the answer is out */
+    if (c->lingering)
+      c->t_start = c->t_sent;            /* the lingering time starts once all is out */
+    if (c->draining) {
+      c->draining = 0;
+      if (conn_resume(c))
+        hs_dispatch(c);
+    }
   }
 }
 
@@ -343,7 +209,9 @@ int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
     c->dead = 1;
     return rc;
   }
-  c->writes_pending++;
+  if (c->writes_pending++ == 0)
+    c->t_sent = now_ms(c);               /* the send_timeout clock starts */
+  c->queued_seen = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
   return 0;
 }
 
@@ -354,6 +222,7 @@ static const char *error_reason(int status) {
   case 413: return "Payload Too Large";
   case 414: return "URI Too Long";
   case 431: return "Request Header Fields Too Large";
+  case 501: return "Not Implemented";
   case 503: return "Service Unavailable";
   default: return "Internal Server Error";
   }
@@ -398,6 +267,7 @@ void hs_conn_release(hs_conn *c) {
     hs_server *s = c->srv;
     free(c->in);
     free(c->head.p);
+    free(c->hdr);
     free(c->body.p);
     free(c->out.p);
     free(c);
@@ -452,16 +322,9 @@ void hs_conn_end(hs_conn *c) {
   start_reading(c);
 }
 
-int hs_conn_next(hs_conn *c) {
-  c->busy = 0;
-  c->worker = NULL;
-  c->last_active = now_ms(c);
-  if (c->closing)
-    return 0;
-  if (c->dead || c->close_after || !c->keepalive) {
-    hs_conn_end(c);
-    return 0;
-  }
+/* Goes on with a connection whose last response is queued: parses the next pipelined
+ * request (1: it is ready for a worker), or ends or reads as the state says (0). */
+static int conn_resume(hs_conn *c) {
   if (hs_conn_parse(c))
     return 1;
   if (c->closing || c->ending)
@@ -472,6 +335,26 @@ int hs_conn_next(hs_conn *c) {
   }
   start_reading(c);
   return 0;
+}
+
+/* After a response is queued. If the peer has not taken all of it (bytes still queued
+ * in libuv), the next request waits until they have gone (write_cb): a client that
+ * pipelines requests and never reads gets one response queued, not all of them. */
+int hs_conn_next(hs_conn *c) {
+  c->busy = 0;
+  c->worker = NULL;
+  c->last_active = now_ms(c);
+  if (c->closing)
+    return 0;
+  if (c->dead || c->close_after || !c->keepalive) {
+    hs_conn_end(c);
+    return 0;
+  }
+  if (c->writes_pending > 0) {
+    c->draining = 1;
+    return 0;
+  }
+  return conn_resume(c);
 }
 
 /* ------------------------------------------------------ accepting, timers */
@@ -506,8 +389,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->nconns++;
   s->naccepted++;
   uv_tcp_nodelay(&c->tcp, 1);
-  llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
-  c->parser.data = c;
+  hs_conn_parser_init(c);
   c->last_active = now_ms(c);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET) {
@@ -521,17 +403,34 @@ static void connection_cb(uv_stream_t *server, int status) {
   start_reading(c);
 }
 
+/* A connection with bytes queued: closed once the peer has taken none of them for
+ * send_timeout. libuv reports a write only when it is complete, so progress inside a write
+ * is seen as the size of its write queue going down between two sweeps. */
+static void sweep_sending(hs_conn *c, uint64_t now) {
+  size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+  if (q < c->queued_seen)
+    c->t_sent = now;
+  c->queued_seen = q;
+  if (now - c->t_sent >= c->srv->send_ms)
+    hs_conn_close(c);
+}
+
 /* Runs a few times per timeout: closes keep-alive connections idle too long, requests that
- * take too long to arrive, and lingering connections whose peer never closes. */
+ * take too long to arrive, peers that take nothing of a response, and lingering
+ * connections whose peer never closes. */
 static void sweep_cb(uv_timer_t *t) {
   hs_server *s = (hs_server *)t->data;
   uint64_t now = uv_now(s->E->loop);
   hs_conn *c, *next;
   for (c = s->conns; c != NULL; c = next) {
     next = c->next;
-    if (c->closing || c->busy || c->writes_pending > 0)
+    if (c->closing)
       continue;
-    if (c->lingering) {
+    if (c->writes_pending > 0)           /* whether a worker has it or not */
+      sweep_sending(c, now);
+    else if (c->busy)
+      continue;
+    else if (c->lingering) {
       if (now - c->t_start >= LINGER_MS)
         hs_conn_close(c);
     } else if (c->in_message) {
@@ -548,6 +447,8 @@ static void sweep_cb(uv_timer_t *t) {
 int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
   uint64_t every = s->keepalive_ms < s->request_ms ? s->keepalive_ms : s->request_ms;
   int rc;
+  if (s->send_ms < every)
+    every = s->send_ms;
   rc = sl_tcp_bind_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
                           &s->port);
   if (rc < 0)

@@ -26,14 +26,94 @@ static int headers_index(lua_State *L) {
   return 1;
 }
 
-/* Pushes the request c has just parsed as a table. Repeated headers are joined with ", "
- * ("; " for cookie), as HTTP allows. */
+/* The separator of repeated lines of the header at h (its name in lower case). */
+static const char *join_sep(const char *head, const hs_header *h) {
+  return h->name_len == 6 && memcmp(head + h->name_off, "cookie", 6) == 0 ? "; " : ", ";
+}
+
+/* Header lines [from, to) that repeat a name: joined in one pass with a buffer per name,
+ * so any number of repeats costs time linear in their bytes. The table at the top maps
+ * each name to the index of its last line while the lines of one name are chained
+ * (hs_header.next), then to the joined value. */
+static void headers_join(lua_State *L, hs_conn *c, int from, int to) {
+  char *head = c->head.p;
+  int i;
+  for (i = from; i < to; i++) {
+    hs_header *h = &c->hdr[i];
+    h->next = 0;
+    h->repeat = 0;
+    lua_pushlstring(L, head + h->name_off, h->name_len);
+    if (lua_rawget(L, -2) == LUA_TNUMBER) {
+      c->hdr[lua_tointeger(L, -1)].next = (uint32_t)i + 1;
+      h->repeat = 1;
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, head + h->name_off, h->name_len);
+    lua_pushinteger(L, i);
+    lua_rawset(L, -3);
+  }
+  for (i = from; i < to; i++) {
+    hs_header *h = &c->hdr[i];
+    luaL_Buffer b;
+    uint32_t k;
+    if (h->repeat)
+      continue;
+    lua_pushlstring(L, head + h->name_off, h->name_len);
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, head + h->val_off, h->val_len);
+    for (k = h->next; k != 0; k = c->hdr[k - 1].next) {
+      luaL_addstring(&b, join_sep(head, h));
+      luaL_addlstring(&b, head + c->hdr[k - 1].val_off, c->hdr[k - 1].val_len);
+    }
+    luaL_pushresult(&b);
+    lua_rawset(L, -3);
+  }
+}
+
+/* Pushes a table of the header lines [from, to): names in lower case, lookups ignoring
+ * case. Repeated names have their values joined with ", " ("; " for cookie), as HTTP
+ * allows. Requests without repeats (nearly all) take one pass and nothing more. */
+static void push_headers(lua_State *L, hs_conn *c, int from, int to) {
+  char *head = c->head.p;
+  int i;
+  lua_createtable(L, 0, to - from);
+  for (i = from; i < to; i++) {
+    hs_header *h = &c->hdr[i];
+    char *name = head + h->name_off;
+    uint32_t j;
+    for (j = 0; j < h->name_len; j++)
+      if (name[j] >= 'A' && name[j] <= 'Z')
+        name[j] = (char)(name[j] + 32);
+    lua_pushlstring(L, name, h->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) != LUA_TNIL) {  /* a repeat: start again, joining */
+      lua_pop(L, 3);
+      for (j = (uint32_t)i + 1; j < (uint32_t)to; j++) {
+        char *n = head + c->hdr[j].name_off;
+        uint32_t k;
+        for (k = 0; k < c->hdr[j].name_len; k++)
+          if (n[k] >= 'A' && n[k] <= 'Z')
+            n[k] = (char)(n[k] + 32);
+      }
+      lua_createtable(L, 0, to - from);
+      headers_join(L, c, from, to);
+      break;
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, head + h->val_off, h->val_len);
+    lua_rawset(L, -3);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  lua_setmetatable(L, -2);
+}
+
+/* Pushes the request c has just parsed as a table: its headers, and the trailers of a
+ * chunked body apart from them (req.trailers, only when there are some). */
 void hs_push_request(lua_State *L, hs_conn *c) {
   llhttp_t *p = &c->parser;
   char *head = c->head.p ? c->head.p : (char *)"";
   const char *q;
-  int i;
-  luaL_checkstack(L, 6, NULL);
+  luaL_checkstack(L, 8, NULL);
   lua_createtable(L, 0, 9);
   lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
   lua_setfield(L, -2, "method");
@@ -53,29 +133,12 @@ void hs_push_request(lua_State *L, hs_conn *c) {
   lua_pushstring(L, p->http_major == 1 && p->http_minor == 1 ? "1.1"
                     : p->http_major == 1 && p->http_minor == 0 ? "1.0" : "0.9");
   lua_setfield(L, -2, "version");
-  lua_createtable(L, 0, c->nhdr);
-  for (i = 0; i < c->nhdr; i++) {
-    hs_header *h = &c->hdr[i];
-    char *name = head + h->name_off;
-    uint32_t j;
-    for (j = 0; j < h->name_len; j++)
-      if (name[j] >= 'A' && name[j] <= 'Z')
-        name[j] = (char)(name[j] + 32);
-    lua_pushlstring(L, name, h->name_len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
-      lua_pop(L, 1);
-      lua_pushlstring(L, head + h->val_off, h->val_len);
-    } else {
-      lua_pushstring(L, h->name_len == 6 && memcmp(name, "cookie", 6) == 0 ? "; " : ", ");
-      lua_pushlstring(L, head + h->val_off, h->val_len);
-      lua_concat(L, 3);
-    }
-    lua_rawset(L, -3);
-  }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-  lua_setmetatable(L, -2);
+  push_headers(L, c, 0, c->nhead);
   lua_setfield(L, -2, "headers");
+  if (c->nhdr > c->nhead) {
+    push_headers(L, c, c->nhead, c->nhdr);
+    lua_setfield(L, -2, "trailers");
+  }
   lua_pushlstring(L, c->body.p ? c->body.p : "", c->body.len);
   lua_setfield(L, -2, "body");
   lua_pushstring(L, c->remote);
@@ -144,27 +207,43 @@ static const char *http_date(void) {
 #define OUT(s, n) hs_bytes_add(&c->out, (s), (n))
 #define OUTS(lit) hs_bytes_add(&c->out, lit, sizeof(lit) - 1)
 
-/* Adds "name: value\r\n" to the head, refusing CR and LF (header injection). */
+/* RFC 9110 5.6.2: the bytes of a token, the only ones a header name may hold (filled by
+ * hs_msg_register). */
+static unsigned char tchar[256];
+
+/* Adds "name: value\r\n" to the head. A name must be a token and a value must hold no
+ * control byte but HTAB: CR or LF would let a value inject headers or a body, NUL and
+ * the others are refused by strict peers or misread by lenient ones. */
 static const char *add_header(hs_conn *c, const char *name, size_t nl, const char *val,
                               size_t vl) {
-  if (memchr(name, '\r', nl) || memchr(name, '\n', nl) || memchr(name, ':', nl) || nl == 0)
-    return "a header name is empty or holds CR, LF or ':'";
-  if (memchr(val, '\r', vl) || memchr(val, '\n', vl))
-    return "a header value holds CR or LF";
+  size_t i;
+  if (nl == 0)
+    return "a header name is empty";
+  for (i = 0; i < nl; i++)
+    if (!tchar[(unsigned char)name[i]])
+      return "a header name holds a byte that is not allowed in a token";
+  for (i = 0; i < vl; i++) {
+    unsigned char b = (unsigned char)val[i];
+    if ((b < 0x20 && b != '\t') || b == 0x7f)
+      return "a header value holds a control character";
+  }
   if (OUT(name, nl) || OUTS(": ") || OUT(val, vl) || OUTS("\r\n"))
     return "out of memory";
   return NULL;
 }
 
-/* What the handler's headers said about framing. */
-enum { H_LENGTH = 1, H_DATE = 2, H_SERVER = 4, H_CLOSE = 8, H_TE = 16 };
+/* Which of the headers the server adds the handler's headers gave. */
+enum { H_DATE = 1, H_SERVER = 2, H_CLOSE = 4 };
 
 static int name_is(const char *n, size_t nl, const char *lit, size_t ll) {
   return nl == ll && strncasecmp(n, lit, ll) == 0;
 }
 
 /* Serializes the handler's header table (at idx) into the head. Returns an error message
- * or NULL; *flags tells which framing headers it set. */
+ * or NULL; *flags tells which of the server's own headers it set. The server owns the
+ * framing: Content-Length and Transfer-Encoding come from the body it sends, never from
+ * the handler (one passing an upstream response's headers on would otherwise announce a
+ * length or coding its body does not have), so the handler's are dropped. */
 static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flags) {
   const char *err = NULL;
   lua_pushnil(L);
@@ -176,14 +255,14 @@ static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flag
       return "a header name is not a string";
     }
     name = lua_tolstring(L, -2, &nl);
-    if (name_is(name, nl, "content-length", 14))
-      *flags |= H_LENGTH;
-    else if (name_is(name, nl, "date", 4))
+    if (name_is(name, nl, "content-length", 14) || name_is(name, nl, "transfer-encoding", 17)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (name_is(name, nl, "date", 4))
       *flags |= H_DATE;
     else if (name_is(name, nl, "server", 6))
       *flags |= H_SERVER;
-    else if (name_is(name, nl, "transfer-encoding", 17))
-      *flags |= H_TE;
     if (lua_type(L, -1) == LUA_TTABLE) {     /* one line per value */
       lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
       for (i = 1; err == NULL && i <= n; i++) {
@@ -268,7 +347,7 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
     OUT(http_date(), 29);
     OUTS("\r\n");
   }
-  if (!no_body && !(flags & (H_LENGTH | H_TE))) {
+  if (!no_body) {
     if (lua_isfunction(L, 7)) {
       if (c->parser.http_major == 1 && c->parser.http_minor >= 1) {
         OUTS("Transfer-Encoding: chunked\r\n");
@@ -357,6 +436,11 @@ int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
 
 /* Creates the metatable of request header tables. */
 void hs_msg_register(lua_State *L) {
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+  int i;
+  for (i = 0; i < 256; i++)
+    tchar[i] = (unsigned char)((i >= '0' && i <= '9') || (i >= 'a' && i <= 'z') ||
+                               (i >= 'A' && i <= 'Z') || (i != 0 && strchr(extra, i)));
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, headers_index);
   lua_setfield(L, -2, "__index");

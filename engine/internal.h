@@ -253,14 +253,13 @@ void sl_tcp_close(lua_State *L, int idx);
 void sl_tcp_listen_register(lua_State *L);
 
 /* HTTP server internals (http_server.c: the Lua API, worker tasks and closing;
- * http_server_conn.c: connections, parsing, writing, timeouts; http_server_msg.c: request
- * tables and responses). A connection parses one
- * request at a time and hands it to a worker task of its server; pipelined requests wait
- * in the connection's input buffer, so responses go out in order. */
+ * http_server_conn.c: connections, reading, writing, timeouts; http_server_parse.c:
+ * parsing requests; http_server_msg.c: request tables and responses). A connection parses
+ * one request at a time and hands it to a worker task of its server; pipelined requests
+ * wait in the connection's input buffer, so responses go out in order. */
 #include <llhttp.h>
 
 #define SL_HTTP_SERVER_MT "sluice.http.server"
-#define HS_MAX_HEADERS 100
 
 typedef struct hs_server hs_server;
 typedef struct hs_conn hs_conn;
@@ -276,15 +275,19 @@ int hs_bytes_add(hs_bytes *b, const void *s, size_t n);   /* 0, or -1 out of mem
 struct hs_server {
   uv_tcp_t listener;           /* its data points back here */
   uv_timer_t sweep;            /* closes idle, stalled and lingering connections */
+  uv_timer_t deadline;         /* while closing: drops what is left when it fires */
   sl_engine *E;
-  int refs;                    /* Lua object, listener, sweep timer, each connection */
+  int refs;                    /* Lua object, listener, both timers, each connection */
   int self_ref;                /* anchors the Lua object until closing has finished */
   int port;                    /* the port bound */
   uint8_t closing;             /* close() began: no new connections or requests */
   uint8_t finished;            /* closing is over: every worker and connection gone */
   uint8_t lua_gone;            /* the Lua object was collected: no more Lua calls */
   size_t max_header, max_body; /* limits answered with 431 and 413 */
+  int max_headers;             /* header lines (trailers included) per request: 431 */
   uint64_t keepalive_ms, request_ms;  /* idle keep-alive; receiving one request */
+  uint64_t send_ms;            /* how long a peer may take no bytes while some are queued */
+  uint64_t deadline_at;        /* loop time (ms) the deadline timer fires; 0: not armed */
   hs_conn *conns;              /* every open connection (doubly linked) */
   int nconns;
   sl_waitq idle;               /* worker tasks waiting for a request */
@@ -292,13 +295,14 @@ struct hs_server {
   sl_waitq closers;            /* tasks waiting in server:close() */
   int nworkers;                /* worker tasks alive */
   sl_task *guard;              /* the server's own task while it waits (see guard_main) */
-  uint8_t guard_alive;         /* that task has not ended */
   uint64_t naccepted, nrequests;
 };
 
 /* Where a header's name and value sit in the connection's head buffer. */
 typedef struct hs_header {
   uint32_t name_off, name_len, val_off, val_len;
+  uint32_t next;               /* joining repeats: 1 + index of the next line of this name */
+  uint32_t repeat;             /* joining repeats: not the first line of its name */
 } hs_header;
 
 struct hs_conn {
@@ -312,15 +316,25 @@ struct hs_conn {
   /* the request being received */
   hs_bytes head;               /* target, then header names and values */
   uint32_t url_len;
-  hs_header hdr[HS_MAX_HEADERS];
-  int nhdr;
+  hs_header *hdr;              /* its header lines, then its trailer lines (grown, kept) */
+  int nhdr, hdr_cap;
+  int nhead;                   /* how many of hdr are headers; the rest are trailers */
   hs_bytes body;
   int err_status;              /* status to answer a request refused by a callback */
+  /* The head's size on the wire: the bytes of the head (then of the trailers) parsed in
+   * earlier llhttp_execute calls, plus those from head_mark in the current one. */
+  size_t head_wire;
+  size_t head_seen;            /* the count at the end of the last span */
+  const char *head_mark;       /* where counting resumed in the current input; NULL: not */
+  uint8_t in_head;             /* inside the head or the trailers (counted, see above) */
+  uint8_t head_done;           /* the headers are complete: lines now are trailers */
+  uint8_t nhost;               /* Host header lines seen (stops at 2) */
   uint8_t in_field, in_value;  /* inside a header name or value (spans may be split) */
   uint8_t in_message;          /* bytes of a request have arrived, it is not complete */
   uint8_t keepalive;           /* the complete request allows another after it */
   /* state */
   uint8_t busy;                /* a worker has the request */
+  uint8_t draining;            /* a response is still queued: the next request waits */
   uint8_t reading;             /* uv_read_start is in effect */
   uint8_t peer_done;           /* EOF or an error from the peer */
   uint8_t dead;                /* writing failed or the peer reset: nothing more to send */
@@ -330,6 +344,8 @@ struct hs_conn {
   uint8_t close_when_flushed;  /* close once writes_pending reaches 0 */
   uint8_t closing;             /* uv_close was called */
   int writes_pending;          /* uv_write requests not finished */
+  uint64_t t_sent;             /* loop time (ms) the peer last took bytes (send_timeout) */
+  size_t queued_seen;          /* libuv's write queue size when last looked at */
   sl_task *worker;             /* the worker handling the request, while busy */
   sl_task *writer;             /* a worker waiting for writes to finish (streaming) */
   uint64_t last_active;        /* loop time (ms) of the last read or response */
@@ -344,7 +360,10 @@ int hs_server_listen(hs_server *s, const char *host, int port, int backlog);
 void hs_server_unref(hs_server *s);
 void hs_check_closed(hs_server *s);             /* http_server.c: closing finished? */
 void hs_dispatch(hs_conn *c);                   /* http_server.c: a request to a worker */
-int hs_conn_parse(hs_conn *c);                  /* 1: a complete request, c is busy */
+/* http_server_parse.c: sets up c's parser; parses what c has read (1: a complete request,
+ * c is busy; 0: more is needed, or the connection takes no request now). */
+void hs_conn_parser_init(hs_conn *c);
+int hs_conn_parse(hs_conn *c);
 int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
 int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
 /* A short error response; unless keep (and the request allows it), the connection ends. */

@@ -6,99 +6,8 @@ local tcp = require "sluice.tcp"
 local http = require "sluice.http.server"
 local H = require "spec.helpers"
 
--- Starts a server for one test; it is closed after the test even when the test fails.
-local function start(handler, opts)
-  opts = opts or {}
-  opts.handler = handler
-  opts.port = opts.port or 0
-  local srv = assert(http.serve(opts))
-  finally(function() srv:close(1) end)
-  return srv
-end
-
--- A client connection that reads responses off a raw socket.
-local Conn = {}
-Conn.__index = Conn
-
-local function connect(srv)
-  local sock = assert(tcp.connect("127.0.0.1", srv.port))
-  finally(function() sock:close() end)
-  return setmetatable({sock = sock, buf = ""}, Conn)
-end
-
-function Conn:send(data)
-  assert(self.sock:write(data))
-end
-
--- Reads more bytes into the buffer; false at the end of the stream.
-function Conn:fill()
-  local data = self.sock:read()
-  if not data then return false end
-  self.buf = self.buf .. data
-  return true
-end
-
-function Conn:take(n)
-  while #self.buf < n do assert(self:fill(), "connection closed inside a response body") end
-  local s = self.buf:sub(1, n)
-  self.buf = self.buf:sub(n + 1)
-  return s
-end
-
-function Conn:line()
-  while not self.buf:find("\r\n", 1, true) do assert(self:fill(), "connection closed") end
-  local i = self.buf:find("\r\n", 1, true)
-  local s = self.buf:sub(1, i - 1)
-  self.buf = self.buf:sub(i + 2)
-  return s
-end
-
--- Reads one response: {status, headers (lower-case names), body, head}; nil at EOF.
--- `no_body` is for answers to HEAD.
-function Conn:response(no_body)
-  while not self.buf:find("\r\n\r\n", 1, true) do
-    if not self:fill() then
-      assert(self.buf == "", "connection closed inside a response head")
-      return nil
-    end
-  end
-  local e = self.buf:find("\r\n\r\n", 1, true)
-  local head = self.buf:sub(1, e - 1)
-  self.buf = self.buf:sub(e + 4)
-  local r = {head = head, headers = {}, status = tonumber(head:match("^HTTP/1%.1 (%d%d%d) "))}
-  for name, value in head:gmatch("\r\n([^:\r\n]+): ([^\r\n]*)") do
-    r.headers[name:lower()] = value
-  end
-  if no_body or r.status < 200 or r.status == 204 or r.status == 304 then
-    r.body = ""
-  elseif r.headers["content-length"] then
-    r.body = self:take(tonumber(r.headers["content-length"]))
-  elseif r.headers["transfer-encoding"] == "chunked" then
-    local parts = {}
-    while true do
-      local size = tonumber(self:line(), 16)
-      if size == 0 then assert(self:line() == "") break end
-      parts[#parts + 1] = self:take(size)
-      assert(self:take(2) == "\r\n")
-    end
-    r.body, r.chunked = table.concat(parts), parts
-  else
-    while self:fill() do end
-    r.body = self.buf
-    self.buf = ""
-  end
-  return r
-end
-
--- True once the server has closed the connection (after any bytes still buffered).
-function Conn:closed()
-  while self:fill() do end
-  return true
-end
-
-local function get(path, extra)
-  return ("GET %s HTTP/1.1\r\nHost: test\r\n%s\r\n"):format(path, extra or "")
-end
+local W = require "spec.http_wire"
+local start, connect, get = W.start, W.connect, W.get
 
 describe("http.serve", function()
   it("is sluice.http's serve, and binds a free port when given port 0", function()
@@ -282,6 +191,28 @@ describe("http.serve", function()
     local c = connect(srv)
     c:send(get("/"))
     assert.equals(16 * #chunk, #c:response().body)
+  end)
+
+  it("closes a streamed response its client stops reading after send_timeout", function()
+    local chunk, pieces, ended = string.rep("s", 64 * 1024), 0, sl.event()
+    local srv = start(function()
+      return 200, nil, function()
+        pieces = pieces + 1
+        return chunk
+      end
+    end, {send_timeout = 0.3})
+    local c = connect(srv)
+    c:send(get("/"))
+    local t0 = sl.now()
+    sl.spawn(function()
+      while srv:stats().open > 0 do sl.sleep(0.02) end
+      ended:set()
+    end)
+    assert.is_true(ended:wait(5))
+    local took = sl.now() - t0
+    assert.is_true(took >= 0.3 and took < 2, "closed after " .. took .. " s")
+    assert.is_true(pieces < 200, pieces .. " pieces made for a client that reads none")
+    assert.equals(0, srv:stats().workers - srv:stats().idle)   -- the worker went on
   end)
 
   it("sends 204 and 304 without a body or length", function()

@@ -10,7 +10,8 @@ Server.__index = Server
 
 --- Stops accepting, closes idle connections, lets the requests in flight finish and
 --- returns true once they have (when called inside a task). After `timeout` seconds the
---- handlers still running are cancelled and their connections dropped. Idempotent.
+--- handlers still running are cancelled and every connection left is dropped, whatever
+--- its client does. Idempotent.
 function Server:close(timeout)
   return self._core:close(timeout)
 end
