@@ -2,8 +2,10 @@
 -- (`local H = require "spec.helpers"`; the specs run from the repository's root).
 local H = {}
 
---- The binary children run: SLUICE_BIN (make asan sets ./sluice-asan) or ./sluice.
-H.bin = os.getenv("SLUICE_BIN") or "./sluice"
+--- The binary children run: SLUICE_BIN (make asan sets ./sluice-asan), else the binary that
+--- runs these specs (so `/path/to/other/sluice test spec/x_spec.lua` tests that binary
+--- throughout, children included), else ./sluice.
+H.bin = os.getenv("SLUICE_BIN") or (arg and arg[-1]) or "./sluice"
 
 --- Quotes s for /bin/sh.
 function H.quote(s)

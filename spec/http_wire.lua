@@ -97,19 +97,6 @@ function Conn:closed()
   return true
 end
 
---- For the describe block it is called in, makes H.run and H.interrupt start the binary
---- that runs the specs (SLUICE_BIN first, as `make asan` sets it) rather than ./sluice, so
---- that a regression spec run by an older binary tests that binary in its children too.
-function W.children_run_this_binary()
-  local H = require "spec.helpers"
-  local saved
-  setup(function()
-    saved = H.bin
-    H.bin = os.getenv("SLUICE_BIN") or (arg and arg[-1]) or H.bin
-  end)
-  teardown(function() H.bin = saved end)
-end
-
 --- A GET request for path with the extra header lines given ("Name: value\r\n"...).
 function W.get(path, extra)
   return ("GET %s HTTP/1.1\r\nHost: test\r\n%s\r\n"):format(path, extra or "")

@@ -16,7 +16,6 @@ local function read_head(c)
 end
 
 describe("the HTTP server's framing", function()
-  W.children_run_this_binary()
 
   it("frames a body by its own length, whatever the handler's headers say", function()
     local srv = W.start(function(req)

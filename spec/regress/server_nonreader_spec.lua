@@ -42,7 +42,6 @@ local function nonreader_script(serve_opts, after)
 end
 
 describe("the HTTP server and a client that never reads", function()
-  W.children_run_this_binary()
 
   it("queues one response, not 200, and send_timeout closes the connection", function()
     local r = H.run({"-e", nonreader_script("send_timeout = 12", [[
