@@ -259,7 +259,14 @@ local function admit(self, h, u, depth, parent)
     if self.budget <= 0 then self.frontier:only_retries_now() end
     return false
   end
-  if not robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$")) then
+  local ok, why = robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$"))
+  if not ok then
+    if why and not h.robots_said then
+      -- a path too long, or rules too costly, to be matched: said once per host
+      h.robots_said = true
+      self.report:log_line("crawl: " .. u:sub(1, 200) .. ": " .. why .. " for the robots.txt "
+                           .. "of " .. h.origin .. "; its URLs like it count as disallowed")
+    end
     self.report.disallowed = self.report.disallowed + 1
     if self.journal then self.journal:skipped(u) end
     return false

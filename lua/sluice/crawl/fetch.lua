@@ -187,12 +187,24 @@ local function get_robots(self, h)
     self.changed:wait()
   end
   self.running = self.running + 1
+  -- The body is kept up to robots.MAX_BODY: what comes after is read (within max_body)
+  -- and dropped.
+  local pieces, kept = {}, 0
+  local function sink(piece)
+    if kept < robots.MAX_BODY then
+      piece = piece:sub(1, robots.MAX_BODY - kept)
+      pieces[#pieces + 1] = piece
+      kept = kept + #piece
+    end
+  end
   local ok, res, err, code = pcall(self.client.get, self.client, h.origin .. "/robots.txt",
-                                   {max_redirects = 5})
+                                   {max_redirects = 5, sink = sink,
+                                    max_body = self.opts.max_body})
   self.running = self.running - 1
   self.changed:set()
   if not ok then error(res, 0) end
   self.report.requests = self.report.requests + 1
+  if res then res.body = table.concat(pieces) end
   return res, err, code
 end
 
@@ -208,7 +220,7 @@ local function load_robots(self, h)
     sl.sleep((backoff(self, attempt, res)))
   end
   if res and res.status >= 200 and res.status < 300 then
-    h.robots = robots.parse(res.body or "", self.token)
+    h.robots = robots.parse(res.body, self.token)
     -- (a Crawl-delay is obeyed up to a minute: a larger one would stall the host for good)
     if h.robots.delay then h.delay = math.max(h.delay, math.min(h.robots.delay, 60)) end
   elseif res and res.status < 500 then
