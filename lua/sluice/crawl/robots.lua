@@ -241,7 +241,8 @@ function M.allowed(robots, path, budget)
     end
   end
   -- Then the wildcard rules that could still win, by precedence.
-  local wild, counts = robots.wild, {}
+  -- (byte counts are only asked for in paths longer than 64 bytes)
+  local wild, counts = robots.wild, n > 64 and {} or nil
   budget = budget or M.BUDGET
   for i = 1, #wild do
     local r = wild[i]
