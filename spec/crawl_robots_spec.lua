@@ -112,6 +112,102 @@ describe("robots.txt", function()
     assert.is_false(allowed(body, "/" .. string.rep("a", 40) .. "b"))
   end)
 
+  it("weighs rules by their length as written, stars included", function()
+    -- "/a****" is longer than "/ab", so it wins though it says less
+    local body = "User-agent: *\nDisallow: /ab\nAllow: /a****\nDisallow: /x$\nAllow: /x*\n"
+    assert.is_true(allowed(body, "/abc"))
+    assert.is_true(allowed(body, "/x"))
+    assert.is_true(allowed("User-agent: *\nAllow: /p$\nDisallow: /p\n", "/p"))
+    assert.is_false(allowed("User-agent: *\nAllow: /p$\nDisallow: /p\n", "/pq"))
+    -- twins: the Allow wins, written before or after
+    assert.is_true(allowed("User-agent: *\nDisallow: /*.x\nAllow: /*.x\n", "/a.x"))
+    assert.is_true(allowed("User-agent: *\nAllow: /*.x\nDisallow: /*.x\n", "/a.x"))
+    assert.equals(1, #robots.parse("User-agent: *\nDisallow: /a\nDisallow: /a\n", TOKEN).rules)
+    -- but "/$" and "$/" are no twins
+    assert.is_false(allowed("User-agent: *\nAllow: $/\nDisallow: /$\n", "/"))
+  end)
+
+  -- The rules' semantics spelled out the slow way: pattern position i against path
+  -- position j, `*` matching any run, `$` at the end anchoring.
+  local function reference(pattern, path)
+    local anchored = pattern:sub(-1) == "$"
+    if anchored then pattern = pattern:sub(1, -2) end
+    local function m(i, j)
+      if i > #pattern then return not anchored or j > #path end
+      local c = pattern:sub(i, i)
+      if c == "*" then
+        for k = j, #path + 1 do if m(i + 1, k) then return true end end
+        return false
+      end
+      return j <= #path and path:sub(j, j) == c and m(i + 1, j + 1)
+    end
+    return m(1, 1)
+  end
+
+  it("agrees with a reference matcher on random patterns and paths", function()
+    local rand = 12345
+    local function num(n)   -- 0 .. n-1, deterministic: the same cases every run
+      rand = (rand * 1103515245 + 12345) % 2147483648
+      return (rand >> 8) % n
+    end
+    local function pick(chars)
+      local i = num(#chars) + 1
+      return chars:sub(i, i)
+    end
+    local function word(chars, max)
+      local t = {}
+      for i = 1, num(max + 1) do t[i] = pick(chars) end
+      return table.concat(t)
+    end
+    for _ = 1, 3000 do
+      local pattern, path = "/" .. word("ab/**$", 7), "/" .. word("ab/$*", 9)
+      assert.equals(reference(pattern, path), robots.match(pattern, path),
+                    pattern .. " against " .. path)
+      -- and the precedence of allowed over a few rules
+      local lines, best = {"User-agent: *"}, nil
+      for _ = 1, 4 do
+        -- (a pattern may not start with "/": "$/" and "/$" are two rules)
+        local p, allow = (num(8) == 0 and "" or "/") .. word("ab/**$", 4), pick("ad") == "a"
+        lines[#lines + 1] = (allow and "Allow: " or "Disallow: ") .. p
+        if p ~= "" and reference(p, path)   -- ("Disallow:" alone is no rule)
+           and (not best or #p > best[1] or (#p == best[1] and allow)) then
+          best = {#p, allow}
+        end
+      end
+      local want = path == "/robots.txt" or not best or best[2]
+      assert.equals(want, robots.allowed(robots.parse(table.concat(lines, "\n"), TOKEN), path),
+                    table.concat(lines, " | ") .. " for " .. path)
+    end
+  end)
+
+  it("reads at most MAX_BODY bytes, and only whole lines", function()
+    local head = "User-agent: *\nDisallow: /a\n"
+    local pad = ("#"):rep(robots.MAX_BODY - #head - 8) .. "\n"
+    -- the last line is cut in the middle: it is dropped, not read as "Disallow: /"
+    local r = robots.parse(head .. pad .. "Disallow: /bcdefgh\nDisallow: /c\n", TOKEN)
+    assert.is_false(robots.allowed(r, "/a"))
+    assert.is_true(robots.allowed(r, "/b"))
+    assert.is_true(robots.allowed(r, "/c"))
+  end)
+
+  it("does not match paths longer than MAX_PATH, and drops rules only those could match", function()
+    local long = "/" .. ("x"):rep(robots.MAX_PATH)
+    local r = robots.parse("User-agent: *\nDisallow: /private\n", TOKEN)
+    assert.same({false, "path too long"}, {robots.allowed(r, long)})
+    assert.is_true(robots.allowed(r, long:sub(1, robots.MAX_PATH)))
+    assert.is_true(robots.allowed(robots.allow_all, long))
+    r = robots.parse("User-agent: *\nDisallow: /*" .. ("x"):rep(robots.MAX_PATH) .. "\n", TOKEN)
+    assert.equals(0, #r.rules)
+  end)
+
+  it("gives up on a path whose matching costs more than the budget", function()
+    local r = robots.parse("User-agent: *\nDisallow: /*ab\nDisallow: /*ac\n", TOKEN)
+    local path = "/" .. ("a"):rep(5000)
+    assert.same({false, "too costly to match"}, {robots.allowed(r, path, 1000)})
+    assert.is_true(robots.allowed(r, path))
+    assert.is_false(robots.allowed(r, path .. "c", 1000000))
+  end)
+
   it("reads Crawl-delay of the group that applies, and sitemaps", function()
     local r = robots.parse("User-agent: *\nCrawl-delay: 2\n\nUser-agent: sluice-crawl\n"
                            .. "Crawl-delay: 0.25\nSitemap: http://h/s.xml\n", TOKEN)

@@ -38,14 +38,7 @@ local function run(opts)
   return recs, by_url, summary
 end
 
--- Polls cond every 10 ms for at most `secs` seconds; true once it holds.
-local function poll(cond, secs)
-  for _ = 1, math.ceil(secs * 100) do
-    if cond() then return true end
-    sl.sleep(0.01)
-  end
-  return cond()
-end
+local poll = H.poll
 
 local function count_lines(path)
   return H.count("\n", H.read_file(path))
@@ -443,6 +436,22 @@ describe("crawl politeness and retries", function()
     for i = 2, #times do
       assert.is_true(times[i] - times[i - 1] >= 0.095, "gap " .. (times[i] - times[i - 1]))
     end
+  end)
+
+  it("keeps the first 512 KiB of a robots.txt, in whole lines", function()
+    local robots_txt = "User-agent: *\nDisallow: /a\n" .. ("# pad\n"):rep(100000)
+                       .. "Disallow: /b\n"
+    local server, base = serve(function(req)
+      if req.path == "/robots.txt" then return 200, nil, robots_txt end
+      if req.path ~= "/" then return 200, nil, "x" end
+      return 200, {["Content-Type"] = "text/html"}, '<a href="/a">a</a><a href="/b">b</a>'
+    end)
+    local _, by_url, summary = run{seeds = {base .. "/"}}
+    server:close()
+    assert.is_true(#robots_txt > 600000)
+    assert.is_nil(by_url[base .. "/a"])
+    assert.equals(200, by_url[base .. "/b"].status)
+    assert.equals(1, summary.disallowed)
   end)
 
   it("a slow host does not hold up the others", function()

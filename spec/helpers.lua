@@ -114,6 +114,17 @@ function H.interrupt(script, opts)
   return r
 end
 
+--- Inside a task: checks cond() every 10 ms for at most `secs` seconds (a bounded wait for
+-- something another process does); true once it holds.
+function H.poll(cond, secs)
+  local sleep = require("sluice").sleep
+  for _ = 1, math.ceil(secs * 100) do
+    if cond() then return true end
+    sleep(0.01)
+  end
+  return cond()
+end
+
 --- Asserts that needle occurs in haystack as plain text.
 function H.has(needle, haystack)
   assert(haystack:find(needle, 1, true),

@@ -225,16 +225,16 @@ end
 -- Takes URLs from the frontier and starts fetches until there is nothing left (or the page
 -- limit is reached and the last retries are over).
 local function dispatch(self)
-  local F, o = self.frontier, self.opts
+  local F = self.frontier
   while not self.failure do
     if self.budget <= 0 and not F.only_retries then F:only_retries_now() end
-    if self.running >= o.limit then
+    if self.running >= self.limit then
       self.changed:clear()
       self.changed:wait()
     else
-      local h, u, depth, parent, attempt = F:pop()
+      local h, u, depth, parent, attempt, again = F:pop()
       if h then
-        if attempt == 1 then self.budget = self.budget - 1 end
+        if not again then self.budget = self.budget - 1 end
         self.running = self.running + 1
         local t = spawn(fetch.worker, self, h, u, depth, parent, attempt)
         self.tasks[t] = true
@@ -259,7 +259,14 @@ local function admit(self, h, u, depth, parent)
     if self.budget <= 0 then self.frontier:only_retries_now() end
     return false
   end
-  if not robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$")) then
+  local ok, why = robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$"))
+  if not ok then
+    if why and not h.robots_said then
+      -- a path too long, or rules too costly, to be matched: said once per host
+      h.robots_said = true
+      self.report:log_line("crawl: " .. u:sub(1, 200) .. ": " .. why .. " for the robots.txt "
+                           .. "of " .. h.origin .. "; its URLs like it count as disallowed")
+    end
     self.report.disallowed = self.report.disallowed + 1
     if self.journal then self.journal:skipped(u) end
     return false
@@ -285,6 +292,8 @@ function C:run()
   self.changed = sl.event()
   self.robots_slots = sl.semaphore(o.limit)
   self.running, self.loading, self.tasks, self.done_before = 0, 0, {}, 0
+  -- requests at once: `limit`, unless the process ran out of sockets (see sluice.crawl.fetch)
+  self.limit, self.grown = o.limit, 0
   self.budget = math.huge
   self.frontier = frontier.new{per_host = o.per_host, delay = o.delay, now = now,
                                max_queued = o.max_queued,

@@ -26,6 +26,13 @@ local RETRY_CODES = {
   ECONNABORTED = true, ENETUNREACH = true, EHOSTUNREACH = true, EAI_AGAIN = true, EOF = true,
 }
 
+-- Failures that say the process (or the machine) is out of sockets, not that the host
+-- failed: file descriptors (EMFILE, ENFILE) or ephemeral ports (EADDRNOTAVAIL). The
+-- request waits until a connection of the crawl closes and is tried again, without using
+-- up one of its attempts, and the crawl runs fewer requests at once (see `starved`).
+local STARVED_CODES = {EMFILE = true, ENFILE = true, EADDRNOTAVAIL = true}
+local STARVED_WAIT = 0.05   -- seconds before the request is tried again, at least
+
 local MONTHS = {jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6, jul = 7, aug = 8,
                 sep = 9, oct = 10, nov = 11, dec = 12}
 
@@ -68,6 +75,38 @@ local function backoff(self, attempt, res)
   local ra = res and M.retry_after(res.headers["retry-after"])
   if ra then wait = math.max(wait, math.min(ra, o.max_retry_after)) end
   return wait, ra ~= nil
+end
+
+-- The crawl ran out of sockets (err, the fail message): lowers its limit of requests at
+-- once a little under the connections it had in use, and says so on the log the first
+-- time. Returns whether waiting can help, that is whether the crawl holds connections
+-- that will close; if it holds none, the failure counts as an attempt like any other.
+local function starved(self, err)
+  local st = self.client:stats()
+  local busy = st.open - st.idle
+  local limit = math.max(1, math.min(self.limit, busy - math.max(1, busy // 8)))
+  if limit < self.limit then
+    self.limit, self.grown = limit, 0
+  end
+  if not self.starved_said then
+    self.starved_said = true
+    self.report:log_line(string.format("crawl: out of sockets (%s) with %d connections open: "
+      .. "at most %d requests at once from now on, growing back slowly; the requests that "
+      .. "failed so wait and are tried again (raise `ulimit -n` to crawl faster)", err,
+      st.open, self.limit))
+  end
+  return st.open > 0
+end
+
+-- A request got a response: after as many as the limit, once out of sockets, the limit
+-- goes up by one (towards `limit`), so the crawl finds again how much the process can do.
+local function grow(self)
+  if self.limit >= self.opts.limit then return end
+  self.grown = self.grown + 1
+  if self.grown >= self.limit then
+    self.limit, self.grown = self.limit + 1, 0
+    self.changed:set()
+  end
 end
 
 local function is_html(res)
@@ -150,6 +189,7 @@ local function fetch(self, h, u, depth, parent, attempt)
   self.report.requests = self.report.requests + 1
   local retry = attempt <= self.opts.retries
   if res then
+    grow(self)
     local st = res.status
     if retry and (st >= 500 or st == 429) then
       local wait, asked = backoff(self, attempt, res)
@@ -163,7 +203,11 @@ local function fetch(self, h, u, depth, parent, attempt)
     end
     process(self, h, u, depth, parent, res, elapsed)
   else
-    if retry and RETRY_CODES[code] then
+    if STARVED_CODES[code] and starved(self, err) then
+      self.report.retries = self.report.retries + 1
+      return self.frontier:retry(h, u, depth, parent, attempt, now() + STARVED_WAIT, false)
+    end
+    if retry and (RETRY_CODES[code] or STARVED_CODES[code]) then
       self.report.retries = self.report.retries + 1
       return self.frontier:retry(h, u, depth, parent, attempt + 1,
                                  now() + (backoff(self, attempt)), false)
@@ -180,35 +224,59 @@ end
 local function get_robots(self, h)
   -- One of the `limit` slots, like a page (taken in turn through robots_slots, so the
   -- tasks waiting for one are at most `limit` however many hosts a page names).
-  local o = self.opts
   local _ <close> = self.robots_slots:acquire()
-  while self.running >= o.limit do
+  while self.running >= self.limit do
     self.changed:clear()
     self.changed:wait()
   end
   self.running = self.running + 1
+  -- The body is kept up to robots.MAX_BODY: what comes after is read (within max_body)
+  -- and dropped.
+  local pieces, kept = {}, 0
+  local function sink(piece)
+    if kept < robots.MAX_BODY then
+      piece = piece:sub(1, robots.MAX_BODY - kept)
+      pieces[#pieces + 1] = piece
+      kept = kept + #piece
+    end
+  end
   local ok, res, err, code = pcall(self.client.get, self.client, h.origin .. "/robots.txt",
-                                   {max_redirects = 5})
+                                   {max_redirects = 5, sink = sink,
+                                    max_body = self.opts.max_body})
   self.running = self.running - 1
   self.changed:set()
   if not ok then error(res, 0) end
   self.report.requests = self.report.requests + 1
+  if res then
+    grow(self)
+    res.body = table.concat(pieces)
+  end
   return res, err, code
 end
 
 local function load_robots(self, h)
   local o = self.opts
   local res, err
-  for attempt = 1, o.retries + 1 do
+  local attempt = 1
+  while true do
     local code
     res, err, code = get_robots(self, h)
-    local bad = (res and res.status >= 500) or (not res and RETRY_CODES[code])
-    if not bad or attempt > o.retries then break end
-    self.report.retries = self.report.retries + 1
-    sl.sleep((backoff(self, attempt, res)))
+    if STARVED_CODES[code] and starved(self, err) then
+      -- (get_robots waits for the lowered limit; this only keeps a lone request from
+      -- trying again at once)
+      self.report.retries = self.report.retries + 1
+      sl.sleep(STARVED_WAIT)
+    else
+      local bad = (res and res.status >= 500) or
+                  (not res and (RETRY_CODES[code] or STARVED_CODES[code]))
+      if not bad or attempt > o.retries then break end
+      self.report.retries = self.report.retries + 1
+      sl.sleep((backoff(self, attempt, res)))
+      attempt = attempt + 1
+    end
   end
   if res and res.status >= 200 and res.status < 300 then
-    h.robots = robots.parse(res.body or "", self.token)
+    h.robots = robots.parse(res.body, self.token)
     -- (a Crawl-delay is obeyed up to a minute: a larger one would stall the host for good)
     if h.robots.delay then h.delay = math.max(h.delay, math.min(h.robots.delay, 60)) end
   elseif res and res.status < 500 then

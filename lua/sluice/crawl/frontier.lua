@@ -157,7 +157,8 @@ local function compact(h)
 end
 
 --- Takes the next URL to fetch, host by host in turn: returns host, url, depth, parent,
--- attempt (1 for a first try) or nil when no host may send a request now.
+-- attempt (1 for a first try) and whether the URL was put back by retry (so a first try
+-- that could not start counts once), or nil when no host may send a request now.
 function F:pop()
   self:due()
   local now = self.now()
@@ -173,8 +174,8 @@ function F:pop()
       self:check(h)
     elseif h.robots and h.inflight < self.per_host then
       local u, depth, parent, attempt
-      local r = h.retries
-      if #r > 0 then
+      local r, again = h.retries, #h.retries > 0
+      if again then
         self.retry_queued = self.retry_queued - 1
         self.queued = self.queued - 1
         local e = table.remove(r, 1)
@@ -196,7 +197,7 @@ function F:pop()
         if h.delay > 0 then h.next_time = math.max(h.next_time, now + h.delay) end
         self:check(h)
         self:refill()
-        return h, u, depth, parent or nil, attempt
+        return h, u, depth, parent or nil, attempt, again
       end
       self:check(h)
       self:refill()
