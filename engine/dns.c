@@ -1,7 +1,10 @@
 /* dns.c: the engine's name cache in front of uv_getaddrinfo: answers kept for a fixed TTL,
  * a bounded number of hosts (least recently used evicted), one lookup in flight per host. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -124,6 +127,27 @@ static void dns_fill(sl_dns_waiter *w, const dns_entry *e) {
   memcpy(w->addrs, e->addrs, sizeof(sl_addr) * (size_t)e->naddrs);
 }
 
+/* UV_EMFILE or UV_ENFILE when the process (or system) has no file descriptor left, else 0.
+ * glibc's getaddrinfo reports a name as unknown (EAI_NONAME) when it cannot open
+ * /etc/hosts or a socket to the resolver, so a lookup started or failed while descriptors
+ * ran out must say so itself: that failure is transient, and neither cached nor final. */
+static int dns_out_of_fds(void) {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    return 0;
+  }
+  return errno == EMFILE ? UV_EMFILE : errno == ENFILE ? UV_ENFILE : 0;
+}
+
+/* Whether a failed lookup's answer may be cached: a name that does not exist or has no
+ * address does not change in seconds; a resolver that was busy, short of memory or of
+ * descriptors may answer the next time. */
+static int dns_lasting(int status) {
+  return status == UV_EAI_NONAME || status == UV_EAI_NODATA || status == UV_EAI_ADDRFAMILY ||
+         status == UV_EAI_FAMILY || status == UV_EAI_SERVICE;
+}
+
 /* A lookup finished on libuv's thread pool: settle the entry and tell every waiter. Each
  * waiter is unlinked before its callback, which may start other lookups or cancel others. */
 static void dns_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -141,8 +165,17 @@ static void dns_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
       status = UV_EAI_ADDRFAMILY;
   }
   uv_freeaddrinfo(res);
+  if (status != 0 && status != UV_ECANCELED) {
+    int fds = dns_out_of_fds();
+    if (fds != 0)
+      status = fds;
+  }
   e->status = status;
-  e->expires = uv_hrtime() + (status == 0 ? DNS_TTL_NS : DNS_NEG_TTL_NS);
+  e->expires = uv_hrtime();
+  if (status == 0)
+    e->expires += DNS_TTL_NS;
+  else if (dns_lasting(status))
+    e->expires += DNS_NEG_TTL_NS;
   while ((w = e->waiters) != NULL) {
     e->waiters = w->next;
     if (e->waiters)
@@ -215,12 +248,15 @@ int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
     lru_push_front(e);
     dns.count++;
   }
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  e->req.data = e;
-  rc = uv_getaddrinfo(E->loop, &e->req, dns_cb, e->host, NULL, &hints);
+  rc = dns_out_of_fds();   /* the lookup could only fail, and say EAI_NONAME */
+  if (rc == 0) {
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    e->req.data = e;
+    rc = uv_getaddrinfo(E->loop, &e->req, dns_cb, e->host, NULL, &hints);
+  }
   if (rc < 0) {
     dns_remove(e);
     free(e);
