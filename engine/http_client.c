@@ -411,7 +411,9 @@ static const char *const builtin_headers[][2] = {
   {"Accept-Encoding", "gzip, deflate"},
 };
 
-/* Adds (or replaces, or with value NULL removes) a default header of the client. */
+/* Adds (or replaces, or with value NULL removes) a default header of the client.
+ * Content-Length and Transfer-Encoding are ignored, as in a request's headers: the body
+ * decides them. */
 static int default_header(hc_client *c, const char *name, size_t nlen, const char *v,
                           size_t vlen) {
   int i;
@@ -421,6 +423,10 @@ static int default_header(hc_client *c, const char *name, size_t nlen, const cha
   for (i = 0; i < (int)nlen; i++)
     lname[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
   lname[nlen] = '\0';
+  if (strcmp(lname, "content-length") == 0 || strcmp(lname, "transfer-encoding") == 0) {
+    free(lname);
+    return 0;
+  }
   for (i = 0; i < c->ndh; i++)
     if (strcmp(c->dh[i].lname, lname) == 0)
       break;
@@ -454,6 +460,7 @@ static int default_header(hc_client *c, const char *name, size_t nlen, const cha
 static void read_default_headers(lua_State *L, hc_client *c, int idx) {
   size_t i;
   int j;
+  c->dh_host = -1;
   c->dh = (hc_default_header *)calloc(64, sizeof(*c->dh));
   if (c->dh == NULL)
     luaL_error(L, "out of memory");
@@ -482,9 +489,12 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
       lua_pop(L, 1);
     }
   }
-  for (j = 0; j < c->ndh; j++)
+  for (j = 0; j < c->ndh; j++) {
+    if (strcmp(c->dh[j].lname, "host") == 0)
+      c->dh_host = j;
     if (hc_buf_add(&c->dh_block, c->dh[j].line, c->dh[j].line_len) < 0)
       luaL_error(L, "out of memory");
+  }
 }
 
 /** http.client([opts]) -> a client with its own defaults, limits and connection pool */

@@ -19,11 +19,14 @@ void hc_parser_init(llhttp_t *p) {
   llhttp_init(p, HTTP_RESPONSE, &settings);
 }
 
-/* Ends parsing with EMSGSIZE: the response's head is larger than a limit allows. */
-static int too_big(hc_req *r, const char *option, size_t limit, const char *unit) {
+/* Ends parsing with EMSGSIZE: what (the response headers, or the trailers) is larger than
+ * max_header bytes or has more than max_headers fields. */
+static int too_big(hc_req *r, const char *what) {
+  int fields = r->nfields > r->lim.max_headers;
   r->err_name = "EMSGSIZE";
-  snprintf(r->err_msg, sizeof r->err_msg, "the response headers from %s:%d exceed %s "
-           "(%zu %s)", r->host, r->port, option, limit, unit);
+  snprintf(r->err_msg, sizeof r->err_msg, "%s from %s:%d exceed %s (%zu %s)", what, r->host,
+           r->port, fields ? "max_headers" : "max_header",
+           fields ? r->lim.max_headers : r->lim.max_header, fields ? "fields" : "bytes");
   return -1;
 }
 
@@ -32,22 +35,37 @@ static int too_big(hc_req *r, const char *option, size_t limit, const char *unit
  * headers, and before them those of any interim 1xx responses), at most what is left of
  * max_header goes in at a time: the limit then counts the bytes on the wire, line ends and
  * blanks included, which the callbacks never see, and an endless stream of 1xx responses
- * runs into it too. Once the final head is complete the rest goes in at once. */
+ * runs into it too. Once the final head is complete the body goes in at once, up to its
+ * last chunk when chunked: on_chunk_header pauses the parser there, and the trailer
+ * section after it is held to max_header bytes of its own the same way. */
 llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n) {
   llhttp_errno_t err = HPE_OK;
   while (n > 0) {
-    size_t take = n;
-    if (!r->headers_done) {
-      size_t room = r->lim.max_header - r->header_bytes;
+    size_t take = n, *used = NULL;
+    if (!r->headers_done)
+      used = &r->header_bytes;   /* may count body bytes too once the head ends: harmless */
+    else if (r->in_trailers)
+      used = &r->trailer_bytes;
+    if (used != NULL) {
+      size_t room = r->lim.max_header - *used;
       if (room == 0) {
-        too_big(r, "max_header", r->lim.max_header, "bytes");
+        too_big(r, r->in_trailers ? "the trailers" : "the response headers");
         return HPE_USER;
       }
       if (take > room)
         take = room;
-      r->header_bytes += take;   /* may count body bytes too once the head ends: harmless */
+      *used += take;
     }
     err = llhttp_execute(&k->parser, data, take);
+    if (err == HPE_PAUSED && r->in_trailers && !r->complete) {
+      /* on_chunk_header's pause at the last chunk: count the trailers from here */
+      size_t done = (size_t)(llhttp_get_error_pos(&k->parser) - data);
+      llhttp_resume(&k->parser);
+      if (used != NULL)
+        *used -= take - done;
+      take = done;
+      err = HPE_OK;
+    }
     if (err != HPE_OK)
       return err;
     data += take;
@@ -70,7 +88,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   if (r->nhdr == 0 || r->hdr[r->nhdr - 1].value != UINT32_MAX) {
     /* a new header: its name starts here */
     if (++r->nfields > r->lim.max_headers)
-      return too_big(r, "max_headers", r->lim.max_headers, "fields");
+      return too_big(r, r->headers_done ? "the trailers" : "the response headers");
     if (r->nhdr == r->hdr_cap) {
       uint32_t cap = r->hdr_cap ? r->hdr_cap * 2 : 16;
       hc_header *nh = (hc_header *)realloc(r->hdr, cap * sizeof(*nh));
@@ -148,8 +166,12 @@ static int on_headers_complete(llhttp_t *p) {
   hc_req *r = k->req;
   r->status = p->status_code;
   r->headers_done = 1;
-  if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101))
-    return 1;                  /* no body */
+  /* No body, whatever the headers say (RFC 9112, 6.3): the answer to a HEAD, an interim
+   * 1xx, 204 No Content and 304 Not Modified (whose Content-Length, if any, is that of
+   * the representation it stands for). */
+  if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101) ||
+      r->status == 204 || r->status == 304)
+    return 1;
   if (r->sink && r->follows && is_redirect(r))
     r->discard = 1;            /* the sink is for the body at the end of the redirects */
   if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
@@ -162,7 +184,7 @@ static int on_headers_complete(llhttp_t *p) {
       return -1;
     }
     if (!r->sink && r->clen >= PREALLOC_MIN && r->clen <= PREALLOC_MAX &&
-        r->rbody.cap == 0 && r->status != 204 && r->status != 304) {
+        r->rbody.cap == 0) {
       r->rbody.p = (char *)malloc((size_t)r->clen);
       if (r->rbody.p == NULL)
         return -1;
@@ -202,6 +224,16 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
   return hc_buf_add(&r->rbody, at, n) < 0 ? -1 : 0;
 }
 
+/* A chunk's size line is read: at the last chunk (size 0), pauses the parser so that
+ * hc_parse counts the trailer section after it against max_header. */
+static int on_chunk_header(llhttp_t *p) {
+  hc_req *r = ((hc_conn *)p->data)->req;
+  if (p->content_length != 0)
+    return 0;
+  r->in_trailers = 1;
+  return HPE_PAUSED;
+}
+
 static int on_message_complete(llhttp_t *p) {
   hc_req *r = ((hc_conn *)p->data)->req;
   if (r->status >= 100 && r->status < 200 && r->status != 101) {
@@ -228,6 +260,7 @@ void hc_parse_module_init(void) {
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
+  settings.on_chunk_header = on_chunk_header;
   settings.on_message_complete = on_message_complete;
 }
 

@@ -164,9 +164,10 @@ static int add_target(hc_buf *b, const char *t, size_t n) {
 #define ADD(b, s) hc_buf_add((b), (s), sizeof(s) - 1)
 
 /* Appends "name: value\r\n" for the value at the top of the stack (false: no such header,
- * not even a default one); notes which of the client's defaults it overrides, and Host.
- * Content-Length and Transfer-Encoding are left out: the body decides them. Returns NULL
- * or an argument error message. */
+ * not even a default one); notes which of the client's defaults it overrides, and a Host
+ * given (*has_host; false for Host only drops the client's default one, since a request
+ * always has one Host). Content-Length and Transfer-Encoding are left out: the body
+ * decides them. Returns NULL or an argument error message. */
 static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t nlen,
                               uint64_t *overridden, int *has_host) {
   hc_client *c = r->client;
@@ -189,8 +190,11 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
     lname[nlen] = '\0';
     if (strcmp(lname, "content-length") == 0 || strcmp(lname, "transfer-encoding") == 0)
       return NULL;
-    if (strcmp(lname, "host") == 0)
+    if (!suppress && strcmp(lname, "host") == 0) {
+      if (*has_host)
+        return "header 'Host' given more than once";
       *has_host = 1;
+    }
     if (!suppress && strcmp(lname, "connection") == 0 && vlen >= 5 &&
         strncasecmp(v, "close", 5) == 0)
       r->close_after = 1;
@@ -210,9 +214,10 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
 }
 
 /* Writes the request head into r->wbuf: request line, the headers of the table at hidx
- * (0: none; a value may be a list for a repeated header), Host and the client's defaults
- * unless given, then the body's framing: Content-Length for a string body (body_kind 1),
- * chunked for a function (2), Content-Length: 0 for a POST, PUT or PATCH without one.
+ * (0: none; a value may be a list for a repeated header), Host (the client's default one,
+ * or one made from the URL) and the client's defaults unless given, then the body's
+ * framing: Content-Length for a string body (body_kind 1), chunked for a function (2),
+ * Content-Length: 0 for a POST, PUT or PATCH without one.
  * A string body of up to 4 KiB is copied in too, so the request goes in one piece.
  * Returns NULL, or an error message for a bad header (an argument error). */
 const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
@@ -251,6 +256,9 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
       lua_pop(L, 1);
     }
   }
+  /* One Host line: the request's, else the client's default, else one from the URL. */
+  if (!has_host && c->dh_host >= 0 && !(overridden & ((uint64_t)1 << c->dh_host)))
+    has_host = 1;
   if (!has_host) {
     int ipv6 = strchr(r->host, ':') != NULL;
     if (ADD(b, "Host: ") < 0 || (ipv6 && ADD(b, "[") < 0) ||
@@ -331,20 +339,54 @@ void hc_inflate_end(hc_req *r) {
   }
 }
 
+/* What follows the end of a gzip member (hc_req.zstate). */
+enum { HC_Z_STREAM, HC_Z_HELD, HC_Z_REST };
+
+/* Starts the next gzip member, whose first byte (0x1f) came at the end of the previous
+ * batch of input and was held back: zlib is reset and given that byte on its own (it
+ * keeps what it has of a header across calls), then the caller's input goes on. */
+static void next_member_held(z_stream *z) {
+  Bytef *in = z->next_in, id1 = 0x1f;
+  uInt n = z->avail_in;
+  inflateReset(z);
+  z->next_in = &id1;
+  z->avail_in = 1;
+  inflate(z, Z_NO_FLUSH);      /* takes the byte into the header: Z_OK, no output */
+  z->next_in = in;
+  z->avail_in = n;
+}
+
 /* Decodes up to outlen bytes into out from r->z's pending input (set by the caller).
- * A gzip body may hold several members one after the other (gzip's own format allows
- * it, and browsers and curl decode them all): after the end of one, input that starts
- * like a gzip header (0x1f) starts the next member. Anything else after the end of the
- * stream (trailing garbage, padding) is ignored, as are bytes after a deflate stream; a
- * member that ends exactly at the end of one batch of input is continued by the next
- * batch the same way, since zlib keeps answering Z_STREAM_END until it is reset.
- * Returns the bytes produced, or -1 with the request's error set. */
+ * A gzip body may hold several members one after the other, and sluice decodes every
+ * one of them, as gzip -d does (browsers stop after the first; curl fails): after the
+ * end of one, input that starts with gzip's magic number (1f 8b) starts the next member.
+ * A 0x1f that is the last byte of a batch is held back until the next byte tells; at the
+ * end of the body it is ignored. Anything else after the end of the stream (trailing
+ * garbage, padding) is ignored with all that follows it, as gzip -d does, and so are
+ * bytes after a deflate stream. A member that ends exactly at the end of one batch of
+ * input is continued by the next batch the same way, since zlib keeps answering
+ * Z_STREAM_END until it is reset. Returns the bytes produced, or -1 with the request's
+ * error set. */
 long hc_inflate(hc_req *r, char *out, size_t outlen) {
   z_stream *z = (z_stream *)r->z;
   int rc;
   z->next_out = (Bytef *)out;
   z->avail_out = (uInt)outlen;
   for (;;) {
+    if (r->zstate == HC_Z_REST) {
+      z->avail_in = 0;         /* ignore anything after the end of the stream */
+      break;
+    }
+    if (r->zstate == HC_Z_HELD) {
+      if (z->avail_in == 0)
+        break;
+      if (z->next_in[0] != 0x8b) {
+        r->zstate = HC_Z_REST;
+        continue;
+      }
+      next_member_held(z);
+      r->zstate = HC_Z_STREAM;
+    }
     rc = inflate(z, Z_NO_FLUSH);
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
       r->err_name = "EPROTO";
@@ -356,8 +398,18 @@ long hc_inflate(hc_req *r, char *out, size_t outlen) {
     if (rc != Z_STREAM_END || z->avail_in == 0)
       break;
     if (r->encoding != 1 || z->next_in[0] != 0x1f) {
-      z->avail_in = 0;         /* ignore anything after the end of the stream */
+      r->zstate = HC_Z_REST;
+      continue;
+    }
+    if (z->avail_in == 1) {    /* a lone 0x1f: the next batch tells */
+      z->next_in++;
+      z->avail_in = 0;
+      r->zstate = HC_Z_HELD;
       break;
+    }
+    if (z->next_in[1] != 0x8b) {
+      r->zstate = HC_Z_REST;
+      continue;
     }
     inflateReset(z);           /* the next gzip member */
     if (z->avail_out == 0)

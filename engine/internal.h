@@ -458,6 +458,7 @@ struct hc_client {
   int max_redirects;           /* for the Lua half, which follows redirects */
   hc_default_header *dh;       /* default headers */
   int ndh;
+  int dh_host;                 /* dh index of a default Host (not the URL's), or -1 */
   hc_buf dh_block;             /* all of them, for requests that override none */
   hc_origin **buckets;         /* origins by host and port */
   size_t nbuckets, norigins;
@@ -544,6 +545,7 @@ struct hc_req {
   uint8_t body_sent;           /* the last body byte was handed to the socket */
   uint8_t got_byte;            /* a response byte arrived */
   uint8_t headers_done;
+  uint8_t in_trailers;         /* past the last chunk: reading the trailer section */
   uint8_t direct;              /* reading straight into rbody (Content-Length known) */
   uint8_t paused;              /* sink: reading stopped until the chunk is consumed */
   uint8_t pushed;              /* the body was pushed on the task's stack as a string */
@@ -562,7 +564,8 @@ struct hc_req {
   uint32_t nhdr, hdr_cap;
   uint32_t reason, reason_len; /* offsets into hbuf */
   size_t header_bytes;         /* head bytes fed to the parser, against max_header */
-  uint32_t nfields;            /* header fields seen, 1xx included, against max_headers */
+  uint32_t nfields;            /* header fields seen, 1xx and trailers included */
+  size_t trailer_bytes;        /* trailer section bytes fed to the parser (max_header) */
   hc_buf rbody;                /* raw body bytes */
   uint64_t clen;               /* Content-Length, when known */
   const char *span;            /* the body's only span so far, inside the read buffer */
@@ -570,6 +573,7 @@ struct hc_req {
   void *z;                     /* zlib stream while decoding (z_stream *) */
   char *zout;                  /* sink + decoding: output buffer */
   uint8_t zbatch;              /* sink: rbody is being fed through the decoder */
+  uint8_t zstate;              /* after a gzip member: 0x1f held back, or the rest ignored */
   size_t zdecoded;             /* sink: decoded bytes so far, against max_body */
   /* timings: loop clock (ns) */
   uint64_t t_start, t_dns, t_dns_done, t_connect, t_connected, t_first, t_last, t_done;

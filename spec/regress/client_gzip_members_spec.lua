@@ -1,7 +1,8 @@
 -- client_gzip_members_spec.lua: issue 9, "two gzip members". A gzip body made of several
--- members one after the other decodes to all of them (as gzip -d, browsers and curl do),
--- buffered or through a sink, whatever the reads look like; padding after the last member
--- is ignored, and deflate bodies (zlib-wrapped or raw) still decode.
+-- members one after the other decodes to all of them (as gzip -d does; browsers stop after
+-- the first, curl fails), buffered or through a sink, whatever the reads look like;
+-- padding after the last member is ignored, and deflate bodies (zlib-wrapped or raw)
+-- still decode.
 local sl = require "sluice"
 local tcp = require "sluice.tcp"
 local http = require "sluice.http"

@@ -61,9 +61,10 @@ local CREDENTIALS = {authorization = true, cookie = true, ["proxy-authorization"
 
 -- A copy of opts for the next hop: the new method's body, what is left of the total
 -- timeout, and, for another origin, no credentials (nor a Host of the caller's). The
--- request's credentials are dropped in any case of their names, and `false` for each one
--- keeps the client from adding its defaults; the next hops inherit both, so credentials
--- do not come back even if a later redirect returns to the first origin.
+-- request's credentials and Host are dropped in any case of their names, and `false` for
+-- each one keeps the client from adding its defaults (for Host, the request then gets the
+-- one made from its URL); the next hops inherit both, so credentials do not come back even
+-- if a later redirect returns to the first origin.
 local function next_opts(opts, keep_body, cross, elapsed)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
@@ -78,6 +79,7 @@ local function next_opts(opts, keep_body, cross, elapsed)
       end
     end
     for name in pairs(CREDENTIALS) do h[name] = false end
+    h.host = false
     o.headers = h
   end
   return o
