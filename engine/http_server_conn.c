@@ -558,3 +558,10 @@ int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
   uv_unref((uv_handle_t *)&s->sweep);
   return 0;
 }
+
+/* Starts c's request parser with the callbacks above, as connection_cb does. The fuzz
+ * harness spec/fuzz/http_request.c drives hs_conn_parse through it, without a socket. */
+void hs_conn_parser_init(hs_conn *c) {
+  llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+  c->parser.data = c;
+}

@@ -345,6 +345,7 @@ void hs_server_unref(hs_server *s);
 void hs_check_closed(hs_server *s);             /* http_server.c: closing finished? */
 void hs_dispatch(hs_conn *c);                   /* http_server.c: a request to a worker */
 int hs_conn_parse(hs_conn *c);                  /* 1: a complete request, c is busy */
+void hs_conn_parser_init(hs_conn *c);           /* c's request parser (and spec/fuzz's) */
 int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
 int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
 /* A short error response; unless keep (and the request allows it), the connection ends. */
