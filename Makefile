@@ -1,5 +1,6 @@
 # sluice: one hand-written Makefile. `make` builds ./sluice; `make test`, `make asan`,
-# `make bench`, `make demo`. Missing Debian packages are installed with apt-get when root.
+# `make bench`, `make demo`, `make fuzz`. Missing Debian packages are installed with apt-get
+# when root.
 
 CC      ?= cc
 PKGS    := lua5.4 libuv libxml-2.0 openssl
@@ -40,7 +41,7 @@ ASANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 MAKEFLAGS += -r
 .SUFFIXES:
 
-.PHONY: all deps test asan bench demo clean install valgrind
+.PHONY: all deps test asan bench demo clean install valgrind fuzz
 
 all: sluice
 
@@ -137,7 +138,69 @@ demo: sluice
 install: sluice
 	install -D -m 755 sluice $(DESTDIR)/usr/local/bin/sluice
 
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses (spec/fuzz/<name>.c, seeds in spec/fuzz/<name>/) built with clang in
+# build/fuzz/: the engine with coverage and sanitizers, minus main.c, each harness linked
+# with libFuzzer's main. `make fuzz` runs each for FUZZ_SECONDS (spec/fuzz/run.sh); clang
+# and libFuzzer's runtime are installed here, not for the other targets.
+FUZZ_ALL     := url html_links http_response http_request robots
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SECONDS ?= 60
+FUZZ_CC      := clang
+FUZZ_DEBS    := clang libclang-rt-dev llvm
+FUZZ         := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_OBJS    := $(filter-out $(FUZZ)/engine/main.o,$(SRCS:engine/%.c=$(FUZZ)/engine/%.o)) \
+                $(FUZZ)/engine/embedded.o $(LLHTTP_SRC:%=$(FUZZ)/engine/llhttp_%.o) \
+                $(FUZZ)/spec/fuzz.o
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ)/bin/%)
+	FUZZ_DIR=$(FUZZ) bash spec/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Installs clang and libFuzzer's runtime when missing, then checks that a harness links.
+$(FUZZ)/.deps: $(BUILD)/.deps
+	@mkdir -p $(FUZZ)
+	@missing=""; for p in $(FUZZ_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "sluice: installing missing Debian packages for fuzzing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "sluice: run as root or install:$$missing" >&2; exit 1; fi; \
+	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) \
+	    >$(FUZZ)/apt.log 2>&1 || { tail -20 $(FUZZ)/apt.log; exit 1; }; \
+	fi
+	@printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' \
+	  >$(FUZZ)/probe.c
+	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $(FUZZ)/probe $(FUZZ)/probe.c || \
+	  { echo "sluice: $(FUZZ_CC) -fsanitize=fuzzer does not link (libFuzzer's runtime is in libclang-rt-*-dev)" >&2; exit 1; }
+	@touch $@
+
+$(FUZZ)/engine/%.o: engine/%.c $(FUZZ)/.deps $(LLHTTP)/.stamp
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_CFLAGS) $(PKG_CFLAGS) $(RL_CFLAGS) -c -o $@ $<
+
+$(FUZZ)/engine/embedded.o: $(BUILD)/embedded.c $(FUZZ)/.deps $(LLHTTP)/.stamp
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(FUZZ_SAN) $(PKG_CFLAGS) -c -o $@ $<
+
+$(FUZZ)/engine/llhttp_%.o: $(LLHTTP)/.stamp $(FUZZ)/.deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(LLHTTP)/include -c -o $@ $(LLHTTP)/src/$*.c
+
+$(FUZZ)/spec/%.o: spec/fuzz/%.c $(FUZZ)/.deps $(LLHTTP)/.stamp
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -Iengine -c -o $@ $<
+
+# (kept: make would delete them as intermediate files of the pattern below)
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_ALL:%=$(FUZZ)/spec/%.o)
+
+$(FUZZ)/bin/%: $(FUZZ)/spec/%.o $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
+
 clean:
 	rm -rf $(BUILD) sluice sluice-asan
 
--include $(SRCS:engine/%.c=$(BUILD)/%.d) $(SRCS:engine/%.c=$(BUILD)/asan/%.d)
+-include $(SRCS:engine/%.c=$(BUILD)/%.d) $(SRCS:engine/%.c=$(BUILD)/asan/%.d) \
+         $(wildcard $(FUZZ)/engine/*.d $(FUZZ)/spec/*.d)

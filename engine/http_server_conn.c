@@ -459,3 +459,4 @@ int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
   uv_unref((uv_handle_t *)&s->sweep);
   return 0;
 }
+
