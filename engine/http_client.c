@@ -20,8 +20,6 @@ typedef struct client_box {
  * function's chunk being written. */
 enum { S_CLIENT = 1, S_METHOD, S_URL, S_OPTS, S_HEADERS, S_BODY, S_SINK, S_TOP = S_SINK };
 
-#define SINK_PIECE (64 * 1024)
-
 /* Raises a misuse error located at the caller's code: the first Lua function on the stack
  * that is not part of the client's own Lua half (http.get calls _send from there). */
 static int misuse(lua_State *L, const char *fmt, ...) {
@@ -212,53 +210,18 @@ static int sink_k(lua_State *L, int status, lua_KContext ctx) {
   return req_step(L, r);
 }
 
-/* Whether body bytes are waiting for the sink (raw, or still inside the decoder). */
-static int sink_pending(hc_req *r) {
-  return r->rbody.len > 0 || (r->z != NULL && r->zbatch);
-}
-
-/* Pushes the sink and the next piece of body for it: what was read, or up to 64 KiB of it
- * decoded. Returns 0 when there is nothing to call it with (the pending bytes decoded to
- * nothing more, or failed to decode: r->err_name is then set). */
+/* Pushes the sink and the next piece of body for it (hc_sink_piece). Returns 0 when there
+ * is nothing to call it with (the pending bytes decoded to nothing more, or failed to
+ * decode: r->err_name is then set). */
 static int next_piece(lua_State *L, hc_req *r) {
-  z_stream *z;
-  long got;
+  const char *piece;
+  long n;
   lua_settop(L, S_TOP);
-  if (r->encoding == 0) {
-    lua_pushvalue(L, S_SINK);
-    lua_pushlstring(L, r->rbody.p, r->rbody.len);
-    r->rbody.len = 0;
-    return 1;
-  }
-  if (r->z == NULL && hc_inflate_init(r, (const unsigned char *)r->rbody.p,
-                                      r->rbody.len) < 0)
-    luaL_error(L, "out of memory for a decoder");
-  if (r->zout == NULL && (r->zout = (char *)malloc(SINK_PIECE)) == NULL)
-    luaL_error(L, "out of memory for a decoder");
-  z = (z_stream *)r->z;
-  if (!r->zbatch) {
-    z->next_in = (Bytef *)r->rbody.p;
-    z->avail_in = (uInt)r->rbody.len;
-    r->zbatch = 1;
-  }
-  got = hc_inflate(r, r->zout, SINK_PIECE);
-  if (got < 0)
-    return 0;
-  r->zdecoded += (size_t)got;
-  if (r->zdecoded > r->lim.max_body) {
-    r->err_name = "EFBIG";
-    snprintf(r->err_msg, sizeof r->err_msg, "the decoded response body from %s:%d "
-             "exceeds max_body (%zu bytes)", r->host, r->port, r->lim.max_body);
-    return 0;
-  }
-  if (got < SINK_PIECE) {      /* room was left: zlib took all the input it had */
-    r->zbatch = 0;
-    r->rbody.len = 0;
-  }
-  if (got == 0)
+  n = hc_sink_piece(r, &piece);
+  if (n <= 0)
     return 0;
   lua_pushvalue(L, S_SINK);
-  lua_pushlstring(L, r->zout, (size_t)got);
+  lua_pushlstring(L, piece, (size_t)n);
   return 1;
 }
 
@@ -298,7 +261,7 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
  * this loop (no recursion, however many chunks); one that waits, to its continuation. */
 static int req_step(lua_State *L, hc_req *r) {
   for (;;) {
-    if (r->sink && (r->paused || r->done) && sink_pending(r) && r->err_name == NULL) {
+    if (r->sink && (r->paused || r->done) && hc_sink_pending(r) && r->err_name == NULL) {
       if (next_piece(L, r))
         after_call(L, r, lua_pcallk(L, 1, 0, 0, (lua_KContext)r, sink_k));
       lua_settop(L, S_TOP);

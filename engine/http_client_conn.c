@@ -393,6 +393,28 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = sizeof hc_rbuf;
 }
 
+/* Keeps the body's only span, still in the read buffer, before the buffer is reused: as
+ * the body string pushed on co (given when the task is waiting for a plain body), when the
+ * body needs neither decoding nor a sink, else appended to rbody. Returns 1 when pushed,
+ * 0, or -1 out of memory (ENOMEM set). */
+int hc_req_take_span(hc_req *r, lua_State *co) {
+  int rc = 0;
+  if (r->span == NULL)
+    return 0;
+  if (co != NULL && r->encoding == 0 && !r->sink) {
+    lua_checkstack(co, 1);
+    lua_pushlstring(co, r->span, r->span_len);
+    rc = 1;
+  } else if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
+    r->err_name = "ENOMEM";
+    snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
+    rc = -1;
+  }
+  r->span = NULL;
+  r->span_len = 0;
+  return rc;
+}
+
 /* The response is complete: the connection goes back to the pool (or is closed), the
  * task is told. The body's only span, if still in the read buffer, becomes a string on
  * the task's stack now, before the buffer is reused. */
@@ -401,6 +423,7 @@ static void req_complete(hc_req *r, int extra_bytes) {
   hc_client *c = r->client;
   int keep = !extra_bytes && !k->writing && r->body_sent && !r->close_after &&
              c->keepalive > 0 && !c->closed && llhttp_should_keep_alive(&k->parser);
+  int took;
   r->complete = 1;
   r->done = 1;
   r->phase = HC_PH_DONE;
@@ -408,21 +431,13 @@ static void req_complete(hc_req *r, int extra_bytes) {
   sl_timer_stop(r->E, &r->timer);
   r->conn = NULL;
   k->req = NULL;
-  if (r->span != NULL) {
-    if (r->waiting && r->encoding == 0 && !r->sink && !r->fn_body) {
-      lua_State *co = r->task->co;
-      lua_checkstack(co, 1);
-      lua_pushlstring(co, r->span, r->span_len);
-      r->task->nargs = 1;
-      r->pushed = 1;
-    } else if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
-      keep = 0;
-      r->complete = 0;
-      r->err_name = "ENOMEM";
-      snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
-    }
-    r->span = NULL;
-    r->span_len = 0;
+  took = hc_req_take_span(r, r->waiting && !r->fn_body ? r->task->co : NULL);
+  if (took == 1) {
+    r->task->nargs = 1;
+    r->pushed = 1;
+  } else if (took < 0) {
+    keep = 0;
+    r->complete = 0;
   }
   r->origin = NULL;            /* the connection holds the origin now */
   if (keep)
@@ -432,21 +447,45 @@ static void req_complete(hc_req *r, int extra_bytes) {
   req_signal(r);
 }
 
+/* Notes a failure in r (err_name and err_msg) without ending it: the caller does. */
+static void req_error(hc_req *r, const char *name, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
+  va_end(ap);
+  r->err_name = name;
+}
+
 /* Names what was missing when the server closed the connection too early. */
-static void req_fail_eof(hc_req *r) {
+static void req_error_eof(hc_req *r) {
   if (!r->got_byte)
-    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection without responding", r->host,
-                r->port);
+    req_error(r, "ECONNRESET", "%s:%d closed the connection without responding", r->host,
+              r->port);
   else if (!r->headers_done)
-    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the "
-                "response headers", r->host, r->port);
+    req_error(r, "ECONNRESET", "%s:%d closed the connection in the middle of the "
+              "response headers", r->host, r->port);
   else if (r->clen > 0)
-    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body "
-                "bytes", r->host, r->port, r->rbody.len + r->span_len,
-                (unsigned long long)r->clen);
+    req_error(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body "
+              "bytes", r->host, r->port, r->body_raw, (unsigned long long)r->clen);
   else
-    hc_req_fail(r, "ECONNRESET", "%s:%d closed the connection in the middle of the body",
-                r->host, r->port);
+    req_error(r, "ECONNRESET", "%s:%d closed the connection in the middle of the body",
+              r->host, r->port);
+}
+
+/* The server ended the stream (a close, or TLS close_notify) while r was reading: the end
+ * of a body delimited by the close, or a response cut short. Returns HC_IN_DONE_EXTRA
+ * (complete; the connection is not reused) or HC_IN_FAIL (r->err_name set). */
+int hc_conn_finish(hc_conn *k, hc_req *r) {
+  llhttp_finish(&k->parser);
+  if (r->complete) {
+    r->complete = 0;
+    return HC_IN_DONE_EXTRA;
+  }
+  if (r->err_name == NULL)
+    req_error_eof(r);
+  r->span = NULL;
+  r->span_len = 0;
+  return HC_IN_FAIL;
 }
 
 /* The connection ended (nread: UV_EOF or a libuv error) while r was using it. */
@@ -455,13 +494,10 @@ static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
     r->t_last = uv_hrtime();
     if (!r->got_byte && req_retry(r, UV_EOF))
       return;
-    llhttp_finish(&k->parser);   /* ends a body delimited by the close */
-    if (r->complete) {
-      r->complete = 0;
+    if (hc_conn_finish(k, r) == HC_IN_DONE_EXTRA)
       req_complete(r, 1);
-      return;
-    }
-    req_fail_eof(r);
+    else
+      hc_req_fail(r, r->err_name, NULL);
     return;
   }
   if (!r->got_byte && req_retry(r, (int)nread))
@@ -469,8 +505,14 @@ static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
   req_fail_uv(r, (int)nread, "connection to");
 }
 
-/* Parses n response bytes (plaintext) at data. r->t_last is the time they were read. */
-static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
+/* Parses n response bytes (plaintext) at data, read at r->t_last: the socket-free half of
+ * reading, which the fuzz harness drives as read_cb does. What the read buffer holds of
+ * the body is kept unless the response is complete (the caller then takes the span with
+ * hc_req_take_span before the buffer is reused). Returns HC_IN_MORE (read on), HC_IN_SINK
+ * (body bytes wait for the sink: stop reading), HC_IN_DONE, HC_IN_DONE_EXTRA (complete,
+ * with bytes after it that were not asked for, or an upgrade: the connection is not
+ * reused) or HC_IN_FAIL (r->err_name and err_msg set). */
+int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
   llhttp_errno_t err;
   if (!r->got_byte) {
     r->got_byte = 1;
@@ -478,39 +520,47 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
   }
   err = hc_parse(k, r, data, n);
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
-    /* Bytes after the response were not asked for (or belong to an upgraded protocol):
-     * the connection is not reused. */
     const char *end = llhttp_get_error_pos(&k->parser);
     r->complete = 0;
-    req_complete(r, err == HPE_PAUSED_UPGRADE || (end != NULL && end < data + n));
-    return;
+    return err == HPE_PAUSED_UPGRADE || (end != NULL && end < data + n) ? HC_IN_DONE_EXTRA
+                                                                         : HC_IN_DONE;
   }
   if (err != HPE_OK) {
-    if (r->err_name != NULL)
-      hc_req_fail(r, r->err_name, NULL);
-    else
-      hc_req_fail(r, "EPROTO", "invalid HTTP response from %s:%d: %s", r->host, r->port,
-                  llhttp_get_error_reason(&k->parser));
-    return;
+    if (r->err_name == NULL)
+      req_error(r, "EPROTO", "invalid HTTP response from %s:%d: %s", r->host, r->port,
+                llhttp_get_error_reason(&k->parser));
+    r->span = NULL;            /* the read buffer is not kept */
+    r->span_len = 0;
+    return HC_IN_FAIL;
   }
   /* More to come: keep what the read buffer holds, then wait (or feed the sink). */
-  if (r->span != NULL) {
-    if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
-      hc_req_fail(r, "ENOMEM", "out of memory for a response body");
-      return;
-    }
-    r->span = NULL;
-    r->span_len = 0;
-  }
-  if (r->sink && r->rbody.len > 0) {
+  if (r->span != NULL && hc_req_take_span(r, NULL) < 0)
+    return HC_IN_FAIL;
+  return r->sink && hc_sink_pending(r) ? HC_IN_SINK : HC_IN_MORE;
+}
+
+/* Parses n response bytes (plaintext) at data and acts on what they make of r. */
+static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
+  switch (hc_conn_input(k, r, data, n)) {
+  case HC_IN_DONE:
+    req_complete(r, 0);
+    break;
+  case HC_IN_DONE_EXTRA:
+    req_complete(r, 1);
+    break;
+  case HC_IN_FAIL:
+    hc_req_fail(r, r->err_name, NULL);
+    break;
+  case HC_IN_SINK:
     uv_read_stop((uv_stream_t *)&k->tcp);
     r->paused = 1;
     sl_timer_stop(r->E, &r->timer);
     req_signal(r);
-    return;
+    break;
+  default:
+    if (r->phase == HC_PH_FIRST_BYTE && r->body_sent)
+      req_arm(r, HC_PH_READ, r->lim.idle_timeout);
   }
-  if (r->phase == HC_PH_FIRST_BYTE && r->body_sent)
-    req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }
 
 static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf);
@@ -626,10 +676,10 @@ static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf) 
     tls_drain(k, r);
 }
 
-/* A sink consumed the chunk: read on (over TLS, first what OpenSSL holds already). */
+/* A sink consumed the chunk (hc_sink_piece emptied rbody, or holds back the first byte
+ * of a deflate body): read on (over TLS, first what OpenSSL holds already). */
 void hc_req_resume_reading(hc_req *r) {
   hc_conn *k = r->conn;
-  r->rbody.len = 0;
   if (!r->paused || k == NULL)
     return;
   r->paused = 0;

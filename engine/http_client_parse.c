@@ -137,8 +137,9 @@ static int on_header_value_complete(llhttp_t *p) {
   const char *v = r->hbuf.p + h->value;
   while (h->value_len > 0 && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
     h->value_len--;
-  if (h->name_len == 16 && memcmp(r->hbuf.p + h->name, "content-encoding", 16) == 0 &&
-      r->lim.decompress) {
+  /* A trailer's Content-Encoding says nothing about a body already being decoded. */
+  if (!r->headers_done && h->name_len == 16 &&
+      memcmp(r->hbuf.p + h->name, "content-encoding", 16) == 0 && r->lim.decompress) {
     if ((h->value_len == 4 && strncasecmp(v, "gzip", 4) == 0) ||
         (h->value_len == 6 && strncasecmp(v, "x-gzip", 6) == 0))
       r->encoding = 1;
@@ -166,6 +167,7 @@ static int on_headers_complete(llhttp_t *p) {
   hc_req *r = k->req;
   r->status = p->status_code;
   r->headers_done = 1;
+  r->nhead = r->nhdr;          /* lines read from now on are trailers */
   /* No body, whatever the headers say (RFC 9112, 6.3): the answer to a HEAD, an interim
    * 1xx, 204 No Content and 304 Not Modified (whose Content-Length, if any, is that of
    * the representation it stands for). */
@@ -200,12 +202,14 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
   size_t have = r->rbody.len + r->span_len;
   if (r->discard)
     return 0;
-  if (have + n > r->lim.max_body) {
+  /* All the body bytes received count, not only those held: a sink empties rbody. */
+  if (n > r->lim.max_body - r->body_raw) {
     r->err_name = "EFBIG";
     snprintf(r->err_msg, sizeof r->err_msg, "the response body from %s:%d exceeds max_body "
              "(%zu bytes)", r->host, r->port, r->lim.max_body);
     return -1;
   }
+  r->body_raw += n;
   if (r->direct && at == r->rbody.p + r->rbody.len) {
     r->rbody.len += n;         /* read in place */
     return 0;
@@ -240,7 +244,7 @@ static int on_message_complete(llhttp_t *p) {
     /* An interim response (100 Continue, 103 Early Hints): the real one follows. Its
      * bytes and fields stay counted (header_bytes, nfields) against the limits. */
     r->hbuf.len = 0;
-    r->nhdr = 0;
+    r->nhdr = r->nhead = 0;
     r->reason_len = 0;
     r->headers_done = 0;
     r->encoding = 0;

@@ -35,6 +35,8 @@ int hc_buf_reserve(hc_buf *b, size_t extra) {
 }
 
 int hc_buf_add(hc_buf *b, const void *s, size_t n) {
+  if (n == 0)                  /* b->p may still be NULL: no NULL + 0 for memcpy */
+    return 0;
   if (hc_buf_reserve(b, n) < 0)
     return -1;
   memcpy(b->p + b->len, s, n);

@@ -418,6 +418,61 @@ long hc_inflate(hc_req *r, char *out, size_t outlen) {
   return (long)(outlen - z->avail_out);
 }
 
+/* Whether body bytes wait for the sink: raw ones, or some still inside the decoder. The
+ * first byte of a deflate body waits for the second (or the end): the two tell a zlib
+ * wrapper from raw deflate. */
+int hc_sink_pending(const hc_req *r) {
+  if (r->z != NULL)
+    return r->zbatch || r->rbody.len > 0;
+  if (r->encoding == 2 && !r->done)
+    return r->rbody.len >= 2;
+  return r->rbody.len > 0;
+}
+
+/* The next piece of body for a sink (hc_sink_pending said there is one): the raw bytes
+ * read (identity), or up to HC_SINK_PIECE bytes of them decoded. Sets *piece, valid until
+ * the next read; returns its length, 0 when the pending bytes decoded to nothing more, or
+ * -1 with r->err_name set (EPROTO bad data, EFBIG past max_body, ENOMEM). */
+long hc_sink_piece(hc_req *r, const char **piece) {
+  z_stream *z;
+  long got;
+  if (r->encoding == 0) {
+    *piece = r->rbody.p;
+    got = (long)r->rbody.len;
+    r->rbody.len = 0;
+    return got;
+  }
+  if ((r->z == NULL && hc_inflate_init(r, (const unsigned char *)r->rbody.p,
+                                       r->rbody.len) < 0) ||
+      (r->zout == NULL && (r->zout = (char *)malloc(HC_SINK_PIECE)) == NULL)) {
+    r->err_name = "ENOMEM";
+    snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a decoder");
+    return -1;
+  }
+  z = (z_stream *)r->z;
+  if (!r->zbatch) {
+    z->next_in = (Bytef *)r->rbody.p;
+    z->avail_in = (uInt)r->rbody.len;
+    r->zbatch = 1;
+  }
+  got = hc_inflate(r, r->zout, HC_SINK_PIECE);
+  if (got < 0)
+    return -1;
+  r->zdecoded += (size_t)got;
+  if (r->zdecoded > r->lim.max_body) {
+    r->err_name = "EFBIG";
+    snprintf(r->err_msg, sizeof r->err_msg, "the decoded response body from %s:%d "
+             "exceeds max_body (%zu bytes)", r->host, r->port, r->lim.max_body);
+    return -1;
+  }
+  if (got < HC_SINK_PIECE) {   /* room was left: zlib took all the input it had */
+    r->zbatch = 0;
+    r->rbody.len = 0;
+  }
+  *piece = r->zout;
+  return got;
+}
+
 /* Pushes the whole decoded body of r->rbody, or returns the fail triple (EPROTO for bad
  * data, EFBIG past max_body). Returns 1 or 3. */
 static int push_decoded(lua_State *L, hc_req *r) {
@@ -458,13 +513,13 @@ static double span(uint64_t from, uint64_t to) {
  * repeated name are collected in a list (the stack slot at lists, nil until the first
  * repeat, then the table of lists by name, registry[repeats][headers], which
  * http.header_values reads), and each list is joined with ", " once at the end. */
-static void push_headers(lua_State *L, hc_req *r, int h) {
+static void push_headers(lua_State *L, hc_req *r, int h, uint32_t from, uint32_t to) {
   int lists;
   uint32_t i;
   luaL_checkstack(L, 8, "too many response headers");
   lua_pushnil(L);
   lists = lua_gettop(L);
-  for (i = 0; i < r->nhdr; i++) {
+  for (i = from; i < to; i++) {
     const hc_header *x = &r->hdr[i];
     if (x->value == UINT32_MAX)
       continue;
@@ -521,7 +576,8 @@ static void push_headers(lua_State *L, hc_req *r, int h) {
   lua_pop(L, 1);
 }
 
-/* Pushes the response table of a complete request: status, reason, headers, body (the
+/* Pushes the response table of a complete request: status, reason, headers, trailers
+ * (only when the chunked body had some), body (the
  * string at bodyidx if the body was pushed already, else from r->rbody, decoded; nil
  * with a sink), url (the string at urlidx), redirects = 0, timings. Returns 1, or 3 for
  * the fail triple of a body that cannot be decoded. */
@@ -531,14 +587,23 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   res = lua_gettop(L);
   lua_pushinteger(L, r->status);
   lua_setfield(L, res, "status");
-  lua_pushlstring(L, r->hbuf.p + r->reason, r->reason_len);
+  /* hbuf is still NULL when the response had neither a reason phrase nor a header */
+  lua_pushlstring(L, r->reason_len > 0 ? r->hbuf.p + r->reason : "", r->reason_len);
   lua_setfield(L, res, "reason");
-  lua_createtable(L, 0, (int)r->nhdr);
+  lua_createtable(L, 0, (int)r->nhead);
   h = lua_gettop(L);
-  push_headers(L, r, h);
+  push_headers(L, r, h, 0, r->nhead);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
   lua_setmetatable(L, h);
   lua_setfield(L, res, "headers");
+  if (r->nhdr > r->nhead) {    /* trailers: a table of their own, never merged */
+    lua_createtable(L, 0, (int)(r->nhdr - r->nhead));
+    h = lua_gettop(L);
+    push_headers(L, r, h, r->nhead, r->nhdr);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+    lua_setmetatable(L, h);
+    lua_setfield(L, res, "trailers");
+  }
   if (bodyidx != 0) {
     lua_pushvalue(L, bodyidx);
   } else if (r->sink) {

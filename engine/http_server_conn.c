@@ -19,6 +19,8 @@ typedef struct hs_write {
 } hs_write;
 
 int hs_bytes_add(hs_bytes *b, const void *s, size_t n) {
+  if (n == 0)                  /* llhttp gives empty spans; b->p may still be NULL */
+    return 0;
   if (b->len + n > b->cap) {
     size_t ncap = b->cap ? b->cap : 256;
     char *np;
@@ -41,9 +43,9 @@ static uint64_t now_ms(hs_conn *c) {
 
 /* ---------------------------------------------------------------- reading */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
-  hs_conn *c = (hs_conn *)h->data;
-  (void)suggested;
+/* Where the next read goes: the free space after the unparsed input, compacted and grown
+ * so that at least IN_MIN bytes fit. Sets *out to a null buffer when out of memory. */
+void hs_conn_in_buf(hs_conn *c, uv_buf_t *out) {
   if (c->in_len == 0)
     c->in_off = 0;
   if (c->in_cap - c->in_off - c->in_len < IN_MIN) {
@@ -55,7 +57,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
       size_t ncap = c->in_cap ? c->in_cap * 2 : 4 * IN_MIN;
       char *nb = (char *)realloc(c->in, ncap);
       if (nb == NULL) {
-        *out = uv_buf_init(NULL, 0);   /* read_cb gets UV_ENOBUFS */
+        *out = uv_buf_init(NULL, 0);
         return;
       }
       c->in = nb;
@@ -64,6 +66,11 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
   }
   *out = uv_buf_init(c->in + c->in_off + c->in_len,
                      (unsigned)(c->in_cap - c->in_off - c->in_len));
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
+  (void)suggested;
+  hs_conn_in_buf((hs_conn *)h->data, out);   /* a null buffer: read_cb gets UV_ENOBUFS */
 }
 
 static void stop_reading(hs_conn *c) {
@@ -82,25 +89,33 @@ static void start_reading(hs_conn *c) {
   }
 }
 
+/* n bytes were read into the space hs_conn_in_buf gave: takes them into the input and
+ * parses on unless a request is being handled. Returns 1 when a request is complete (c is
+ * busy: the caller hands it to a worker), else 0. No socket call but stopping reading (a
+ * no-op when not reading), so the fuzz harness drives this very function. */
+int hs_conn_input(hs_conn *c, size_t n) {
+  c->last_active = now_ms(c);
+  if (c->lingering) {          /* the answer is out: what the peer still sends is dropped */
+    c->in_len = 0;
+    return 0;
+  }
+  c->in_len += n;
+  /* Pipelined requests wait while one is handled or its response is still queued; once
+   * IN_HWM bytes wait, reading stops, so a client that sends without reading is held
+   * to one response plus this buffer. */
+  if (c->busy || c->draining) {
+    if (c->in_len >= IN_HWM)
+      stop_reading(c);
+    return 0;
+  }
+  return hs_conn_parse(c);
+}
+
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   hs_conn *c = (hs_conn *)st->data;
   (void)b;
   if (n > 0) {
-    c->last_active = now_ms(c);
-    if (c->lingering) {        /* the answer is out: what the peer still sends is dropped */
-      c->in_len = 0;
-      return;
-    }
-    c->in_len += (size_t)n;
-    /* Pipelined requests wait while one is handled or its response is still queued; once
-     * IN_HWM bytes wait, reading stops, so a client that sends without reading is held
-     * to one response plus this buffer. */
-    if (c->busy || c->draining) {
-      if (c->in_len >= IN_HWM)
-        stop_reading(c);
-      return;
-    }
-    if (hs_conn_parse(c))
+    if (hs_conn_input(c, (size_t)n))
       hs_dispatch(c);
   } else if (n < 0) {
     stop_reading(c);

@@ -237,6 +237,7 @@ void hs_conn_parser_init(hs_conn *c) {
 /* Refuses the request being received: no more of the input is parsed. */
 static void parse_refuse(hs_conn *c, int status) {
   c->in_len = 0;
+  c->err_status = status;      /* the status answered, for whoever looks (the fuzz harness) */
   hs_send_error(c, status, 0);
 }
 
@@ -268,10 +269,12 @@ int hs_conn_parse(hs_conn *c) {
       return 0;
     }
     if (c->in_head && c->head_mark != NULL) {
-      /* Bytes between spans (padding) count too, even before the next span. */
+      /* Bytes between spans (padding) count too, even before the next span. Unlike at a
+       * span's end, no CRLFs are counted ahead here: the bytes after the last span are
+       * those CRLFs, and counting them twice would make the limit depend on the reads. */
       c->head_wire += (size_t)(start + used - c->head_mark);
       c->head_mark = NULL;
-      if (c->head_wire + 4 > c->srv->max_header) {
+      if (c->head_wire > c->srv->max_header) {
         parse_refuse(c, 431);
         return 0;
       }

@@ -364,6 +364,11 @@ void hs_dispatch(hs_conn *c);                   /* http_server.c: a request to a
  * c is busy; 0: more is needed, or the connection takes no request now). */
 void hs_conn_parser_init(hs_conn *c);
 int hs_conn_parse(hs_conn *c);
+/* http_server_conn.c: the socket-free half of reading, shared by the libuv callbacks and
+ * the fuzz harness: where the next read goes (a null buffer when out of memory), then n
+ * bytes read there (1: a complete request, c is busy, for hs_dispatch). */
+void hs_conn_in_buf(hs_conn *c, uv_buf_t *out);
+int hs_conn_input(hs_conn *c, size_t n);
 int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
 int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
 /* A short error response; unless keep (and the request allows it), the connection ends. */
@@ -560,13 +565,15 @@ struct hc_req {
   /* the response */
   int status;
   hc_buf hbuf;                 /* reason phrase, then header names and values */
-  hc_header *hdr;              /* parsed headers */
+  hc_header *hdr;              /* parsed headers, then trailers */
   uint32_t nhdr, hdr_cap;
+  uint32_t nhead;              /* how many of hdr are headers; the rest are trailers */
   uint32_t reason, reason_len; /* offsets into hbuf */
   size_t header_bytes;         /* head bytes fed to the parser, against max_header */
   uint32_t nfields;            /* header fields seen, 1xx and trailers included */
   size_t trailer_bytes;        /* trailer section bytes fed to the parser (max_header) */
-  hc_buf rbody;                /* raw body bytes */
+  hc_buf rbody;                /* raw body bytes (with a sink: those not given to it yet) */
+  size_t body_raw;             /* raw body bytes received in all, against max_body */
   uint64_t clen;               /* Content-Length, when known */
   const char *span;            /* the body's only span so far, inside the read buffer */
   size_t span_len;
@@ -590,6 +597,8 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
 int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
 long hc_inflate(hc_req *r, char *out, size_t outlen);
 void hc_inflate_end(hc_req *r);
+int hc_sink_pending(const hc_req *r);
+long hc_sink_piece(hc_req *r, const char **piece);
 int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
 int hc_header_values(lua_State *L);
 void hc_req_register(lua_State *L);
@@ -609,7 +618,14 @@ void hc_client_unref(hc_client *c);
 void hc_parse_module_init(void);
 void hc_parser_init(llhttp_t *p);
 llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
-/* http_client_conn.c */
+/* http_client_conn.c. hc_conn_input and hc_conn_finish are the socket-free half of
+ * reading a response (read_cb and the TLS reader call them, and so does the fuzz
+ * harness); they answer with one of these. */
+enum { HC_IN_MORE, HC_IN_SINK, HC_IN_DONE, HC_IN_DONE_EXTRA, HC_IN_FAIL };
+#define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
+int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
+int hc_conn_finish(hc_conn *k, hc_req *r);
+int hc_req_take_span(hc_req *r, lua_State *co);
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
 void hc_req_connect_new(hc_req *r);
 void hc_req_send(hc_req *r);

@@ -1,23 +1,25 @@
-/* http_request.c (fuzz harness): the HTTP server's request path without a socket. The
- * bytes a client sends go, read by read, into a connection's input buffer and through
- * hs_conn_parse (llhttp with the callbacks of http_server_conn.c, set by
- * hs_conn_parser_init); each complete request is answered at once, as a worker would, and
- * the next pipelined one parsed.
+/* http_request.c (fuzz harness): the HTTP server's request path without a peer. The bytes
+ * a client sends go, read by read, through the server's own reading functions:
+ * hs_conn_in_buf (where read_cb's buffer comes from) and hs_conn_input (read_cb's body:
+ * back-pressure, then hs_conn_parse with the callbacks of http_server_parse.c); each
+ * complete request is answered at once, as a worker would, by hs_conn_next, which parses
+ * the next pipelined one or ends the connection.
  *
  * Input: one flags byte (FLAG_*), then what the client sends before it closes.
  *
  * Invariants, beyond "no sanitizer report":
  * - the bytes read at once, in random reads and a byte at a time give the same requests
- *   (method, target, version, headers, body, keep-alive) in the same order, and end the
- *   same way: the end of the stream, or an error response of the same status (but for
- *   limits: a limit may be reached before or after a syntax error shows);
+ *   (method, target, version, headers, trailers, body, keep-alive) in the same order, and
+ *   end the same way: the end of the stream, or an error response of the same status (but
+ *   for limits: a limit may be reached before or after a syntax error shows);
  * - every request handed to a worker consumed input: none is dispatched twice;
- * - a request keeps the limits: its head within max_header, at most HS_MAX_HEADERS headers,
+ * - a request keeps the limits: its head within max_header, at most max_headers lines,
  *   its body within max_body, every header inside the head buffer.
  *
- * The connection is marked dead with a write pending, so that hs_send returns at once and
- * hs_conn_end (after an error response) only marks it to close: no libuv call is made. The
- * read loop mirrors read_cb and hs_conn_next of http_server_conn.c. */
+ * The connection's handle is initialised on a loop that never runs but is never connected:
+ * libuv refuses to write to it (so an error response makes the connection dead and it
+ * closes, as when a peer has gone), to shut it down or to read from it, and the close
+ * callback (run by one uv_run at the end) frees the connection as the server does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,9 @@ static void out_str(outcome *o, const char *s) {
 static void take_request(hs_conn *c, outcome *o) {
   char line[160];
   int i;
-  FUZZ_CHECK(c->nhdr >= 0 && c->nhdr <= HS_MAX_HEADERS, "%d headers", c->nhdr);
+  FUZZ_CHECK(c->nhdr >= 0 && c->nhdr <= server.max_headers, "%d header lines", c->nhdr);
+  FUZZ_CHECK(c->nhead >= 0 && c->nhead <= c->nhdr, "%d headers of %d lines", c->nhead,
+             c->nhdr);
   FUZZ_CHECK(c->head.len <= server.max_header, "a head of %zu bytes", c->head.len);
   FUZZ_CHECK(c->body.len <= server.max_body, "a body of %zu bytes", c->body.len);
   FUZZ_CHECK(c->url_len <= c->head.len, "the target passes the head");
@@ -68,6 +72,8 @@ static void take_request(hs_conn *c, outcome *o) {
     FUZZ_CHECK((size_t)h->name_off + h->name_len <= c->head.len &&
                (size_t)h->val_off + h->val_len <= c->head.len, "header %d outside the head",
                i);
+    if (i == c->nhead)
+      out_str(o, "trailers:\n");
     out_add(o, c->head.p + h->name_off, h->name_len);
     out_str(o, ": ");
     out_add(o, c->head.p + h->val_off, h->val_len);
@@ -79,28 +85,32 @@ static void take_request(hs_conn *c, outcome *o) {
   out_str(o, "\n");
 }
 
-/* Parses what c's input holds; each complete request is taken and answered (the part of
- * hs_conn_next that needs no socket: the connection ends after close_after or without
- * keep-alive). Returns 0 once the connection has ended. */
-static int parse(hs_conn *c, outcome *o) {
-  for (;;) {
+/* Takes the requests that are ready (hs_conn_input said so) as a worker would, answering
+ * each at once: hs_conn_next then parses the next pipelined one or ends the connection.
+ * Returns 0 once the connection has ended. */
+static int answer(hs_conn *c, int ready, outcome *o) {
+  while (ready) {
     size_t before = c->in_off;
-    int ending = c->ending;
-    if (!hs_conn_parse(c)) {
-      if (c->ending && !ending)
-        o->error = c->err_status ? c->err_status : 400;
-      return !c->ending && !c->closing;
-    }
+    int ends;
     FUZZ_CHECK(c->busy, "a request was dispatched to a connection that is not busy");
-    FUZZ_CHECK(c->in_off > before, "a request was dispatched without reading a byte "
-               "(the previous one again)");
     take_request(c, o);
-    c->busy = 0;               /* the response is out */
-    if (c->close_after || !c->keepalive) {
+    ends = c->close_after || !c->keepalive;
+    c->err_status = 0;
+    ready = hs_conn_next(c);   /* the response is out (as if the peer took it at once) */
+    if (ends) {
+      FUZZ_CHECK(!ready && (c->ending || c->closing), "a connection went on after a "
+                 "request that closes it");
       out_str(o, "closed after the response\n");
       return 0;
     }
+    FUZZ_CHECK(!ready || c->in_off > before,
+               "a request was dispatched without reading a byte (the previous one again)");
   }
+  if (c->ending || c->closing) {
+    o->error = c->err_status;
+    return 0;
+  }
+  return 1;
 }
 
 /* Sends data to a new connection in the reads of split mode, then ends the stream. */
@@ -111,38 +121,36 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
   int open = 1;
   FUZZ_CHECK(c != NULL, "out of memory");
   memset(o, 0, sizeof *o);
+  FUZZ_CHECK(uv_tcp_init(&loop, &c->tcp) == 0, "no handle");
+  c->tcp.data = c;
   c->srv = &server;
-  c->refs = 1;
-  c->dead = 1;                 /* see the comment at the top */
-  c->writes_pending = 1;
+  c->refs = 1;                 /* the handle's, dropped by the close callback */
+  server.conns = c;
+  server.nconns = 1;
+  server.refs++;
   hs_conn_parser_init(c);
   fuzz_split_init(&sp, mode, data, size);
   while (open && (n = fuzz_split_next(&sp)) > 0) {
-    /* A buffer of exactly what is unparsed plus this read (alloc_cb compacts and grows
-     * it in place; this one moves every time, so a pointer kept into it would show). */
-    char *in = (char *)malloc(c->in_len + n);
-    FUZZ_CHECK(in != NULL, "out of memory");
-    if (c->in_len > 0)
-      memcpy(in, c->in + c->in_off, c->in_len);
-    memcpy(in + c->in_len, data + off, n);
-    free(c->in);
-    c->in = in;
-    c->in_off = 0;
-    c->in_cap = c->in_len + n;
-    c->in_len += n;
-    off += n;
-    open = parse(c, o);
+    while (open && n > 0) {    /* a read takes at most the room alloc_cb offers */
+      uv_buf_t b;
+      size_t take;
+      hs_conn_in_buf(c, &b);
+      FUZZ_CHECK(b.base != NULL && b.len > 0, "out of memory");
+      take = n < b.len ? n : b.len;
+      memcpy(b.base, data + off, take);
+      off += take;
+      n -= take;
+      open = answer(c, hs_conn_input(c, take), o);
+    }
   }
   if (open) {
     char line[48];
     snprintf(line, sizeof line, "end of stream%s\n", c->in_message ? " in a request" : "");
     out_str(o, line);
   }
-  free(c->in);
-  free(c->head.p);
-  free(c->body.p);
-  free(c->out.p);
-  free(c);
+  hs_conn_close(c);
+  uv_run(&loop, UV_RUN_NOWAIT);  /* the close callback frees c */
+  FUZZ_CHECK(server.conns == NULL && server.nconns == 0, "the connection was not freed");
 }
 
 /* The statuses of refusals for a limit: the body, the target, the headers. */
@@ -161,6 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(uv_loop_init(&loop) == 0, "no loop");
     engine.loop = &loop;
     server.E = &engine;
+    server.refs = 1;           /* static: never freed */
+    server.max_headers = 100;
   }
   flags = data[0];
   data++;

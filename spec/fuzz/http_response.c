@@ -1,28 +1,31 @@
 /* http_response.c (fuzz harness): the HTTP client's response path without a socket. The
- * bytes a server sends go through the client's own llhttp settings (hc_parser_init and
- * the callbacks of http_client_parse.c), read by read as http_client_conn.c does, then
- * into the response (hc_push_response: headers joined, body decoded by hc_inflate*), or
- * piece by piece through a sink's decoder as http_client.c does.
+ * bytes a server sends go, read by read, through the client's own reading functions:
+ * hc_conn_input (read_cb's half that needs no socket: hc_parse with the callbacks of
+ * http_client_parse.c, the body's span kept or taken), hc_conn_finish at the server's end
+ * of stream and hc_req_take_span when the response completes, as req_complete does; then
+ * into the response table (hc_push_response: headers, trailers, body decoded by
+ * hc_inflate*), or piece by piece through hc_sink_pending and hc_sink_piece, as the
+ * request's task feeds a sink.
  *
  * Input: one flags byte (FLAG_*), then what the server sends before it closes.
  *
  * Invariants, beyond "no sanitizer report":
  * - the bytes read at once, in random reads and a byte at a time give the same outcome:
- *   the same status, reason, headers and body, or a failure (of the same name, but for
- *   limits: a limit may be found before or after a syntax error, depending on the reads);
+ *   the same status, reason, headers, trailers and body, or a failure (of the same name,
+ *   but for limits: a limit may be found before or after a syntax error, depending on the
+ *   reads);
  * - a sink receives, piece by piece, exactly the body a plain request returns, and fails
  *   when it fails (not always with the same name: it sees a bad body sooner);
  * - a response that succeeds kept its limits: header bytes within max_header, the body
- *   within max_body.
+ *   (plain or sunk in all) within max_body.
  *
- * The read loop below mirrors conn_input, conn_end, req_complete and alloc_cb of
- * http_client_conn.c and next_piece of http_client.c, which are static there: keep it in
- * step with them. */
+ * Only the read buffers are the harness's own: like alloc_cb, a body of known size is
+ * read straight into its buffer; any other read gets a buffer of exactly its size, freed
+ * right after it, so a span kept past its read shows as a use after free. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
 
 #include "fuzz.h"
 
@@ -33,7 +36,6 @@ enum {
   FLAG_RAW = 8                 /* decompress = false */
 };
 
-#define SINK_PIECE (64 * 1024) /* as in http_client.c */
 #define BYTES_MAX 4096         /* inputs up to this size are also read a byte at a time */
 
 static lua_State *L;           /* made once; index 1 holds the URL hc_push_response wants */
@@ -52,105 +54,29 @@ static void out_add(outcome *o, const char *s, size_t n) {
 
 /* ------------------------------------------------------------ the sink */
 
-/* One piece for the sink, as next_piece does it: the raw bytes read (identity), or up to
- * SINK_PIECE bytes of them decoded. Appends the piece to sunk; returns its length, or 0
- * when there was nothing more to give (r->err_name set when decoding failed). */
-static size_t sink_piece(hc_req *r, hc_buf *sunk) {
-  z_stream *z;
-  long got;
-  if (r->encoding == 0) {
-    size_t n = r->rbody.len;
-    FUZZ_CHECK(hc_buf_add(sunk, r->rbody.p, n) == 0, "out of memory");
-    r->rbody.len = 0;
-    return n;
-  }
-  if (r->z == NULL)
-    FUZZ_CHECK(hc_inflate_init(r, (const unsigned char *)r->rbody.p, r->rbody.len) == 0,
-               "out of memory");
-  if (r->zout == NULL)
-    FUZZ_CHECK((r->zout = (char *)malloc(SINK_PIECE)) != NULL, "out of memory");
-  z = (z_stream *)r->z;
-  if (!r->zbatch) {
-    z->next_in = (Bytef *)r->rbody.p;
-    z->avail_in = (uInt)r->rbody.len;
-    r->zbatch = 1;
-  }
-  got = hc_inflate(r, r->zout, SINK_PIECE);
-  if (got < 0)
-    return 0;
-  r->zdecoded += (size_t)got;
-  if (r->zdecoded > r->lim.max_body) {
-    r->err_name = "EFBIG";
-    return 0;
-  }
-  if (got < SINK_PIECE) {
-    r->zbatch = 0;
-    r->rbody.len = 0;
-  }
-  if (got > 0)
-    FUZZ_CHECK(hc_buf_add(sunk, r->zout, (size_t)got) == 0, "out of memory");
-  return (size_t)got;
-}
-
-/* The sink is called while body bytes wait for it (req_step's first branch). */
+/* The sink is called while body bytes wait for it, as the request's task does it
+ * (req_step's first branch); each piece is appended to sunk. */
 static void sink_drain(hc_req *r, hc_buf *sunk) {
   int guard = 0;
-  while ((r->rbody.len > 0 || (r->z != NULL && r->zbatch)) && r->err_name == NULL) {
-    sink_piece(r, sunk);
+  while (r->err_name == NULL && hc_sink_pending(r)) {
+    const char *piece;
+    long n = hc_sink_piece(r, &piece);
+    if (n > 0)
+      FUZZ_CHECK(hc_buf_add(sunk, piece, (size_t)n) == 0, "out of memory");
     FUZZ_CHECK(++guard < 1000000, "the sink is called forever");
   }
 }
 
 /* ------------------------------------------------------------ reading */
 
-enum { READING, ENDED };
-
-/* The response is complete (req_complete): the body's only span, if any, becomes the body
- * string (plain requests with identity encoding) or joins rbody. Pushes the body string or
- * nothing; returns 1 or 0. */
-static int complete(hc_req *r) {
-  int pushed = 0;
+/* The response ended (DONE or DONE_EXTRA), as req_complete takes it: the body's span
+ * becomes the body string (plain requests with identity encoding) or joins rbody. */
+static void complete(hc_req *r, int *pushed) {
+  int took;
   r->done = 1;
-  if (r->span != NULL) {
-    if (r->encoding == 0 && !r->sink) {
-      lua_pushlstring(L, r->span, r->span_len);
-      pushed = 1;
-    } else {
-      FUZZ_CHECK(hc_buf_add(&r->rbody, r->span, r->span_len) == 0, "out of memory");
-    }
-    r->span = NULL;
-    r->span_len = 0;
-  }
-  return pushed;
-}
-
-/* One read of n bytes at data (conn_input). Sets *pushed when the body was pushed. */
-static int feed(hc_conn *k, hc_req *r, const char *data, size_t n, hc_buf *sunk,
-                int *pushed) {
-  llhttp_errno_t err;
-  r->got_byte = 1;
-  err = llhttp_execute(&k->parser, data, n);
-  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
-    *pushed = complete(r);
-    return ENDED;
-  }
-  if (err != HPE_OK) {
-    if (r->err_name == NULL)
-      r->err_name = "EPROTO";
-    r->span = NULL;            /* the read buffer is gone; hc_req_fail drops it too */
-    return ENDED;
-  }
-  if (r->span != NULL) {
-    FUZZ_CHECK(hc_buf_add(&r->rbody, r->span, r->span_len) == 0, "out of memory");
-    r->span = NULL;
-    r->span_len = 0;
-  }
-  if (r->sink && r->rbody.len > 0) {
-    sink_drain(r, sunk);
-    if (r->err_name != NULL)
-      return ENDED;
-  }
-  return READING;
+  took = hc_req_take_span(r, L);
+  FUZZ_CHECK(took >= 0, "out of memory");
+  *pushed = took == 1;
 }
 
 /* Reads the whole input as the reads of split mode, then the server's end of stream.
@@ -160,7 +86,7 @@ static hc_req *read_response(const uint8_t *data, size_t size, int flags, int si
   hc_req *r = hc_req_alloc();
   fuzz_split sp;
   size_t off = 0, n;
-  int state = READING;
+  int st = HC_IN_MORE;
   FUZZ_CHECK(r != NULL, "out of memory");
   memset(k, 0, sizeof *k);
   hc_parser_init(&k->parser);
@@ -169,6 +95,7 @@ static hc_req *read_response(const uint8_t *data, size_t size, int flags, int si
   snprintf(r->host, sizeof r->host, "fuzz.example");
   r->port = 80;
   r->lim.max_header = flags & FLAG_SMALL_HEADER ? 256 : 64 * 1024;
+  r->lim.max_headers = 1000;
   r->lim.max_body = flags & FLAG_SMALL_BODY ? 300 : sink ? SIZE_MAX : 1u << 30;
   r->lim.decompress = !(flags & FLAG_RAW);
   r->is_head = (flags & FLAG_HEAD) != 0;
@@ -176,38 +103,44 @@ static hc_req *read_response(const uint8_t *data, size_t size, int flags, int si
   r->body_sent = 1;
   *pushed = 0;
   fuzz_split_init(&sp, mode, data, size);
-  while (state == READING && (n = fuzz_split_next(&sp)) > 0) {
-    while (state == READING && n > 0) {
+  while ((st == HC_IN_MORE || st == HC_IN_SINK) && (n = fuzz_split_next(&sp)) > 0) {
+    while ((st == HC_IN_MORE || st == HC_IN_SINK) && n > 0) {
       size_t take = n;
       char *buf;
+      int own = 0;
       if (r->direct && r->rbody.len < r->rbody.cap) {
-        /* alloc_cb: a body of known size is read straight into its buffer */
         if (take > r->rbody.cap - r->rbody.len)
           take = r->rbody.cap - r->rbody.len;
         buf = r->rbody.p + r->rbody.len;
-        memcpy(buf, data + off, take);
-        state = feed(k, r, buf, take, sunk, pushed);
       } else {
-        /* a buffer of exactly this read, freed after it: a span kept past its read is a
-         * use after free */
         FUZZ_CHECK((buf = (char *)malloc(take)) != NULL, "out of memory");
-        memcpy(buf, data + off, take);
-        state = feed(k, r, buf, take, sunk, pushed);
+        own = 1;
+      }
+      memcpy(buf, data + off, take);
+      st = hc_conn_input(k, r, buf, take);
+      if (st == HC_IN_DONE || st == HC_IN_DONE_EXTRA)
+        complete(r, pushed);   /* before the read buffer goes */
+      if (own)
         free(buf);
+      if (st == HC_IN_SINK) {
+        sink_drain(r, sunk);
+        if (r->err_name != NULL)
+          st = HC_IN_FAIL;
       }
       off += take;
       n -= take;
     }
   }
-  if (state == READING) {      /* conn_end: the server closed the connection */
-    llhttp_finish(&k->parser);
-    if (r->complete)
-      *pushed = complete(r);
-    else if (r->err_name == NULL)
-      r->err_name = "ECONNRESET";
+  if (st == HC_IN_MORE || st == HC_IN_SINK) {      /* the server closed the connection */
+    st = hc_conn_finish(k, r);
+    if (st == HC_IN_DONE_EXTRA)
+      complete(r, pushed);
   }
+  FUZZ_CHECK((st == HC_IN_FAIL) == (r->err_name != NULL), "a failure without a name, or "
+             "a name without a failure");
+  FUZZ_CHECK(r->span == NULL, "a span kept past its read");
   if (r->sink && r->err_name == NULL)
-    sink_drain(r, sunk);       /* req_step: what is left goes to the sink, then the end */
+    sink_drain(r, sunk);       /* what is left goes to the sink, then the end */
   return r;
 }
 
@@ -217,10 +150,40 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Describes the response table at idx into o: status, reason, headers sorted by name. */
-static void describe(outcome *o, int idx, const hc_buf *sunk) {
+/* Describes the headers (or trailers) table at t into o, sorted by name. */
+static void describe_table(outcome *o, int t) {
   const char **names = NULL;
   size_t nnames = 0, cap = 0, i, len;
+  const char *s;
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    FUZZ_CHECK(lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING,
+               "a header that is not a string");
+    if (nnames == cap) {
+      cap = cap ? 2 * cap : 16;
+      FUZZ_CHECK((names = (const char **)realloc(names, cap * sizeof *names)) != NULL,
+                 "out of memory");
+    }
+    names[nnames++] = lua_tostring(L, -2);   /* anchored in the table */
+    lua_pop(L, 1);
+  }
+  if (nnames > 1)
+    qsort(names, nnames, sizeof names[0], cmp_str);
+  for (i = 0; i < nnames; i++) {
+    lua_getfield(L, t, names[i]);
+    s = lua_tolstring(L, -1, &len);
+    out_add(o, names[i], strlen(names[i]));
+    out_add(o, ": ", 2);
+    out_add(o, s, len);
+    out_add(o, "\n", 1);
+    lua_pop(L, 1);
+  }
+  free(names);
+}
+
+/* Describes the response table at idx into o: status, reason, headers, trailers, body. */
+static void describe(outcome *o, int idx, const hc_buf *sunk) {
+  size_t len;
   const char *s;
   char line[64];
   lua_getfield(L, idx, "status");
@@ -232,32 +195,15 @@ static void describe(outcome *o, int idx, const hc_buf *sunk) {
   out_add(o, "\n", 1);
   lua_pop(L, 2);
   lua_getfield(L, idx, "headers");
-  lua_pushnil(L);
-  while (lua_next(L, -2) != 0) {
-    FUZZ_CHECK(lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING,
-               "a header that is not a string");
-    if (nnames == cap) {
-      cap = cap ? 2 * cap : 16;
-      FUZZ_CHECK((names = (const char **)realloc(names, cap * sizeof *names)) != NULL,
-                 "out of memory");
-    }
-    names[nnames++] = lua_tostring(L, -2);   /* anchored in the headers table */
-    lua_pop(L, 1);
-  }
-  if (nnames > 1)
-    qsort(names, nnames, sizeof names[0], cmp_str);
-  for (i = 0; i < nnames; i++) {
-    lua_getfield(L, -1, names[i]);
-    s = lua_tolstring(L, -1, &len);
-    out_add(o, names[i], strlen(names[i]));
-    out_add(o, ": ", 2);
-    out_add(o, s, len);
+  describe_table(o, lua_gettop(L));
+  lua_pop(L, 1);
+  out_add(o, "\n", 1);
+  if (lua_getfield(L, idx, "trailers") != LUA_TNIL) {
+    FUZZ_CHECK(lua_istable(L, -1), "trailers that are not a table");
+    describe_table(o, lua_gettop(L));
     out_add(o, "\n", 1);
-    lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  free(names);
-  out_add(o, "\n", 1);
   if (sunk != NULL) {
     out_add(o, sunk->p ? sunk->p : "", sunk->len);
   } else {
