@@ -84,6 +84,21 @@ describe("regress: client fuzz finds", function()
     assert.equals("1", res2.trailers["x-check"])
   end)
 
+  it("reads the body the same whatever framing headers the trailers hold", function()
+    for _, t in ipairs({"Content-Length: 2\r\n", "Transfer-Encoding: gzip\r\n",
+                        "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n"}) do
+      srv = raw({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" ..
+                 "0\r\n" .. t .. "\r\n"})
+      local res, err = http.get(srv.url)
+      assert.is_table(res, tostring(err))
+      assert.equals("hello", res.body)
+      assert.is_nil(res.headers["content-length"])
+      assert.is_table(res.trailers)
+      srv.listener:close()
+      srv = nil
+    end
+  end)
+
   it("has no res.trailers without trailers", function()
     srv = raw({"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"})
     local res, err = http.get(srv.url)
