@@ -226,6 +226,26 @@ describe("url.normalize", function()
     end
   end)
 
+  it("is idempotent on random hosts, IPv4 and IPv6 spellings among them", function()
+    local alphabet = {"0", "1", "7", "9", "f", "x", "X", ".", ":", "::", "%30", "[", "]", "a",
+                      "255", "0x", "01", "ffff", "1.2.3.4"}
+    math.randomseed(13)
+    local ok = 0
+    for _ = 1, 20000 do
+      local t = {}
+      for i = 1, math.random(1, 10) do t[i] = alphabet[math.random(#alphabet)] end
+      local host = table.concat(t)
+      if math.random(3) == 1 then host = "[" .. host .. "]" end
+      local once = url.normalize("http://" .. host .. "/")
+      if once then
+        ok = ok + 1
+        assert.equal(once, url.normalize(once))
+        assert.equal(url.origin(once), url.origin("http://" .. host .. "/"))
+      end
+    end
+    assert(ok > 1000, "only " .. ok .. " hosts normalized")
+  end)
+
   it("returns nil, message, code for what it refuses", function()
     for _, c in ipairs(ERRORS) do
       local v, msg, code = url.normalize(c[1], c[2] or nil)
