@@ -1,10 +1,12 @@
 /* html.c: "sluice.html", link extraction for the crawler: libxml2's HTML push parser in SAX
- * mode (no tree is built) collects hrefs, <base>, <title> and <meta name=robots>. */
+ * mode (no tree is built) collects hrefs, <base>, <title> and <meta name=robots>. What it
+ * reads has been through html_charset.c (UTF-16) and html_tokens.c (HTML5 tokenizing). */
 #include <stdlib.h>
 #include <string.h>
 
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 
 #include "internal.h"
@@ -21,6 +23,10 @@ typedef struct html_parser {
   int title_state;             /* TITLE_*: the first <title> only */
   int has_base_href;           /* the first <base href> was seen */
   int has_robots;
+  int charset_fixed;           /* a BOM or a <meta> charset decided the encoding */
+  int replaced;                /* a <meta> charset of the "replacement" encoding */
+  sl_html_dec dec;             /* byte order mark and UTF-16 */
+  sl_html_tok tok;             /* the rewriting pass in front of libxml2 */
   char *base;                  /* the page's URL, normalized, NUL-ended; NULL for none */
   size_t base_len;
   hc_buf held;                 /* the tail of the chunks fed, from a '<' not yet closed */
@@ -73,6 +79,8 @@ static void html_release(html_parser *p) {
   hc_buf_free(&p->base_href);
   hc_buf_free(&p->title);
   hc_buf_free(&p->robots);
+  sl_html_dec_free(&p->dec);
+  sl_html_tok_free(&p->tok);
 }
 
 /* ------------------------------------------------------------ SAX callbacks */
@@ -138,6 +146,34 @@ static void html_add_robots(html_parser *p, const char *content) {
   p->has_robots = 1;
 }
 
+/* <meta charset> or <meta http-equiv=content-type content="...; charset=...">, as browsers
+ * read it: a label of the Encoding standard, or nothing (libxml2 itself would follow any
+ * name iconv knows, UTF-7 included, so the parser runs with HTML_PARSE_IGNORE_ENC and this
+ * switches it). The first known label decides; after a BOM, or once libxml2 has fallen back
+ * to Latin-1 on bytes that are not UTF-8, none is followed. */
+static void html_meta_charset(html_parser *p, const xmlChar **atts) {
+  const char *label = html_attr(atts, "charset"), *equiv;
+  size_t n = label != NULL ? strlen(label) : 0;
+  xmlCharEncodingHandler *handler;
+  int kind;
+  if (label == NULL && (equiv = html_attr(atts, "http-equiv")) != NULL &&
+      xmlStrcasecmp((const xmlChar *)equiv, BAD_CAST "content-type") == 0 &&
+      (label = html_attr(atts, "content")) != NULL)
+    label = sl_html_meta_charset(label, &n);
+  if (label == NULL || (kind = sl_html_charset(label, n, &handler)) == SL_CHARSET_UNKNOWN)
+    return;
+  p->charset_fixed = 1;
+  if (kind == SL_CHARSET_REPLACEMENT) {
+    p->replaced = 1;           /* browsers show one U+FFFD for the whole page */
+    xmlStopParser(p->ctxt);
+  } else if (handler != NULL && p->ctxt->input != NULL && p->ctxt->input->buf != NULL &&
+             p->ctxt->input->buf->encoder == NULL) {
+    xmlSwitchToEncoding(p->ctxt, handler);
+  } else if (handler != NULL) {
+    xmlCharEncCloseFunc(handler);
+  }
+}
+
 /* Element and attribute names come lower-cased from libxml2's HTML parser. */
 static void html_start_cb(void *ctx, const xmlChar *xname, const xmlChar **atts) {
   html_parser *p = (html_parser *)ctx;
@@ -159,6 +195,8 @@ static void html_start_cb(void *ctx, const xmlChar *xname, const xmlChar **atts)
     if (what != NULL && xmlStrcasecmp((const xmlChar *)what, BAD_CAST "robots") == 0 &&
         (v = html_attr(atts, "content")) != NULL)
       html_add_robots(p, v);
+    if (!p->charset_fixed && !sl_html_dec_has_bom(&p->dec))
+      html_meta_charset(p, atts);
   }
 }
 
@@ -206,13 +244,16 @@ static html_parser *html_new(lua_State *L, int base_idx) {
   sax.endElement = html_end_cb;
   sax.characters = html_text_cb;
   sax.ignorableWhitespace = html_text_cb;
-  /* No encoding given: libxml2 reads UTF-8, follows a <meta charset>, and falls back to
-   * Latin-1 on bytes that are not UTF-8, so any body parses. */
   p->ctxt = htmlCreatePushParserCtxt(&sax, p, NULL, 0, NULL, XML_CHAR_ENCODING_NONE);
   if (p->ctxt == NULL)
     luaL_error(L, "not enough memory");
   htmlCtxtUseOptions(p->ctxt, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-                                  HTML_PARSE_NONET);
+                                  HTML_PARSE_NONET | HTML_PARSE_IGNORE_ENC);
+  /* UTF-8, and Latin-1 from the first byte that is not UTF-8 on, so any body parses;
+   * html_meta_charset follows a <meta charset>. Without this, libxml2 would take the first
+   * byte above 127 for Latin-1 even in good UTF-8, after looking for a "charset=" anywhere
+   * in what it holds (UTF-7 included). */
+  p->ctxt->charset = XML_CHAR_ENCODING_UTF8;
   /* The push parser stops at the first tag after the root element closes, where pages
    * often have more (scripts, links after </html>). End tags of html, body and head are
    * ignored while depth (its count of discarded misplaced start tags) is above 0, so a
@@ -228,8 +269,11 @@ static html_parser *check_open(lua_State *L) {
   return p;
 }
 
-/* Hands s[0..n) to libxml2 (terminate: it is the end of the page). */
+/* Hands decoded bytes s[0..n) to libxml2 through the token pass (terminate: it is the end of
+ * the page). */
 static void html_push(lua_State *L, html_parser *p, const char *s, size_t n, int terminate) {
+  if (sl_html_tok_run(&p->tok, s, n, &s, &n) < 0)
+    luaL_error(L, "not enough memory");
   do {
     int take = n > HTML_MAX_FEED ? HTML_MAX_FEED : (int)n;
     htmlParseChunk(p->ctxt, s, take, terminate && (size_t)take == n);
@@ -238,6 +282,81 @@ static void html_push(lua_State *L, html_parser *p, const char *s, size_t n, int
   } while (n > 0);
   if (p->oom)
     luaL_error(L, "not enough memory");
+}
+
+/* Where to cut s[0..n) so that neither html_tokens.c nor libxml2 sees a chunk end inside a
+ * tag: at the first '<' after the last '>', or n. html_tokens.c decides what a '<' starts
+ * by looking ahead to its name; libxml2 2.9's push parser reads a chunk that ends in
+ * "</scr" inside a script as text and then loses the end of the script, and every link
+ * after it. */
+static size_t html_cut(const char *s, size_t n) {
+  size_t i = n;
+  const char *lt;
+  while (i > 0 && s[i - 1] != '>')
+    i--;
+  lt = (const char *)memchr(s + i, '<', n - i);
+  return lt != NULL ? (size_t)(lt - s) : n;
+}
+
+/* Feeds decoded bytes s[0..n) on towards libxml2, holding back a tag not closed yet. */
+static void html_feed_held(lua_State *L, html_parser *p, const char *s, size_t n) {
+  size_t cut = html_cut(s, n);
+  if (p->held.len > 0 && memchr(s, '>', n) == NULL)
+    cut = 0;                   /* no '>' in s: the held tag is still open */
+  if (p->held.len > 0 && cut > 0) {
+    if (hc_buf_add(&p->held, s, cut) < 0)
+      luaL_error(L, "not enough memory");
+    html_push(L, p, p->held.p, p->held.len, 0);
+    p->held.len = 0;
+  } else if (cut > 0) {
+    html_push(L, p, s, cut, 0);
+  }
+  if (cut < n && hc_buf_add(&p->held, s + cut, n - cut) < 0)
+    luaL_error(L, "not enough memory");
+  if (p->held.len > HTML_MAX_HELD) {
+    html_push(L, p, p->held.p, p->held.len, 0);
+    p->held.len = 0;
+  }
+}
+
+/* Feeds the page's next bytes (after the BOM stage). Until a BOM or a <meta> has decided
+ * the encoding, the page is read as UTF-8, and from the first byte that is not UTF-8 on as
+ * windows-1252 (what such pages mostly are), decoded in html_charset.c. The bytes before
+ * it go first, so that a <meta> among them still decides. (libxml2 would switch to Latin-1
+ * by itself there, but in the middle of reading a character, which it garbles.) */
+static void html_feed(lua_State *L, html_parser *p, const char *s, size_t n, int final) {
+  sl_html_dec *d = &p->dec;
+  if (d->u8_ntail > 0) {       /* a sequence the last chunk cut goes first */
+    d->join.len = 0;
+    if (hc_buf_add(&d->join, d->u8_tail, d->u8_ntail) < 0 ||
+        (n > 0 && hc_buf_add(&d->join, s, n) < 0))
+      luaL_error(L, "not enough memory");
+    s = d->join.p;
+    n = d->join.len;
+    d->u8_ntail = 0;
+  }
+  if (!p->charset_fixed && !sl_html_dec_has_bom(d)) {
+    size_t k, tail;
+    k = sl_html_utf8_check(s, n, &tail);
+    if (tail > 0 && !final) {
+      memcpy(d->u8_tail, s + n - tail, tail);
+      d->u8_ntail = (uint8_t)tail;
+      n -= tail;
+    } else if (tail > 0) {
+      k = n - tail;            /* cut short by the end of the page */
+    }
+    if (k < n) {
+      html_feed_held(L, p, s, k);
+      s += k;
+      n -= k;
+      if (!p->charset_fixed) {
+        p->charset_fixed = 1;
+        if (sl_html_dec_fallback(d, s, n, &s, &n) < 0)
+          luaL_error(L, "not enough memory");
+      }
+    }
+  }
+  html_feed_held(L, p, s, n);
 }
 
 /* Normalizes s[0..n) against base into the parser's scratch buffer; returns the length,
@@ -280,7 +399,12 @@ static int html_results(lua_State *L, html_parser *p) {
   ptrdiff_t len = -1;
   lua_Integer nlinks = 0;
   int top;
-  html_push(L, p, p->held.p, p->held.len, 1);
+  const char *tail;
+  size_t tail_len;
+  if (sl_html_dec_run(&p->dec, "", 0, 1, &tail, &tail_len) < 0)
+    luaL_error(L, "not enough memory");
+  html_feed(L, p, tail, tail_len, 1);
+  html_push(L, p, p->held.p ? p->held.p : "", p->held.len, 1);
   p->held.len = 0;
   html_free_ctxt(p);
   if (p->has_base_href)
@@ -296,7 +420,7 @@ static int html_results(lua_State *L, html_parser *p) {
   base = lua_tolstring(L, top, &blen);
   lua_createtable(L, (int)(p->nhrefs < 1024 ? p->nhrefs : 1024), 0);
   lua_createtable(L, 0, (int)(p->nhrefs < 1024 ? p->nhrefs : 1024));   /* seen */
-  for (i = 0; i < p->nhrefs; start = p->ends[i++]) {
+  for (i = 0; i < p->nhrefs && !p->replaced; start = p->ends[i++]) {
     len = html_resolve(L, p, p->hrefs.p + start, p->ends[i] - start, base, blen);
     if (len < 0)
       continue;
@@ -316,8 +440,10 @@ static int html_results(lua_State *L, html_parser *p) {
   lua_createtable(L, 0, 3);
   lua_pushvalue(L, top);
   lua_setfield(L, -2, "base");
-  html_push_title(L, p);
-  lua_setfield(L, -2, "title");
+  if (!p->replaced) {
+    html_push_title(L, p);
+    lua_setfield(L, -2, "title");
+  }
   if (p->has_robots) {
     lua_pushlstring(L, p->robots.p, p->robots.len);
     lua_setfield(L, -2, "robots");
@@ -333,7 +459,9 @@ static int html_links_l(lua_State *L) {
   size_t n;
   const char *body = luaL_checklstring(L, 1, &n);
   html_parser *p = html_new(L, lua_isnoneornil(L, 2) ? 0 : 2);
-  html_push(L, p, body, n, 0);
+  if (sl_html_dec_run(&p->dec, body, n, 1, &body, &n) < 0)
+    luaL_error(L, "not enough memory");
+  html_feed(L, p, body, n, 0);
   return html_results(L, p);
 }
 
@@ -343,45 +471,15 @@ static int html_parser_l(lua_State *L) {
   return 1;
 }
 
-/* Where to cut s[0..n) so that libxml2 never sees a chunk ending inside a tag: the last
- * '<' with no '>' after it, or n. libxml2 2.9's push parser reads a chunk that ends in
- * "</scr" inside a script as text and then loses the end of the script, and every link
- * after it; fed whole tags, it parses as it does a page given at once. */
-static size_t html_cut(const char *s, size_t n) {
-  size_t i = n;
-  while (i > 0) {
-    char c = s[--i];
-    if (c == '>')
-      return n;
-    if (c == '<')
-      return i;
-  }
-  return n;
-}
-
 /* p:feed(chunk): chunks may split the page anywhere; an unclosed tag at the end of a chunk
  * is held back and fed with the next one. */
 static int html_feed_l(lua_State *L) {
   html_parser *p = check_open(L);
-  size_t n, cut;
+  size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
-  cut = html_cut(s, n);
-  if (p->held.len > 0 && cut == n && memchr(s, '>', n) == NULL)
-    cut = 0;                   /* no '<' or '>' in s: the held tag is still open */
-  if (p->held.len > 0 && cut > 0) {
-    if (hc_buf_add(&p->held, s, cut) < 0)
-      luaL_error(L, "not enough memory");
-    html_push(L, p, p->held.p, p->held.len, 0);
-    p->held.len = 0;
-  } else if (cut > 0) {
-    html_push(L, p, s, cut, 0);
-  }
-  if (cut < n && hc_buf_add(&p->held, s + cut, n - cut) < 0)
+  if (sl_html_dec_run(&p->dec, s, n, 0, &s, &n) < 0)
     luaL_error(L, "not enough memory");
-  if (p->held.len > HTML_MAX_HELD) {
-    html_push(L, p, p->held.p, p->held.len, 0);
-    p->held.len = 0;
-  }
+  html_feed(L, p, s, n, 0);
   return 0;
 }
 

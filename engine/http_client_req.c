@@ -13,18 +13,13 @@ static char headers_mt_key, repeats_key;
 
 /* ------------------------------------------------------------------- URLs */
 
-static int is_host_char(unsigned char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         ch == '-' || ch == '.' || ch == '_';
-}
-
-/* Parses "http[s]://host[:port][/path][?query][#fragment]" into r->host (lower case, IPv6
- * without brackets), r->port (80 or 443 by default) and r->tls; *target is the path and query ("/" when empty), inside
- * url. Returns NULL, or the fail name ("EINVAL", "ENOTSUP") with the reason in why. */
+/* Parses "http[s]://host[:port][/path][?query][#fragment]" into r->host (normalized as
+ * url.normalize does, IPv6 without brackets), r->port (80 or 443 by default) and r->tls;
+ * *target is the path and query ("/" when empty), inside url. Returns NULL, or the fail
+ * name ("EINVAL", "ENOTSUP") with the reason in why. */
 const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target,
                          size_t *tlen, char *why, size_t whylen) {
-  const char *p = u, *end = u + n, *s, *host, *hend, *t;
-  size_t hl;
+  const char *p = u, *end = u + n, *s, *t;
   s = memchr(u, ':', n);
   if (s == NULL || end - s < 3 || s[1] != '/' || s[2] != '/' || s == u) {
     snprintf(why, whylen, "not an absolute http:// or https:// URL: %.100s", u);
@@ -42,65 +37,24 @@ const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target
       snprintf(why, whylen, "credentials in URLs are not supported: %.100s", u);
       return "EINVAL";
     }
-  /* p .. t is the authority */
-  if (p < t && *p == '[') {
-    host = p + 1;
-    hend = memchr(host, ']', (size_t)(t - host));
-    if (hend == NULL) {
-      snprintf(why, whylen, "bad IPv6 address in URL: %.100s", u);
-      return "EINVAL";
+  /* p .. t is the authority: its host and port are parsed as sluice.url parses them, so
+   * the client connects to the host and port the URL's origin names (127.1 is 127.0.0.1,
+   * port 0 is refused). */
+  {
+    sl_url_auth a;
+    sl_url_err e;
+    _Static_assert(sizeof r->host > SL_URL_MAX_HOST, "r->host holds any normalized host");
+    if (sl_url_authority(p, (size_t)(t - p), &a, &e) < 0) {
+      snprintf(why, whylen, "%s in URL: %.100s", e.why, u);
+      return e.code;
     }
-    s = hend + 1;
-  } else {
-    host = p;
-    for (hend = p; hend < t && *hend != ':'; hend++)
-      if (!is_host_char((unsigned char)*hend)) {
-        snprintf(why, whylen, "bad host name in URL: %.100s", u);
-        return "EINVAL";
-      }
-    s = hend;
-  }
-  hl = (size_t)(hend - host);
-  if (hl == 0 || hl >= sizeof r->host) {
-    snprintf(why, whylen, "%s host name in URL: %.100s", hl ? "too long a" : "no", u);
-    return "EINVAL";
-  }
-  for (size_t i = 0; i < hl; i++) {
-    char ch = host[i];
-    r->host[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-  }
-  r->host[hl] = '\0';
-  if (*p == '[') {
-    /* Only hex digits, ':' and '.': uv_inet_pton ignores whatever follows a '%' (a zone
-     * id), which would otherwise reach the Host header as it is. */
-    struct in6_addr a6;
-    if (strspn(r->host, "0123456789abcdef:.") != hl ||
-        uv_inet_pton(AF_INET6, r->host, &a6) != 0) {
-      snprintf(why, whylen, "bad IPv6 address in URL: %.100s", u);
-      return "EINVAL";
+    if (a.host[0] == '[') {      /* r->host holds IPv6 without its brackets */
+      memcpy(r->host, a.host + 1, a.host_len - 2);
+      r->host[a.host_len - 2] = '\0';
+    } else {
+      memcpy(r->host, a.host, a.host_len + 1);
     }
-  }
-  r->port = r->tls ? 443 : 80;
-  if (s < t) {
-    long port = 0;
-    if (*s != ':') {
-      snprintf(why, whylen, "bad authority in URL: %.100s", u);
-      return "EINVAL";
-    }
-    for (s++; s < t; s++) {
-      if (*s < '0' || *s > '9' || port > 65535) {
-        snprintf(why, whylen, "bad port in URL: %.100s", u);
-        return "EINVAL";
-      }
-      port = port * 10 + (*s - '0');
-    }
-    if (port > 0) {
-      if (port > 65535) {
-        snprintf(why, whylen, "bad port in URL: %.100s", u);
-        return "EINVAL";
-      }
-      r->port = (int)port;
-    }
+    r->port = a.port > 0 ? a.port : r->tls ? 443 : 80;
   }
   *target = t;
   for (s = t; s < end && *s != '#'; s++)

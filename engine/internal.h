@@ -649,7 +649,8 @@ void hc_tls_session_free(void *sess);
 void hc_tls_cleanup(void);                       /* frees the cached contexts */
 
 /* ------------------------------------------------ crawler: URLs and HTML */
-/* "sluice.url" (url.c, seen sets in seen.c) and "sluice.html" (html.c). */
+/* "sluice.url" (url.c, hosts in url_host.c, seen sets in seen.c) and "sluice.html" (html.c,
+ * with html_charset.c and html_tokens.c before libxml2). */
 #define SL_URL_SEEN_SET_MT "sluice.url.seen_set"
 #define SL_HTML_PARSER_MT  "sluice.html.parser"
 #define SL_URL_MAX_HOST    255   /* bytes of a normalized host name, brackets included */
@@ -669,11 +670,100 @@ size_t sl_url_bound(size_t n, size_t blen);
 ptrdiff_t sl_url_normalize(const char *s, size_t n, const char *base, size_t blen,
                            char *out, sl_url_err *e);
 int sl_url_fail(lua_State *L, const sl_url_err *e);  /* pushes the fail triple; returns 3 */
+int sl_url_einval(sl_url_err *e, const char *why);   /* sets an EINVAL; returns -1 */
+int sl_url_hexval(unsigned c);                       /* a hex digit's value, or -1 */
+int sl_url_escape_at(const char *s, size_t n);       /* the byte "%XX" at s stands for, or -1 */
+
+/* The authority of an http(s) URL once checked (url_host.c). */
+typedef struct sl_url_auth {
+  char host[SL_URL_MAX_HOST + 1]; /* normalized and NUL-ended; IPv6 keeps its brackets */
+  size_t host_len;
+  int port;                    /* the explicit port (1-65535), or -1 when absent or empty */
+} sl_url_auth;
+
+/* Parses the authority s[0..n) as the WHATWG URL standard parses a special URL's host and
+ * port: IPv4 addresses in any number form become dotted quads, IPv6 literals are validated
+ * and written canonically, other hosts are percent-decoded and lower-cased. User info, port
+ * 0 and characters outside ALPHA DIGIT - . _ ~ are refused. Returns 0, or -1 with e set. */
+int sl_url_authority(const char *s, size_t n, sl_url_auth *a, sl_url_err *e);
 uint64_t sl_url_hash(const char *s, size_t n);       /* url.fingerprint */
 uint64_t sl_url_mix(uint64_t h);                     /* a 64-bit finalizer (fmix64) */
 void sl_seen_register(lua_State *L);   /* adds url.seen_set to the table at the top */
 int luaopen_sluice_url(lua_State *L);
 int luaopen_sluice_html(lua_State *L);
+
+/* html_charset.c: a page's byte order mark, decoded here when it is UTF-16. */
+typedef struct sl_html_dec {
+  uint8_t bom;                 /* undecided, none, UTF-8, UTF-16LE or UTF-16BE */
+  uint8_t npending;            /* bytes held in pending */
+  unsigned char pending[3];    /* the first bytes while sniffing; an odd UTF-16 byte */
+  uint16_t high;               /* a high surrogate waiting for its pair, or 0 */
+  uint8_t u8_ntail;            /* bytes in u8_tail */
+  unsigned char u8_tail[3];    /* a UTF-8 sequence cut by the end of a chunk (html.c) */
+  uint8_t cp1252;              /* the page turned out not UTF-8: windows-1252 from here */
+  hc_buf out;                  /* UTF-16 decoded to UTF-8, or the sniffed bytes */
+  hc_buf conv;                 /* windows-1252 decoded to UTF-8 */
+  hc_buf join;                 /* u8_tail and the next chunk */
+} sl_html_dec;
+
+/* Passes s[0..n) through the decoder (final: the last bytes of the page). *out is UTF-8 for
+ * a UTF-16 page, else the bytes as they were: s itself when it can be, or a buffer of d's,
+ * valid until the next call. Returns 0, or -1 when out of memory. */
+int sl_html_dec_run(sl_html_dec *d, const char *s, size_t n, int final, const char **out,
+                    size_t *outlen);
+int sl_html_dec_has_bom(const sl_html_dec *d);   /* a BOM decided the encoding */
+/* Where the first sequence of s[0..n) that libxml2 would not take for UTF-8 starts, or n;
+ * then *tail is the length of a sequence cut short by the end of s (0 if none). */
+size_t sl_html_utf8_check(const char *s, size_t n, size_t *tail);
+/* Decodes s[0..n) and every later byte as windows-1252 (into *out, valid until the next
+ * call). Returns 0, or -1 when out of memory. */
+int sl_html_dec_fallback(sl_html_dec *d, const char *s, size_t n, const char **out,
+                         size_t *outlen);
+void sl_html_dec_free(sl_html_dec *d);
+
+/* What a <meta> charset label means (the Encoding standard's labels only: UTF-7 and others
+ * browsers refuse are unknown). For SL_CHARSET_1252 and SL_CHARSET_OTHER, *handler is the
+ * libxml2 decoder to switch to (NULL if iconv lacks it). */
+enum { SL_CHARSET_UNKNOWN, SL_CHARSET_UTF8, SL_CHARSET_1252, SL_CHARSET_REPLACEMENT,
+       SL_CHARSET_OTHER };
+struct _xmlCharEncodingHandler;
+int sl_html_charset(const char *label, size_t n, struct _xmlCharEncodingHandler **handler);
+/* The charset in a <meta http-equiv=content-type> content value (the HTML standard's
+ * extraction algorithm): points into content, *len bytes; NULL when there is none. */
+const char *sl_html_meta_charset(const char *content, size_t *len);
+
+/* html_tokens.c: the pass that rewrites a page where libxml2's tokenizer would read it
+ * otherwise than a browser's. */
+#define SL_HTML_NS_MAX 32
+typedef struct sl_html_tok {
+  uint8_t state;               /* where the tokenizer is (T_* in html_tokens.c) */
+  uint8_t raw;                 /* the raw-text element being read, or 0 */
+  uint8_t match;               /* "]]" bytes matched in a CDATA section */
+  uint8_t end_tag, self_closing; /* the tag being read is an end tag; ended by "/>" */
+  uint8_t tag_id;              /* its name, as known to html_tokens.c */
+  uint8_t tag_foreign;         /* it is an SVG or MathML element */
+  uint8_t tag_renamed;         /* its name was given a namespace prefix */
+  uint8_t name_odd;            /* its name has bytes libxml2 does not take in a name */
+  uint8_t tag_dropped;         /* it is left out */
+  uint8_t started;             /* a start tag was seen */
+  uint8_t name_here, lt_here;  /* name_at, lt_at are in the chunk being read */
+  uint8_t name_len;            /* bytes of the name (saturates at 255) */
+  char name[16];               /* its first bytes, lower-cased */
+  size_t name_at, lt_at;       /* where the name and its '<' are in the chunk */
+  uint8_t nframes;             /* open SVG, MathML and HTML-inside-them elements */
+  struct {
+    uint8_t kind, name, renamed;
+  } frames[SL_HTML_NS_MAX];
+  hc_buf out;                  /* a chunk rewritten */
+} sl_html_tok;
+
+/* Rewrites s[0..n), the next bytes of a page in an ASCII-compatible encoding. *out is s
+ * itself when nothing changed, else a buffer of t's valid until the next call. A '<' must
+ * not end a chunk unless the page ends there (html.c holds such tails back). Returns 0, or
+ * -1 when out of memory. */
+int sl_html_tok_run(sl_html_tok *t, const char *s, size_t n, const char **out,
+                    size_t *outlen);
+void sl_html_tok_free(sl_html_tok *t);
 
 /* Embedded Lua modules (generated at build time into build/embedded.c). */
 void sl_embedded_install(lua_State *L);

@@ -1,5 +1,5 @@
 /* url.c: "sluice.url", the crawler's URL toolkit: RFC 3986 resolution and normalization of
- * http(s) URLs, parse, origin and a stable 64-bit fingerprint; seen sets live in seen.c. */
+ * http(s) URLs, parse, origin, fingerprints; hosts are in url_host.c, seen sets in seen.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,13 +11,6 @@ typedef struct url_ref {
   const char *scheme, *auth, *path, *query, *frag;
   size_t scheme_len, auth_len, path_len, query_len, frag_len;
 } url_ref;
-
-/* The parts of a URL's authority, once checked. */
-typedef struct url_auth {
-  char host[SL_URL_MAX_HOST + 4]; /* normalized: lower case, escapes normalized, NUL-ended */
-  size_t host_len;             /* IPv6 literals keep their brackets here */
-  int port;                    /* the explicit port, or -1 when absent or empty */
-} url_auth;
 
 static const char HEX[] = "0123456789ABCDEF";
 
@@ -42,21 +35,19 @@ static int url_must_encode(unsigned c) {
          c == '^' || c == '`' || c == '{' || c == '|' || c == '}';
 }
 
-/* The value of a hex digit, or -1. */
-static int url_hexval(unsigned c) {
+int sl_url_hexval(unsigned c) {
   if (url_is_digit(c))
     return (int)(c - '0');
   c |= 32;
   return c - 'a' < 6 ? (int)(c - 'a' + 10) : -1;
 }
 
-/* The byte an escape at s[0..2] stands for, or -1 when s[0..n) does not hold "%XX". */
-static int url_escape_at(const char *s, size_t n) {
+int sl_url_escape_at(const char *s, size_t n) {
   int hi, lo;
   if (n < 3 || s[0] != '%')
     return -1;
-  hi = url_hexval((unsigned char)s[1]);
-  lo = url_hexval((unsigned char)s[2]);
+  hi = sl_url_hexval((unsigned char)s[1]);
+  lo = sl_url_hexval((unsigned char)s[2]);
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
@@ -115,8 +106,8 @@ static void url_split(const char *s, size_t n, url_ref *r) {
   }
 }
 
-/* Sets e to an EINVAL with a static reason; returns -1 for `return url_einval(...)`. */
-static int url_einval(sl_url_err *e, const char *why) {
+/* Sets e to an EINVAL with a static reason; returns -1 for `return sl_url_einval(...)`. */
+int sl_url_einval(sl_url_err *e, const char *why) {
   e->code = "EINVAL";
   e->why = why;
   e->what = NULL;
@@ -127,7 +118,7 @@ static int url_einval(sl_url_err *e, const char *why) {
 /* Checks the scheme of r: 1 for http, 2 for https, -1 with e set otherwise. */
 static int url_scheme(const url_ref *r, sl_url_err *e) {
   if (r->scheme == NULL)
-    return url_einval(e, "relative URL without a base");
+    return sl_url_einval(e, "relative URL without a base");
   if (url_ieq(r->scheme, r->scheme_len, "http", 4))
     return 1;
   if (url_ieq(r->scheme, r->scheme_len, "https", 5))
@@ -139,103 +130,8 @@ static int url_scheme(const url_ref *r, sl_url_err *e) {
   return -1;
 }
 
-/* ------------------------------------------------------------ authority */
-
-/* An IPv6 literal's inside: hex digits, ':' and '.' (an embedded IPv4), at least one ':'.
- * Zone identifiers and IPvFuture are refused; the crawler has no use for them. */
-static int url_ipv6(const char *s, size_t n, url_auth *a, sl_url_err *e) {
-  size_t i, colons = 0;
-  if (n + 2 > SL_URL_MAX_HOST)
-    return url_einval(e, "host name too long");
-  a->host[0] = '[';
-  for (i = 0; i < n; i++) {
-    unsigned c = (unsigned char)s[i];
-    if (c == ':')
-      colons++;
-    else if (c != '.' && url_hexval(c) < 0)
-      return url_einval(e, "bad IPv6 address");
-    a->host[i + 1] = (char)(url_is_alpha(c) ? c | 32 : c);
-  }
-  if (colons < 2)
-    return url_einval(e, "bad IPv6 address");
-  a->host[n + 1] = ']';
-  a->host_len = n + 2;
-  return 0;
-}
-
-/* A reg-name or IPv4 address: letters (lower-cased), digits, - . _ ~ and escapes, of which
- * the unreserved ones are decoded and the others keep upper-case hex digits. */
-static int url_regname(const char *s, size_t n, url_auth *a, sl_url_err *e) {
-  size_t i = 0, o = 0;
-  if (n == 0)
-    return url_einval(e, "empty host");
-  while (i < n) {
-    unsigned c = (unsigned char)s[i];
-    if (o > SL_URL_MAX_HOST)   /* the buffer has room for one more escape */
-      return url_einval(e, "host name too long");
-    if (c == '%') {
-      int v = url_escape_at(s + i, n - i);
-      if (v < 0)
-        return url_einval(e, "bad percent-escape in host");
-      if (url_is_unreserved((unsigned)v)) {
-        a->host[o++] = (char)(url_is_alpha((unsigned)v) ? v | 32 : v);
-      } else {
-        a->host[o++] = '%';
-        a->host[o++] = HEX[v >> 4];
-        a->host[o++] = HEX[v & 15];
-      }
-      i += 3;
-      continue;
-    }
-    if (!url_is_unreserved(c))
-      return url_einval(e, "invalid character in host");
-    a->host[o++] = (char)(url_is_alpha(c) ? c | 32 : c);
-    i++;
-  }
-  if (o > SL_URL_MAX_HOST)
-    return url_einval(e, "host name too long");
-  a->host_len = o;
-  return 0;
-}
-
-/* Checks and normalizes an authority: host, optional ":port" (an empty one counts as
- * absent); user information is refused. Returns 0, or -1 with e set. */
-static int url_authority(const char *s, size_t n, url_auth *a, sl_url_err *e) {
-  size_t hend, i;
-  a->host[0] = '\0';
-  a->host_len = 0;
-  a->port = -1;
-  if (memchr(s, '@', n) != NULL)
-    return url_einval(e, "credentials in URL");
-  if (n > 0 && s[0] == '[') {
-    const char *close = (const char *)memchr(s, ']', n);
-    if (close == NULL)
-      return url_einval(e, "bad IPv6 address");
-    hend = (size_t)(close - s) + 1;
-    if (hend < n && s[hend] != ':')
-      return url_einval(e, "bad IPv6 address");
-    if (url_ipv6(s + 1, hend - 2, a, e) < 0)
-      return -1;
-  } else {
-    const char *colon = (const char *)memchr(s, ':', n);
-    hend = colon != NULL ? (size_t)(colon - s) : n;
-    if (url_regname(s, hend, a, e) < 0)
-      return -1;
-  }
-  a->host[a->host_len] = '\0';
-  if (hend < n && hend + 1 < n) {
-    long port = 0;
-    for (i = hend + 1; i < n; i++) {
-      if (!url_is_digit((unsigned char)s[i]))
-        return url_einval(e, "bad port");
-      port = port * 10 + (s[i] - '0');
-      if (port > 65535)
-        return url_einval(e, "port out of range");
-    }
-    a->port = (int)port;
-  }
-  return 0;
-}
+/* ------------------------------------------------------------ ports */
+/* Hosts and ports are parsed in url_host.c (sl_url_authority). */
 
 /* Writes ":port" unless the port is absent (< 0) or dflt. Returns the bytes written. */
 static size_t url_put_port(char *out, int port, int dflt) {
@@ -263,7 +159,7 @@ static size_t url_pct(const char *s, size_t n, char *out) {
   while (i < n) {
     unsigned c = (unsigned char)s[i];
     if (c == '%') {
-      int v = url_escape_at(s + i, n - i);
+      int v = sl_url_escape_at(s + i, n - i);
       if (v >= 0 && url_is_unreserved((unsigned)v)) {
         out[o++] = (char)v;
         i += 3;
@@ -359,10 +255,10 @@ static int url_resolve(const url_ref *r, const char *base, size_t blen, url_ref 
     return 0;
   }
   if (base == NULL)
-    return url_einval(e, "relative URL without a base");
+    return sl_url_einval(e, "relative URL without a base");
   url_split(base, blen, &b);
   if (b.scheme == NULL || b.auth == NULL || url_scheme(&b, e) < 0)
-    return url_einval(e, "base is not an absolute http(s) URL");
+    return sl_url_einval(e, "base is not an absolute http(s) URL");
   if (r->scheme != NULL && !url_ieq(r->scheme, r->scheme_len, b.scheme, b.scheme_len)) {
     *t = *r;                   /* "https:g" against an http base: absolute, and hostless */
     return 0;
@@ -400,7 +296,7 @@ ptrdiff_t sl_url_normalize(const char *s, size_t n, const char *base, size_t ble
                            char *out, sl_url_err *e) {
   char *scratch = out + 3 * (n + blen) + 32;  /* see sl_url_bound */
   url_ref r, t;
-  url_auth a;
+  sl_url_auth a;
   size_t o = 0, p0;
   int https;
   s = url_clean(s, &n, scratch);
@@ -413,8 +309,8 @@ ptrdiff_t sl_url_normalize(const char *s, size_t n, const char *base, size_t ble
     return -1;
   https = https == 2;
   if (t.auth == NULL)
-    return url_einval(e, "no host");
-  if (url_authority(t.auth, t.auth_len, &a, e) < 0)
+    return sl_url_einval(e, "no host");
+  if (sl_url_authority(t.auth, t.auth_len, &a, e) < 0)
     return -1;
   memcpy(out, https ? "https://" : "http://", o = https ? 8 : 7);
   memcpy(out + o, a.host, a.host_len);
@@ -472,16 +368,16 @@ static int url_normalize_l(lua_State *L) {
 
 /* Splits an absolute http(s) URL and checks its authority, for parse and origin. Returns
  * 1 for http, 2 for https, or -1 with e set. */
-static int url_absolute(const char *s, size_t n, url_ref *r, url_auth *a, sl_url_err *e) {
+static int url_absolute(const char *s, size_t n, url_ref *r, sl_url_auth *a, sl_url_err *e) {
   int kind;
   url_split(s, n, r);
   if (r->scheme == NULL)
-    return url_einval(e, "not an absolute URL");
+    return sl_url_einval(e, "not an absolute URL");
   if ((kind = url_scheme(r, e)) < 0)
     return -1;
   if (r->auth == NULL)
-    return url_einval(e, "no host");
-  if (url_authority(r->auth, r->auth_len, a, e) < 0)
+    return sl_url_einval(e, "no host");
+  if (sl_url_authority(r->auth, r->auth_len, a, e) < 0)
     return -1;
   return kind;
 }
@@ -498,7 +394,7 @@ static int url_parse_l(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   url_ref r;
-  url_auth a;
+  sl_url_auth a;
   sl_url_err e;
   int kind = url_absolute(s, n, &r, &a, &e);
   if (kind < 0)
@@ -526,7 +422,7 @@ static int url_origin_l(lua_State *L) {
   const char *s = luaL_checklstring(L, 1, &n);
   char local[512], out[SL_URL_MAX_HOST + 32], *scratch;
   url_ref r;
-  url_auth a;
+  sl_url_auth a;
   sl_url_err e;
   int kind, port;
   size_t o;

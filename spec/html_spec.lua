@@ -204,6 +204,34 @@ describe("html.links", function()
     assert.equal("\xc3\xa9", info.title)
   end)
 
+  it("reads UTF-8 without a <meta>, and Latin-1 from the first byte that is not UTF-8", function()
+    local links, info = html.links("<title>Caf\xc3\xa9 \xe2\x80\x94</title><a href='/caf\xc3\xa9'>" ..
+                                   "<a href='/\xe9t\xe9'>", BASE)
+    assert.same({"http://example.com/caf%C3%A9", "http://example.com/%C3%A9t%C3%A9"}, links)
+    assert.equal("Caf\xc3\xa9 \xe2\x80\x94", info.title)
+  end)
+
+  it("reads tags as a browser's tokenizer does", function()
+    local cases = {
+      {"<a/href=/slash>x</a>", {"http://example.com/slash"}},
+      {'<a href="/q"title=t>x</a>', {"http://example.com/q"}},
+      {"<a =href=/eq>x</a>", {}},
+      {"<a<a href=/lt>>x</a>", {}},
+      {"</ <a href=/bogus>><a href=/after>", {"http://example.com/after"}},
+      {"<!x <a href=/bogus>><a href=/after>", {"http://example.com/after"}},
+      {"<?x > <a href=/after-pi> ?>", {"http://example.com/after-pi"}},
+      {"<!--><a href=/after-comment>", {"http://example.com/after-comment"}},
+      {"<!---><a href=/after-comment>", {"http://example.com/after-comment"}},
+      {"<p>x</p <a href=/in-end-tag>><a href=/after>", {"http://example.com/after"}},
+      {"</table><a href=/after-stray-end>", {"http://example.com/after-stray-end"}},
+      {"<svg><![CDATA[<a href=/cdata>]]></svg><a href=/after>", {"http://example.com/after"}},
+      {"<![CDATA[<a href=/html-cdata>]]><a href=/after>", {"http://example.com/after"}},
+    }
+    for _, c in ipairs(cases) do
+      assert.same(c[2], (html.links(c[1], BASE)), c[1])
+    end
+  end)
+
   it("handles a page with 50,000 links", function()
     local t = {"<html><body>"}
     for i = 1, 50000 do t[#t + 1] = ('<a href="/p/%d">link %d</a>\n'):format(i, i) end
@@ -236,6 +264,11 @@ describe("html.parser", function()
       "<title>Caf\xe9</title>\xe9t\xe9 <a href=\"/caf\xe9\">x</a><a href=/b>\xff</a>",
       "<p>x</body></html>\n<a href='/late'>l</a><script>a</scr + ipt</script><a href=/z>",
       "<a href=/1 <a href=/2> <<< </ </a <!-- x --> <a href=\"/3\"></a><style></style",
+      "<title>t<a href=/no></title><textarea>\0</textarea><svg><title><a href=/s></title>" ..
+        "<base href=/nb/></svg><a href='/n\0l'><a/href=/sl><!--><a href=/c><xmp></xmp>" ..
+        "<a href=/end>",
+      "\xff\xfe<\0a\0 \0h\0r\0e\0f\0=\0/\0u\0>\0",
+      "<meta charset=windows-1252><a href=/\x80\x81>x</a><plaintext><a href=/no>",
     }
     math.randomseed(5)
     for _, page in ipairs(pages) do

@@ -42,14 +42,49 @@ local NORMALIZE = {
   {"http://h/\x01\x7fa", "http://h/%01%7Fa"},
   {"http://h/?q=a b&r=%c3%a9&s=%2d", "http://h/?q=a%20b&r=%C3%A9&s=-"},
   {"http://h/:@!$&'()*+,;=[]", "http://h/:@!$&'()*+,;=[]"},
-  -- hosts: escapes, IPv4, IPv6
+  -- hosts: escapes decoded, trailing dot kept on names
   {"http://%45x%61mple.com/", "http://example.com/"},
   {"http://ex%2Dample.com/", "http://ex-ample.com/"},
-  {"http://ex%2fample/", "http://ex%2Fample/"},
+  {"http://Ex_a~mple.com./", "http://ex_a~mple.com./"},
+  {"http://1.2.3.foo/", "http://1.2.3.foo/"},
+  {"http://a..b/", "http://a..b/"},
+  -- IPv4 as the WHATWG URL standard reads it: up to four parts, each decimal, 0x hex or
+  -- 0-led octal, the last filling the bytes left
   {"http://127.0.0.1:8080/", "http://127.0.0.1:8080/"},
+  {"http://127.1/", "http://127.0.0.1/"},
+  {"http://2130706433/", "http://127.0.0.1/"},
+  {"http://0x7f000001/", "http://127.0.0.1/"},
+  {"http://0X7F.0.0.1/", "http://127.0.0.1/"},
+  {"http://0177.0.0.1/", "http://127.0.0.1/"},
+  {"http://0177.1:8080/", "http://127.0.0.1:8080/"},
+  {"http://127.0.0.1./", "http://127.0.0.1/"},
+  {"http://%31%32%37.1/", "http://127.0.0.1/"},
+  {"http://1.256/", "http://1.0.1.0/"},
+  {"http://1.2.65535/", "http://1.2.255.255/"},
+  {"http://0x/", "http://0.0.0.0/"},
+  {"http://0/", "http://0.0.0.0/"},
+  {"http://00.0x0.000.0/", "http://0.0.0.0/"},
+  {"http://4294967295/", "http://255.255.255.255/"},
+  {"http://0xffffffff/", "http://255.255.255.255/"},
+  {"http://037777777777/", "http://255.255.255.255/"},
+  {"http://1.2.3.0x/", "http://1.2.3.0/"},
+  {"http://0x" .. ("0"):rep(200) .. "7f000001/", "http://127.0.0.1/"},
+  {"http://1.0x1g/", "http://1.0x1g/"},   -- not a number: a domain name
+  -- IPv6: lower-case hex, no leading zeros, the first longest zero run (two or more) as
+  -- "::", an embedded IPv4 address as two hex pieces
   {"http://[::1]/", "http://[::1]/"},
   {"http://[2001:DB8::A]:80/x", "http://[2001:db8::a]/x"},
-  {"http://[::FFFF:1.2.3.4]:81/", "http://[::ffff:1.2.3.4]:81/"},
+  {"http://[::FFFF:1.2.3.4]:81/", "http://[::ffff:102:304]:81/"},
+  {"http://[0:0:0:0:0:0:0:1]/", "http://[::1]/"},
+  {"http://[0000:00::0001]/", "http://[::1]/"},
+  {"http://[::]/", "http://[::]/"},
+  {"http://[1::]/", "http://[1::]/"},
+  {"http://[2001:db8:0:0:1:0:0:1]/", "http://[2001:db8::1:0:0:1]/"},
+  {"http://[1:0:0:2:0:0:0:3]/", "http://[1:0:0:2::3]/"},
+  {"http://[1:2:3:4:5:6:7::]/", "http://[1:2:3:4:5:6:7:0]/"},
+  {"http://[::2:3:4:5:6:7:8]/", "http://[0:2:3:4:5:6:7:8]/"},
+  {"http://[1:2:3:4:5:6:1.2.3.4]/", "http://[1:2:3:4:5:6:102:304]/"},
+  {"http://[::0.0.0.0]/", "http://[::]/"},
   -- whitespace as browsers treat href
   {"  http://h/a  ", "http://h/a"},
   {"\thttp://h/a\r\n", "http://h/a"},
@@ -101,13 +136,49 @@ local ERRORS = {
   {"http://h:-1/", false, "EINVAL", "EINVAL: bad port"},
   {"http://h:65536/", false, "EINVAL", "EINVAL: port out of range"},
   {"http://h:99999999999999999999/", false, "EINVAL", "EINVAL: port out of range"},
+  {"http://h:0/", false, "EINVAL", "EINVAL: port out of range"},
+  {"http://h:000/", false, "EINVAL", "EINVAL: port out of range"},
   {"http://h o/", false, "EINVAL", "EINVAL: invalid character in host"},
   {"http://h%zz/", false, "EINVAL", "EINVAL: bad percent-escape in host"},
   {"http://caf\xc3\xa9.fr/", false, "EINVAL", "EINVAL: invalid character in host"},
+  -- an escape decodes to what the host would hold raw
+  {"http://caf%C3%A9.fr/", false, "EINVAL", "EINVAL: invalid character in host"},
+  {"http://ex%2fample/", false, "EINVAL", "EINVAL: invalid character in host"},
+  {"http://h%20o/", false, "EINVAL", "EINVAL: invalid character in host"},
+  {"http://h%00/", false, "EINVAL", "EINVAL: invalid character in host"},
+  -- a host whose last label is a number is an IPv4 address or nothing
+  {"http://foo.1/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://foo.0x1/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://1.2.3.4.5/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://256.0.0.1/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://1.16777216/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://4294967296/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://0x100000000/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://0x" .. ("f"):rep(200) .. "/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://99999999999999999999/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://09/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://1.2.3.08/", false, "EINVAL", "EINVAL: bad IPv4 address"},
+  {"http://1..2/", false, "EINVAL", "EINVAL: bad IPv4 address"},
   {"http://[::1/", false, "EINVAL", "EINVAL: bad IPv6 address"},
   {"http://[::1]x/", false, "EINVAL", "EINVAL: bad IPv6 address"},
   {"http://[g::1]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
   {"http://[fe80::1%25eth0]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[12345::]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[1:2:3:4:5:6:7:8:9]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[1:2:3:4:5:6:7]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[:::::::::]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[1::2::3]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[:1::]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[1:]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[::1.2.3]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[::1.2.3.4.5]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[::1.2.3.256]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[::01.2.3.4]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[::.1.2.3]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[1:2:3:4:5:6:7:1.2.3.4]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[::ffff:1.2.3.4:5]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
+  {"http://[1.2.3.4]/", false, "EINVAL", "EINVAL: bad IPv6 address"},
   {"http://" .. ("a"):rep(256) .. "/", false, "EINVAL", "EINVAL: host name too long"},
   {"g", "/not/absolute", "EINVAL", "EINVAL: base is not an absolute http(s) URL"},
   {"g", "mailto:x@y", "EINVAL", "EINVAL: base is not an absolute http(s) URL"},
@@ -155,6 +226,26 @@ describe("url.normalize", function()
     end
   end)
 
+  it("is idempotent on random hosts, IPv4 and IPv6 spellings among them", function()
+    local alphabet = {"0", "1", "7", "9", "f", "x", "X", ".", ":", "::", "%30", "[", "]", "a",
+                      "255", "0x", "01", "ffff", "1.2.3.4"}
+    math.randomseed(13)
+    local ok = 0
+    for _ = 1, 20000 do
+      local t = {}
+      for i = 1, math.random(1, 10) do t[i] = alphabet[math.random(#alphabet)] end
+      local host = table.concat(t)
+      if math.random(3) == 1 then host = "[" .. host .. "]" end
+      local once = url.normalize("http://" .. host .. "/")
+      if once then
+        ok = ok + 1
+        assert.equal(once, url.normalize(once))
+        assert.equal(url.origin(once), url.origin("http://" .. host .. "/"))
+      end
+    end
+    assert(ok > 1000, "only " .. ok .. " hosts normalized")
+  end)
+
   it("returns nil, message, code for what it refuses", function()
     for _, c in ipairs(ERRORS) do
       local v, msg, code = url.normalize(c[1], c[2] or nil)
@@ -191,6 +282,17 @@ describe("url.parse", function()
                 url.parse("http://[::1]:81/x"))
   end)
 
+  it("returns the host normalized as normalize writes it", function()
+    assert.same({scheme = "http", host = "127.0.0.1", port = 8080, path = "/a/../b"},
+                url.parse("http://0x7F.1:8080/a/../b"))
+    assert.same({scheme = "https", host = "::ffff:102:304", port = 443, path = "/"},
+                url.parse("https://[::FFFF:1.2.3.4]/"))
+    assert.same({scheme = "http", host = "example.com", port = 80, path = "/"},
+                url.parse("http://ex%61mple.COM/"))
+    assert.same({nil, "EINVAL: port out of range", "EINVAL"}, {url.parse("http://h:0/")})
+    assert.same({nil, "EINVAL: bad IPv4 address", "EINVAL"}, {url.parse("http://1.2.3.4.5/")})
+  end)
+
   it("returns the triple for what is not an absolute http(s) URL", function()
     assert.same({nil, "EINVAL: not an absolute URL", "EINVAL"}, {url.parse("/x")})
     assert.same({nil, "ENOTSUP: unsupported scheme 'ftp'", "ENOTSUP"}, {url.parse("ftp://h/")})
@@ -205,7 +307,19 @@ describe("url.origin", function()
     assert.equal("https://example.com:443", url.origin("HTTPS://Example.com"))
     assert.equal("http://example.com:8080", url.origin(" http://EXAMPLE.com:8080/x "))
     assert.equal("http://[::1]:80", url.origin("http://[::1]/"))
-    assert.equal("http://h:0", url.origin("http://h:0/"))
+    assert.equal("http://h:1", url.origin("http://h:1/"))
+  end)
+
+  it("gives one origin for every spelling of a host", function()
+    for _, u in ipairs{"http://127.0.0.1/", "http://127.1/", "http://2130706433/",
+                       "http://0x7f000001/", "http://0177.0.0.1/", "HTTP://0x7F.0.0.1:80/x",
+                       "http://127.0.0.1./", "http://%31%32%37.1/"} do
+      assert.equal("http://127.0.0.1:80", url.origin(u))
+    end
+    assert.equal("https://[::ffff:7f00:1]:443", url.origin("https://[::FFFF:127.0.0.1]/"))
+    assert.equal(url.origin("http://[0:0::1]:8080/"), url.origin("http://[::1]:8080/"))
+    assert.same({nil, "EINVAL: port out of range", "EINVAL"}, {url.origin("http://h:0/")})
+    assert.same({nil, "EINVAL: bad IPv6 address", "EINVAL"}, {url.origin("http://[1::2::3]/")})
   end)
 
   it("agrees with normalize", function()

@@ -1,0 +1,704 @@
+/* html_tokens.c: a pass over a page before libxml2 reads it, tokenizing as the HTML standard
+ * does and rewriting what libxml2's HTML 4 tokenizer would read otherwise into what it reads
+ * the same way, so that a page gives the links a browser shows, no fewer and no more.
+ *
+ * Rewritten: NUL bytes (libxml2 cuts an attribute value at one), the content of raw-text
+ * elements (title, textarea, xmp, iframe, noembed, noframes, script and style hold text only,
+ * and plaintext the rest of the page: their '<' become "&lt;"), bogus comments and CDATA,
+ * comments closed early ("<!-->"), odd tag and attribute names, end tags with attributes,
+ * "/" between attributes, and the names of SVG and MathML elements that mean something else
+ * in HTML (an SVG <base> or <title> becomes <svg:base>, <svg:title>). Everything else passes
+ * byte for byte, and a chunk that needs no change is not copied. */
+#include <string.h>
+
+#include "internal.h"
+
+enum {
+  T_DATA, T_TAG_OPEN, T_END_TAG_OPEN, T_TAG_NAME, T_BEFORE_ATTR, T_ATTR_NAME, T_AFTER_ATTR,
+  T_BEFORE_VALUE, T_VALUE_DQ, T_VALUE_SQ, T_VALUE_UNQ, T_AFTER_VALUE, T_SELF_CLOSING,
+  T_COMMENT_START, T_COMMENT_START_DASH, T_COMMENT, T_COMMENT_END_DASH, T_COMMENT_END,
+  T_COMMENT_END_BANG, T_DOCTYPE, T_BOGUS, T_CDATA, T_RAW, T_PLAINTEXT
+};
+
+/* Frames of the namespace stack (see tok_start and tok_end). */
+enum { F_SVG = 1, F_MATH, F_ISLAND };
+
+/* The element names the pass cares about; 0 is any other. */
+enum {
+  N_OTHER, N_TITLE, N_TEXTAREA, N_XMP, N_IFRAME, N_NOEMBED, N_NOFRAMES, N_SCRIPT, N_STYLE,
+  N_PLAINTEXT, N_AREA, N_BASE, N_LINK, N_SVG, N_MATH, N_FOREIGNOBJECT, N_DESC, N_MI, N_MO,
+  N_MN, N_MS, N_MTEXT, N_BREAKOUT, N_COUNT
+};
+
+/* Indexed by the N_ values up to N_MTEXT, with their lengths. */
+static const struct {
+  const char *name;
+  size_t len;
+} NAMES[] = {
+  {"", 0}, {"title", 5}, {"textarea", 8}, {"xmp", 3}, {"iframe", 6}, {"noembed", 7},
+  {"noframes", 8}, {"script", 6}, {"style", 5}, {"plaintext", 9}, {"area", 4}, {"base", 4},
+  {"link", 4}, {"svg", 3}, {"math", 4}, {"foreignobject", 13}, {"desc", 4}, {"mi", 2},
+  {"mo", 2}, {"mn", 2}, {"ms", 2}, {"mtext", 5},
+};
+
+/* HTML start tags that end SVG or MathML content (the standard's "in foreign content";
+ * <font> only with some attributes, which this pass does not look at). */
+static const char BREAKOUT[] =
+  " b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i"
+  " img li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt"
+  " u ul var ";
+
+/* A run of the pass over one chunk: where the output stands. Output is s itself until the
+ * first change; from then on it is built in t->out. */
+typedef struct tok_run {
+  sl_html_tok *t;
+  const char *s;
+  size_t n;
+  size_t from;                 /* s[from..] is not in t->out yet */
+  int copying;                 /* t->out holds s[0..from) rewritten */
+  int failed;                  /* an allocation failed */
+} tok_run;
+
+static int is_space(unsigned c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
+}
+
+static int is_alpha(unsigned c) {
+  return (c | 32) - 'a' < 26;
+}
+
+/* Characters libxml2 takes in a tag name (htmlParseHTMLName). */
+static int is_name_char(unsigned c) {
+  return is_alpha(c) || c - '0' < 10 || c == ':' || c == '-' || c == '_' || c == '.';
+}
+
+/* Replaces s[at..at+len) with r[0..rn); at is not before r->from. */
+static void tok_replace(tok_run *r, size_t at, size_t len, const char *rep, size_t rn) {
+  sl_html_tok *t = r->t;
+  if (r->failed)
+    return;
+  if (!r->copying) {
+    t->out.len = 0;
+    r->copying = 1;
+  }
+  if ((at > r->from && hc_buf_add(&t->out, r->s + r->from, at - r->from) < 0) ||
+      (rn > 0 && hc_buf_add(&t->out, rep, rn) < 0))
+    r->failed = 1;
+  r->from = at + len;
+}
+
+/* The name id of t->name, or N_OTHER; N_BREAKOUT is told apart only in foreign content,
+ * the only place where it matters. */
+static int tok_name_id(const sl_html_tok *t) {
+  char key[24];
+  size_t len = t->name_len;
+  const char *nm = t->name;
+#define IS(id) (memcmp(nm, NAMES[id].name, len) == 0)
+  if (len == 0 || len > 14 || t->name_odd)
+    return N_OTHER;
+  switch (len) {              /* most tags are none of these: tell them apart quickly */
+  case 2:
+    if (nm[0] == 'm' && strchr("ions", nm[1]) != NULL)
+      return nm[1] == 'i' ? N_MI : nm[1] == 'o' ? N_MO : nm[1] == 'n' ? N_MN : N_MS;
+    break;
+  case 3:
+    if (IS(N_XMP) || IS(N_SVG))
+      return nm[0] == 'x' ? N_XMP : N_SVG;
+    break;
+  case 4:
+    if (IS(N_AREA) || IS(N_BASE) || IS(N_LINK) || IS(N_MATH) || IS(N_DESC))
+      return nm[0] == 'a' ? N_AREA : nm[0] == 'b' ? N_BASE : nm[0] == 'l' ? N_LINK
+           : nm[0] == 'm' ? N_MATH : N_DESC;
+    break;
+  case 5:
+    if (IS(N_TITLE) || IS(N_STYLE) || IS(N_MTEXT))
+      return nm[0] == 't' ? N_TITLE : nm[0] == 's' ? N_STYLE : N_MTEXT;
+    break;
+  case 6:
+    if (IS(N_IFRAME) || IS(N_SCRIPT))
+      return nm[0] == 'i' ? N_IFRAME : N_SCRIPT;
+    break;
+  case 7:
+    if (IS(N_NOEMBED))
+      return N_NOEMBED;
+    break;
+  case 8:
+    if (IS(N_TEXTAREA) || IS(N_NOFRAMES))
+      return nm[0] == 't' ? N_TEXTAREA : N_NOFRAMES;
+    break;
+  case 9:
+    if (IS(N_PLAINTEXT))
+      return N_PLAINTEXT;
+    break;
+  case 13:
+    if (IS(N_FOREIGNOBJECT))
+      return N_FOREIGNOBJECT;
+    break;
+  }
+#undef IS
+  if (t->nframes == 0 || t->frames[t->nframes - 1].kind == F_ISLAND)
+    return N_OTHER;
+  key[0] = ' ';
+  memcpy(key + 1, nm, len);
+  key[len + 1] = ' ';
+  key[len + 2] = '\0';
+  return strstr(BREAKOUT, key) != NULL ? N_BREAKOUT : N_OTHER;
+}
+
+/* ------------------------------------------------------------- namespaces */
+/* A small stand-in for the tree builder: a stack of the open <svg> and <math> elements and
+ * of the elements inside them where HTML resumes (foreignObject, desc and title in SVG;
+ * mi, mo, mn, ms and mtext in MathML). Elements are foreign when the top frame is SVG or
+ * MathML. Frames deeper than SL_HTML_NS_MAX are not tracked. */
+
+static int tok_foreign(const sl_html_tok *t) {
+  return t->nframes > 0 && t->frames[t->nframes - 1].kind != F_ISLAND;
+}
+
+static void tok_push(sl_html_tok *t, int kind, int name, int renamed) {
+  if (t->nframes == SL_HTML_NS_MAX)
+    return;
+  t->frames[t->nframes].kind = (uint8_t)kind;
+  t->frames[t->nframes].name = (uint8_t)name;
+  t->frames[t->nframes].renamed = (uint8_t)renamed;
+  t->nframes++;
+}
+
+/* Names that mean something to libxml2 or to the link extractor as HTML elements: inside
+ * SVG or MathML they are given a prefix, so that neither takes them for HTML. */
+static int tok_renamed_in_foreign(int id) {
+  return id >= N_TITLE && id <= N_LINK;
+}
+
+/* A start tag's name is complete: pops foreign frames for an HTML element that ends foreign
+ * content, and says whether the tag is foreign (then t->tag_renamed tells if it is given a
+ * prefix). Frames are pushed when the tag ends, once "/>" is known (tok_tag_end). */
+static void tok_start_name(sl_html_tok *t, int id) {
+  if (tok_foreign(t) && id == N_BREAKOUT)
+    while (tok_foreign(t))
+      t->nframes--;
+  t->tag_foreign = (uint8_t)tok_foreign(t);
+  t->tag_renamed = (uint8_t)(t->tag_foreign && tok_renamed_in_foreign(id));
+}
+
+/* An end tag's name is complete: pops the frame it closes, if any, and sets tag_renamed to
+ * match the start tag's name. */
+static void tok_end_name(sl_html_tok *t, int id) {
+  int k;
+  t->tag_renamed = 0;
+  if (t->nframes == 0)
+    return;
+  if (t->frames[t->nframes - 1].kind == F_ISLAND) {
+    if (t->frames[t->nframes - 1].name == id) {
+      t->tag_renamed = t->frames[t->nframes - 1].renamed;
+      t->nframes--;
+    }
+    return;
+  }
+  if ((t->name_len == 1 && t->name[0] == 'p') ||
+      (t->name_len == 2 && t->name[0] == 'b' && t->name[1] == 'r')) {
+    while (tok_foreign(t))     /* </p> and </br> end foreign content too */
+      t->nframes--;
+    return;
+  }
+  for (k = t->nframes - 1; k >= 0 && t->frames[k].kind != F_ISLAND; k--) {
+    if (t->frames[k].name == id) {
+      t->tag_renamed = t->frames[k].renamed;
+      t->nframes = (uint8_t)k;
+      return;
+    }
+  }
+  t->tag_renamed = (uint8_t)tok_renamed_in_foreign(id);
+}
+
+/* A start tag ended at its '>': pushes a frame, or enters raw text. */
+static void tok_start_end(sl_html_tok *t, int id) {
+  int top = t->nframes > 0 ? t->frames[t->nframes - 1].kind : 0;
+  if (!t->tag_foreign) {
+    if (id >= N_TITLE && id <= N_STYLE) {
+      t->raw = (uint8_t)id;    /* "/>" changes nothing on an HTML element */
+      t->state = T_RAW;
+    } else if (id == N_PLAINTEXT) {
+      t->state = T_PLAINTEXT;
+    } else if ((id == N_SVG || id == N_MATH) && !t->self_closing) {
+      tok_push(t, id == N_SVG ? F_SVG : F_MATH, id, 0);
+    }
+    return;
+  }
+  if (t->self_closing)
+    return;
+  if (top == F_SVG && id == N_SVG)
+    tok_push(t, F_SVG, id, 0);   /* (in MathML, <svg> is a MathML element but under
+                                    annotation-xml, which this pass does not follow) */
+  else if (top == F_SVG && (id == N_FOREIGNOBJECT || id == N_DESC || id == N_TITLE))
+    tok_push(t, F_ISLAND, id, t->tag_renamed);
+  else if (top == F_MATH && id == N_MATH)
+    tok_push(t, F_MATH, id, 0);
+  else if (top == F_MATH && id >= N_MI && id <= N_MTEXT)
+    tok_push(t, F_ISLAND, id, 0);
+}
+
+/* ------------------------------------------------------------- the tokenizer */
+
+/* The tag name s[t->name_at..i) is complete: decides the tag's namespace and writes the name
+ * out with its prefix and with any byte libxml2 would stop at replaced by '-'. */
+static void tok_name_done(tok_run *r, size_t i) {
+  sl_html_tok *t = r->t;
+  int id = tok_name_id(t);
+  t->tag_id = (uint8_t)id;
+  t->tag_dropped = 0;
+  if (t->end_tag)
+    tok_end_name(t, id);
+  else
+    tok_start_name(t, id);
+  if (!t->name_here) {
+    t->started |= !t->end_tag;
+    return;                    /* the name began in an earlier chunk: written as it was */
+  }
+  if (t->end_tag && !t->started && t->lt_here) {
+    /* An end tag before any start tag means nothing to a browser, but libxml2's push
+     * parser, with no element open, takes the page for ended and drops the rest. */
+    t->tag_dropped = 1;
+    tok_replace(r, t->lt_at, i - t->lt_at, "", 0);
+    return;
+  }
+  t->started |= !t->end_tag;
+  if (t->tag_renamed) {
+    int math = t->nframes > 0 && t->frames[t->nframes - 1].kind == F_MATH;
+    tok_replace(r, t->name_at, 0, math ? "math:" : "svg:", math ? 5 : 4);
+  }
+  if (t->name_odd) {
+    size_t k;
+    for (k = t->name_at; k < i; k++)
+      if (!is_name_char((unsigned char)r->s[k]))
+        tok_replace(r, k, 1, "-", 1);
+  }
+}
+
+/* The tag ends at s[i] == '>'. */
+static void tok_tag_end(tok_run *r, size_t i) {
+  sl_html_tok *t = r->t;
+  t->state = T_DATA;
+  if (t->tag_dropped)
+    tok_replace(r, i, 1, "", 0);
+  if (!t->end_tag)
+    tok_start_end(t, t->tag_id);
+}
+
+/* The first byte of an attribute name: libxml2 wants a letter, '_' or ':'. */
+static void tok_attr_first(tok_run *r, size_t i, unsigned c) {
+  if (!is_alpha(c) && c != '_' && c != ':')
+    tok_replace(r, i, 1, "_", 1);
+}
+
+enum { A_NEXT, A_KEEP, A_REREAD };
+
+/* One byte s[*ip] == c of a tag after its name, in one of the attribute states. Returns
+ * A_REREAD when c is to be read again in the new state, A_KEEP when it is consumed and
+ * stays, A_NEXT when it is consumed and goes if the tag is an end tag (whose attributes
+ * mean nothing, and after whose name libxml2 misreads what follows: only "</name>" is
+ * left). nul: the chunk holds NUL bytes. */
+static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
+  sl_html_tok *t = r->t;
+  size_t i = *ip;
+  int edit = !t->end_tag;
+  switch (t->state) {
+  case T_BEFORE_ATTR:
+  case T_AFTER_ATTR:
+    if (is_space(c))
+      return A_NEXT;
+    if (c == '>') {
+      tok_tag_end(r, i);
+      return A_KEEP;
+    }
+    if (c == '/') {
+      /* "/>" makes an SVG element empty, and a '/' elsewhere separates attributes
+       * ("<a/href=x>" has an href); libxml2 needs neither: it reads a space. */
+      if (edit)
+        tok_replace(r, i, 1, " ", 1);
+      t->state = T_SELF_CLOSING;
+    } else if (c == '=' && t->state == T_AFTER_ATTR) {
+      t->state = T_BEFORE_VALUE;
+    } else {
+      if (edit)
+        tok_attr_first(r, i, c);
+      t->state = T_ATTR_NAME;
+    }
+    return A_NEXT;
+  case T_ATTR_NAME:
+    if (edit) {                /* the plain part of the name in one go */
+      while (is_name_char(c) && i + 1 < r->n)
+        c = (unsigned char)r->s[++i];
+      *ip = i;
+    }
+    if (c == '/' || c == '>') {
+      t->state = T_BEFORE_ATTR;
+      return A_REREAD;
+    }
+    if (is_space(c))
+      t->state = T_AFTER_ATTR;
+    else if (c == '=')
+      t->state = T_BEFORE_VALUE;
+    else if (edit && !is_name_char(c))
+      tok_replace(r, i, 1, "-", 1);
+    return A_NEXT;
+  case T_BEFORE_VALUE:
+    if (c == '"') {
+      t->state = T_VALUE_DQ;
+    } else if (c == '\'') {
+      t->state = T_VALUE_SQ;
+    } else if (c == '>') {
+      tok_tag_end(r, i);
+      return A_KEEP;
+    } else if (!is_space(c)) {
+      t->state = T_VALUE_UNQ;
+      return A_REREAD;
+    }
+    return A_NEXT;
+  case T_VALUE_DQ:
+  case T_VALUE_SQ: {
+    unsigned quote = t->state == T_VALUE_DQ ? '"' : '\'';
+    if (!nul) {                /* skip to the closing quote */
+      const char *q = (const char *)memchr(r->s + i, (int)quote, r->n - i);
+      size_t end = q != NULL ? (size_t)(q - r->s) : r->n;
+      if (!edit && end > i)
+        tok_replace(r, i, end - i, "", 0);
+      if (q == NULL) {
+        *ip = r->n - 1;
+        return A_KEEP;
+      }
+      *ip = i = end;
+      c = quote;
+    }
+    if (c == quote)
+      t->state = T_AFTER_VALUE;
+    else if (c == 0 && edit)
+      tok_replace(r, i, 1, "&#xFFFD;", 8);   /* what a browser reads for NUL */
+    return A_NEXT;
+  }
+  case T_VALUE_UNQ:
+    if (c == '>') {
+      tok_tag_end(r, i);
+      return A_KEEP;
+    }
+    if (is_space(c))
+      t->state = T_BEFORE_ATTR;
+    else if (c == 0 && edit)
+      tok_replace(r, i, 1, "&#xFFFD;", 8);
+    return A_NEXT;
+  case T_AFTER_VALUE:
+    t->state = T_BEFORE_ATTR;
+    if (edit && !is_space(c) && c != '/' && c != '>')
+      tok_replace(r, i, 0, " ", 1);   /* a="x"b="y": two attributes */
+    return A_REREAD;
+  default:                     /* T_SELF_CLOSING */
+    if (c == '>') {
+      t->self_closing = 1;
+      tok_tag_end(r, i);
+      return A_KEEP;
+    }
+    t->state = T_BEFORE_ATTR;
+    return A_REREAD;
+  }
+}
+
+/* Whether s[i..] starts with the end tag of the raw-text element t->raw. Returns 1 yes, 0
+ * no, and 0 too when the chunk ends before it can tell (it is then text). */
+static int tok_raw_end(const tok_run *r, size_t i) {
+  const char *name = NAMES[r->t->raw].name;
+  size_t len = NAMES[r->t->raw].len, k;
+  if (i + 2 + len >= r->n || r->s[i + 1] != '/')
+    return 0;
+  for (k = 0; k < len; k++)
+    if (((unsigned char)r->s[i + 2 + k] | 32) != (unsigned char)name[k])
+      return 0;
+  return is_space((unsigned char)r->s[i + 2 + len]) || r->s[i + 2 + len] == '/' ||
+         r->s[i + 2 + len] == '>';
+}
+
+/* Whether s[i..] starts with word, ASCII case-insensitively (word in lower case). */
+static int tok_looking_at(const tok_run *r, size_t i, const char *word) {
+  size_t k, len = strlen(word);
+  if (i + len > r->n)
+    return 0;
+  for (k = 0; k < len; k++) {
+    unsigned c = (unsigned char)r->s[i + k];
+    if ((is_alpha(c) ? c | 32 : c) != (unsigned char)word[k])
+      return 0;
+  }
+  return 1;
+}
+
+/* A '<' read as text: libxml2 must read it as text too. */
+static void tok_text_lt(tok_run *r, size_t at) {
+  if (r->t->lt_here)
+    tok_replace(r, at, 1, "&lt;", 4);
+}
+
+/* Starts a tag name at s[i], a letter. */
+static void tok_name_start(sl_html_tok *t, size_t i, unsigned c, int end_tag) {
+  t->state = T_TAG_NAME;
+  t->end_tag = (uint8_t)end_tag;
+  t->self_closing = 0;
+  t->name_at = i;
+  t->name_here = 1;
+  t->name_odd = 0;
+  t->name[0] = (char)(c | 32);
+  t->name_len = 1;
+}
+
+/* Runs the state machine over s[0..n). */
+static void tok_scan(tok_run *r) {
+  sl_html_tok *t = r->t;
+  const char *s = r->s;
+  size_t n = r->n, i = 0;
+  int nul = memchr(s, 0, n) != NULL;   /* without NUL bytes, memchr skips text */
+  while (i < n && !r->failed) {
+    unsigned c = (unsigned char)s[i];
+    switch (t->state) {
+    case T_DATA: {
+      const char *lt;
+      if (!nul) {
+        if ((lt = (const char *)memchr(s + i, '<', n - i)) == NULL)
+          return;
+        i = (size_t)(lt - s);
+      } else if (c == 0) {
+        tok_replace(r, i, 1, "", 0);   /* browsers drop NUL in text */
+        break;
+      } else if (c != '<') {
+        break;
+      }
+      t->lt_at = i;
+      t->lt_here = 1;
+      if (i + 1 < n && is_alpha((unsigned char)s[i + 1])) {
+        tok_name_start(t, i + 1, (unsigned char)s[i + 1], 0);   /* most '<' start a tag */
+        i += 2;
+        continue;
+      }
+      t->state = T_TAG_OPEN;
+      break;
+    }
+    case T_TAG_OPEN:
+      if (is_alpha(c)) {
+        tok_name_start(t, i, c, 0);
+      } else if (c == '/') {
+        t->state = T_END_TAG_OPEN;
+      } else if (c == '!') {
+        if (tok_looking_at(r, i + 1, "--")) {
+          t->state = T_COMMENT_START;
+          i += 2;
+        } else if (tok_looking_at(r, i + 1, "doctype")) {
+          t->state = T_DOCTYPE;
+          i += 7;
+        } else if (tok_foreign(t) && i + 8 <= n && memcmp(s + i + 1, "[CDATA[", 7) == 0) {
+          tok_text_lt(r, t->lt_at);    /* a CDATA section: text */
+          t->state = T_CDATA;
+          t->match = 0;
+          i += 7;
+        } else {
+          tok_text_lt(r, t->lt_at);
+          t->state = T_BOGUS;
+        }
+      } else if (c == '?') {
+        tok_text_lt(r, t->lt_at);
+        t->state = T_BOGUS;
+      } else {
+        tok_text_lt(r, t->lt_at);
+        t->state = T_DATA;
+        continue;              /* c is text: read it again as such */
+      }
+      break;
+    case T_END_TAG_OPEN:
+      if (is_alpha(c)) {
+        tok_name_start(t, i, c, 1);
+      } else if (c == '>') {
+        if (t->lt_here)
+          tok_replace(r, t->lt_at, i + 1 - t->lt_at, "", 0);   /* "</>" is nothing */
+        t->state = T_DATA;
+      } else {
+        tok_text_lt(r, t->lt_at);
+        t->state = T_BOGUS;
+        continue;
+      }
+      break;
+    case T_TAG_NAME:
+      for (;;) {               /* the whole name in one go: tags are most of the work */
+        if (is_space(c) || c == '/' || c == '>') {
+          tok_name_done(r, i);
+          t->state = T_BEFORE_ATTR;
+          break;
+        }
+        if (!is_name_char(c))
+          t->name_odd = 1;
+        if (t->name_len < sizeof t->name)
+          t->name[t->name_len] = (char)(c - 'A' < 26 ? c | 32 : c);
+        if (t->name_len < 255)
+          t->name_len++;
+        if (++i == n)
+          return;
+        c = (unsigned char)s[i];
+      }
+      continue;
+    case T_BEFORE_ATTR:
+    case T_ATTR_NAME:
+    case T_AFTER_ATTR:
+    case T_BEFORE_VALUE:
+    case T_VALUE_DQ:
+    case T_VALUE_SQ:
+    case T_VALUE_UNQ:
+    case T_AFTER_VALUE:
+    case T_SELF_CLOSING:
+      for (;;) {               /* the rest of the tag in one go */
+        int what = tok_attr(r, &i, c, nul);
+        if (what != A_REREAD) {
+          if (what == A_NEXT && t->end_tag)
+            tok_replace(r, i, 1, "", 0);
+          i++;
+        }
+        if (t->state < T_BEFORE_ATTR || t->state > T_SELF_CLOSING || i >= n)
+          break;
+        c = (unsigned char)s[i];
+      }
+      continue;
+    case T_COMMENT_START:
+    case T_COMMENT_START_DASH:
+      if (c == '-' && t->state == T_COMMENT_START) {
+        t->state = T_COMMENT_START_DASH;
+      } else if (c == '-') {
+        t->state = T_COMMENT_END;
+      } else if (c == '>') {
+        /* "<!-->" and "<!--->" are whole comments to a browser, not to libxml2 */
+        if (t->state == T_COMMENT_START)
+          tok_replace(r, i, 1, "-->", 3);
+        else
+          tok_replace(r, i, 1, "->", 2);
+        t->state = T_DATA;
+      } else {
+        t->state = T_COMMENT;
+        continue;
+      }
+      break;
+    case T_COMMENT:
+      if (!nul) {
+        const char *dash = (const char *)memchr(s + i, '-', n - i);
+        if (dash == NULL)
+          return;
+        i = (size_t)(dash - s);
+        c = '-';
+      }
+      if (c == '-')
+        t->state = T_COMMENT_END_DASH;
+      else if (c == 0)
+        tok_replace(r, i, 1, " ", 1);
+      break;
+    case T_COMMENT_END_DASH:
+      t->state = c == '-' ? T_COMMENT_END : T_COMMENT;
+      if (c != '-')
+        continue;
+      break;
+    case T_COMMENT_END:
+      if (c == '>')
+        t->state = T_DATA;
+      else if (c == '!')
+        t->state = T_COMMENT_END_BANG;
+      else if (c != '-') {
+        t->state = T_COMMENT;
+        continue;
+      }
+      break;
+    case T_COMMENT_END_BANG:
+      if (c == '>') {
+        t->state = T_DATA;     /* "--!>": libxml2 ends the comment there too */
+      } else {
+        t->state = c == '-' ? T_COMMENT_END_DASH : T_COMMENT;
+        if (c != '-')
+          continue;
+      }
+      break;
+    case T_DOCTYPE:
+      if (c == '>')
+        t->state = T_DATA;
+      else if (c == 0)
+        tok_replace(r, i, 1, " ", 1);
+      break;
+    case T_BOGUS:
+      /* "<?x>", "<!x>", "</ x>": a comment up to the first '>', which libxml2 reads as text
+       * once its '<' are escaped. */
+      if (c == '>')
+        t->state = T_DATA;
+      else if (c == '<')
+        tok_replace(r, i, 1, "&lt;", 4);
+      else if (c == 0)
+        tok_replace(r, i, 1, " ", 1);
+      break;
+    case T_CDATA:
+      if (c == ']') {
+        t->match = (uint8_t)(t->match < 2 ? t->match + 1 : 2);
+        break;
+      }
+      if (c == '>' && t->match == 2)
+        t->state = T_DATA;
+      else if (c == '<')
+        tok_replace(r, i, 1, "&lt;", 4);
+      else if (c == 0)
+        tok_replace(r, i, 1, " ", 1);
+      t->match = 0;
+      break;
+    case T_RAW:
+      if (!nul) {
+        const char *lt = (const char *)memchr(s + i, '<', n - i);
+        if (lt == NULL)
+          return;
+        i = (size_t)(lt - s);
+        c = '<';
+      }
+      if (c == '<') {
+        if (tok_raw_end(r, i)) {
+          t->raw = 0;
+          t->lt_at = i;
+          t->lt_here = 1;
+          tok_name_start(t, i + 2, (unsigned char)s[i + 2], 1);
+          i += 3;
+          continue;
+        }
+        tok_replace(r, i, 1, "&lt;", 4);
+      } else if (c == 0) {
+        tok_replace(r, i, 1, t->raw <= N_TEXTAREA ? "&#xFFFD;" : " ",
+                    t->raw <= N_TEXTAREA ? 8 : 1);
+      }
+      break;
+    case T_PLAINTEXT:
+      if (c == '<')
+        tok_replace(r, i, 1, "&lt;", 4);
+      else if (c == 0)
+        tok_replace(r, i, 1, "&#xFFFD;", 8);
+      break;
+    }
+    i++;
+  }
+}
+
+int sl_html_tok_run(sl_html_tok *t, const char *s, size_t n, const char **out,
+                    size_t *outlen) {
+  tok_run r;
+  r.t = t;
+  r.s = s;
+  r.n = n;
+  r.from = 0;
+  r.copying = 0;
+  r.failed = 0;
+  t->lt_here = 0;              /* positions kept from an earlier chunk are gone */
+  t->name_here = 0;
+  tok_scan(&r);
+  if (r.copying)
+    tok_replace(&r, n, 0, "", 0);
+  if (r.failed)
+    return -1;
+  *out = !r.copying ? s : t->out.p != NULL ? t->out.p : "";
+  *outlen = r.copying ? t->out.len : n;
+  return 0;
+}
+
+void sl_html_tok_free(sl_html_tok *t) {
+  hc_buf_free(&t->out);
+}
