@@ -268,10 +268,13 @@ int hs_conn_parse(hs_conn *c) {
       return 0;
     }
     if (c->in_head && c->head_mark != NULL) {
-      /* Bytes between spans (padding) count too, even before the next span. */
+      /* Bytes between spans (padding) count too, even before the next span. This input
+       * may have ended inside the CRLFs that end a line or the head, which head_span
+       * counted ahead: all that is sure is that at least one byte of the head is still to
+       * come, so the same head gets the same verdict however TCP splits it. */
       c->head_wire += (size_t)(start + used - c->head_mark);
       c->head_mark = NULL;
-      if (c->head_wire + 4 > c->srv->max_header) {
+      if (c->head_wire >= c->srv->max_header) {
         parse_refuse(c, 431);
         return 0;
       }
