@@ -156,7 +156,7 @@ static void write_cb(uv_write_t *req, int status) {
       hs_conn_close(c);
       return;
     }
-    c->last_active = c->t_sent;          /* idle from when the answer is out */
+    c->last_active = c->t_idle = c->t_sent;  /* idle from when the answer is out */
     if (c->lingering)
       c->t_start = c->t_sent;            /* the lingering time starts once all is out */
     if (c->draining) {
@@ -350,7 +350,7 @@ static int conn_resume(hs_conn *c) {
 int hs_conn_next(hs_conn *c) {
   c->busy = 0;
   c->worker = NULL;
-  c->last_active = now_ms(c);
+  c->last_active = c->t_idle = now_ms(c);
   if (c->closing)
     return 0;
   if (c->dead || c->close_after || !c->keepalive) {
@@ -397,7 +397,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->naccepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   hs_conn_parser_init(c);
-  c->last_active = now_ms(c);
+  c->last_active = c->t_idle = now_ms(c);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET) {
       uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
@@ -462,7 +462,8 @@ static void sweep_cb(uv_timer_t *t) {
         c->in_len = 0;
         hs_send_error(c, 408, 0);
       }
-    } else if (now - c->last_active >= s->keepalive_ms) {
+    } else if (now - c->t_idle >= s->keepalive_ms) {
+      /* Bytes that start no request (blank lines) do not make a connection less idle. */
       hs_conn_close(c);
     }
   }

@@ -170,6 +170,10 @@ static int on_headers_complete(llhttp_t *p) {
     c->err_status = 400;
     return -1;
   }
+  /* RFC 9112 6.1: a chunked HTTP/1.0 request may have passed through a proxy that did
+   * not understand chunking, so where it ends is uncertain: answer it, then close. */
+  if ((p->flags & F_CHUNKED) && p->http_major == 1 && p->http_minor == 0)
+    c->close_after = 1;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->max_body) {
     c->err_status = 413;
     return -1;

@@ -351,6 +351,8 @@ struct hs_conn {
   sl_task *worker;             /* the worker handling the request, while busy */
   sl_task *writer;             /* a worker waiting for writes to finish (streaming) */
   uint64_t last_active;        /* loop time (ms) of the last read or response */
+  uint64_t t_idle;             /* loop time (ms) it last became idle: accepted, or the last
+                                * response out; keepalive_timeout counts from here */
   uint64_t t_start;            /* loop time (ms) the request or the lingering began */
   hs_bytes out;                /* the response head being built */
   char remote[48];             /* the peer's address */

@@ -3,7 +3,8 @@
 -- queue, which a send buffer of megabytes hides for seconds); server:close(timeout) waited
 -- for a handler whose client had reset (its connection had left the server's list);
 -- HEAD answered a handler's Content-Length with "Content-Length: 0"; and a head within a
--- few bytes of max_header_size was refused or not depending on how TCP split it.
+-- few bytes of max_header_size was refused or not depending on how TCP split it. Also: a
+-- chunked HTTP/1.0 request kept its connection open, and blank lines kept an idle one.
 local sl = require "sluice"
 local W = require "spec.http_wire"
 local H = require "spec.helpers"
@@ -17,11 +18,11 @@ describe("the HTTP server after review", function()
     end, {send_timeout = 1})
     local c = W.connect(srv)
     c:send(W.get("/big"))
-    -- 128 KiB every 0.2 s: far slower than loopback, but never a second without a byte.
+    -- 64 KiB every 0.2 s: far slower than loopback, but never a second without a byte.
     local got, t0 = 0, sl.now()
     while true do
       sl.sleep(0.2)
-      local d = c.sock:read(128 * 1024)
+      local d = c.sock:read(64 * 1024)
       if not d then break end
       got = got + #d
       assert.is_true(sl.now() - t0 < 25, "still reading after 25 s")
@@ -124,4 +125,34 @@ describe("the HTTP server after review", function()
       end
     end
   end, {timeout = 15})
+  it("closes the connection after a chunked HTTP/1.0 request", function()
+    local calls = 0
+    local srv = W.start(function(req)
+      calls = calls + 1
+      return 200, nil, req.body
+    end)
+    local c = W.connect(srv)
+    c:send("POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+           "5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    local r = c:response()
+    assert.equals(200, r.status)
+    assert.equals("hello", r.body)
+    assert.equals("close", r.headers.connection)
+    assert.is_nil(c:response())                      -- closed: the GET is never read
+    assert.equals(1, calls)
+  end)
+
+  it("does not let blank lines keep an idle connection past keepalive_timeout", function()
+    local srv = W.start(function() return 200, nil, "ok" end, {keepalive_timeout = 0.5})
+    local c = W.connect(srv)
+    local t0 = sl.now()
+    -- A blank line every 0.1 s, until the server closes or 3 s have gone.
+    while srv:stats().open > 0 and sl.now() - t0 < 3 do
+      if not c.sock:write("\r\n") then break end
+      sl.sleep(0.1)
+    end
+    local took = sl.now() - t0
+    assert.equals(0, srv:stats().open)
+    assert.is_true(took >= 0.45 and took < 1.5, "closed after " .. took .. " s")
+  end, {timeout = 10})
 end)
