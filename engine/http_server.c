@@ -88,8 +88,9 @@ static void server_shutdown(hs_server *s) {
   hs_check_closed(s);
 }
 
-/* Drops what is left of a closing server: cancels the handlers still running and closes
- * every connection, whatever its peer is doing. */
+/* Drops what is left of a closing server: cancels the handlers still running (their
+ * connections stay listed until the worker lets go, even once closed) and closes every
+ * connection, whatever its peer is doing. */
 static void server_force(hs_server *s) {
   hs_conn *c, *next;
   for (c = s->conns; c != NULL; c = next) {
@@ -273,8 +274,10 @@ static int worker_run(lua_State *L, int phase, int st) {
       s->nworkers--;
       hs_check_closed(s);
       if (phase == PH_CANCELLED) {
-        if (lua_gettop(L) >= 2 && lua_islightuserdata(L, 2))
+        if (lua_gettop(L) >= 2 && lua_islightuserdata(L, 2)) {
+          c->worker = NULL;              /* this task is ending: never cancel it again */
           hs_conn_release(c);
+        }
         sl_push_cancelled(L);
         return lua_error(L);
       }

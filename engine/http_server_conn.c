@@ -4,6 +4,10 @@
  * last response. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 
 #include "internal.h"
 
@@ -167,7 +171,7 @@ static void write_cb(uv_write_t *req, int status) {
       hs_conn_close(c);
       return;
     }
-    c->last_active = c->t_sent;          /* idle from when the answer is out */
+    c->last_active = c->t_idle = c->t_sent;  /* idle from when the answer is out */
     if (c->lingering)
       c->t_start = c->t_sent;            /* the lingering time starts once all is out */
     if (c->draining) {
@@ -187,6 +191,7 @@ int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
     return UV_ECANCELED;
   for (i = 0; i < n; i++)
     total += bufs[i].len;
+  c->handed += total;
   /* Most responses fit in the socket buffer: sent now, with no copy. uv_try_write refuses
    * while earlier writes are queued, so the order is kept. */
   rc = c->writes_pending ? UV_EAGAIN : uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
@@ -226,7 +231,6 @@ int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
   }
   if (c->writes_pending++ == 0)
     c->t_sent = now_ms(c);               /* the send_timeout clock starts */
-  c->queued_seen = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
   return 0;
 }
 
@@ -266,20 +270,23 @@ void hs_send_error(hs_conn *c, int status, int keep) {
 static void conn_close_cb(uv_handle_t *h) {
   hs_conn *c = (hs_conn *)h->data;
   hs_server *s = c->srv;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
   s->nconns--;
   hs_check_closed(s);
   hs_conn_release(c);
 }
 
+/* A connection leaves the server's list only here, once its worker is done with it too: a
+ * connection closed under a running handler (the peer reset, send_timeout) stays listed,
+ * so that server_force still finds and cancels that handler. */
 void hs_conn_release(hs_conn *c) {
   if (--c->refs == 0) {
     hs_server *s = c->srv;
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      s->conns = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
     free(c->in);
     free(c->head.p);
     free(c->hdr);
@@ -358,7 +365,7 @@ static int conn_resume(hs_conn *c) {
 int hs_conn_next(hs_conn *c) {
   c->busy = 0;
   c->worker = NULL;
-  c->last_active = now_ms(c);
+  c->last_active = c->t_idle = now_ms(c);
   if (c->closing)
     return 0;
   if (c->dead || c->close_after || !c->keepalive) {
@@ -405,7 +412,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->naccepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   hs_conn_parser_init(c);
-  c->last_active = now_ms(c);
+  c->last_active = c->t_idle = now_ms(c);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET) {
       uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
@@ -418,14 +425,31 @@ static void connection_cb(uv_stream_t *server, int status) {
   start_reading(c);
 }
 
+/* How many of the bytes handed to the kernel or to libuv the peer has taken: those handed,
+ * less libuv's write queue, less the kernel's send queue (bytes not yet acknowledged,
+ * SIOCOUTQ). Without that ioctl, bytes in the kernel count as taken: progress is then only
+ * seen when libuv hands the kernel more, which a send buffer of megabytes can hide for
+ * longer than send_timeout. */
+static uint64_t conn_taken(hs_conn *c) {
+  uint64_t left = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+#ifdef SIOCOUTQ
+  uv_os_fd_t fd;
+  int n;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0)
+    left += (uint64_t)n;
+#endif
+  return left < c->handed ? c->handed - left : 0;
+}
+
 /* A connection with bytes queued: closed once the peer has taken none of them for
- * send_timeout. libuv reports a write only when it is complete, so progress inside a write
- * is seen as the size of its write queue going down between two sweeps. */
+ * send_timeout. A write completing (write_cb) is progress, and so is the peer taking bytes
+ * between two sweeps (conn_taken), even while one large write is still in the queue. */
 static void sweep_sending(hs_conn *c, uint64_t now) {
-  size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-  if (q < c->queued_seen)
+  uint64_t taken = conn_taken(c);
+  if (taken > c->taken_seen) {
+    c->taken_seen = taken;
     c->t_sent = now;
-  c->queued_seen = q;
+  }
   if (now - c->t_sent >= c->srv->send_ms)
     hs_conn_close(c);
 }
@@ -453,7 +477,8 @@ static void sweep_cb(uv_timer_t *t) {
         c->in_len = 0;
         hs_send_error(c, 408, 0);
       }
-    } else if (now - c->last_active >= s->keepalive_ms) {
+    } else if (now - c->t_idle >= s->keepalive_ms) {
+      /* Bytes that start no request (blank lines) do not make a connection less idle. */
       hs_conn_close(c);
     }
   }

@@ -239,12 +239,31 @@ static int name_is(const char *n, size_t nl, const char *lit, size_t ll) {
   return nl == ll && strncasecmp(n, lit, ll) == 0;
 }
 
+/* A Content-Length value the handler gave: one string (or integer) of decimal digits, or
+ * NULL. */
+static const char *content_length_value(lua_State *L, int idx, size_t *len) {
+  const char *v;
+  size_t i;
+  if (lua_type(L, idx) != LUA_TSTRING && !lua_isinteger(L, idx))
+    return NULL;
+  v = lua_tolstring(L, idx, len);
+  if (*len == 0 || *len > 19)
+    return NULL;
+  for (i = 0; i < *len; i++)
+    if (v[i] < '0' || v[i] > '9')
+      return NULL;
+  return v;
+}
+
 /* Serializes the handler's header table (at idx) into the head. Returns an error message
  * or NULL; *flags tells which of the server's own headers it set. The server owns the
  * framing: Content-Length and Transfer-Encoding come from the body it sends, never from
  * the handler (one passing an upstream response's headers on would otherwise announce a
- * length or coding its body does not have), so the handler's are dropped. */
-static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flags) {
+ * length or coding its body does not have), so the handler's are dropped. A valid
+ * Content-Length is noted in *cl (it stays alive in the table) for the responses that
+ * have no body to measure (HEAD, 304; see hs_respond). */
+static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flags,
+                                    const char **cl, size_t *cl_len) {
   const char *err = NULL;
   lua_pushnil(L);
   while (err == NULL && lua_next(L, idx) != 0) {
@@ -256,6 +275,8 @@ static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flag
     }
     name = lua_tolstring(L, -2, &nl);
     if (name_is(name, nl, "content-length", 14) || name_is(name, nl, "transfer-encoding", 17)) {
+      if (nl == 14)
+        *cl = content_length_value(L, -1, cl_len);
       lua_pop(L, 1);
       continue;
     }
@@ -302,8 +323,8 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
   hs_server *s = c->srv;
   int isnum, flags = 0, chunked = 0, head_only, no_body, closing;
   lua_Integer status;
-  const char *err = NULL, *body = NULL;
-  size_t blen = 0;
+  const char *err = NULL, *body = NULL, *cl = NULL;
+  size_t blen = 0, cl_len = 0;
   char line[64];
   if (st != LUA_OK && st != LUA_YIELD) {
     if (sl_is_cancelled(L, -1)) {
@@ -331,7 +352,7 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
                      reason_phrase((int)status));
     OUT(line, (size_t)n);
     if (lua_istable(L, 6))
-      err = add_user_headers(L, c, 6, &flags);
+      err = add_user_headers(L, c, 6, &flags, &cl, &cl_len);
   }
   if (err != NULL) {
     log_failure(L, c, err);
@@ -340,6 +361,11 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
   }
   head_only = c->parser.method == HTTP_HEAD;
   no_body = status < 200 || status == 204 || status == 304;
+  /* With no body, the handler's Content-Length is the only length there is: an answer to
+   * HEAD, or a 304, says what a GET would have got (RFC 9110 8.6, 9.3.2). 1xx and 204
+   * never have one. */
+  if (!lua_isnoneornil(L, 7) || !(status == 304 || (head_only && !no_body)))
+    cl = NULL;
   if (!(flags & H_SERVER))
     OUTS("Server: sluice\r\n");
   if (!(flags & H_DATE)) {
@@ -355,10 +381,15 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
       } else {
         c->close_after = 1;              /* HTTP/1.0: the end of the body is the close */
       }
-    } else {
+    } else if (cl == NULL) {
       int n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", blen);
       OUT(line, (size_t)n);
     }
+  }
+  if (cl != NULL) {
+    OUTS("Content-Length: ");
+    OUT(cl, cl_len);
+    OUTS("\r\n");
   }
   closing = !c->keepalive || c->close_after || s->closing || (flags & H_CLOSE);
   if (closing) {

@@ -170,6 +170,10 @@ static int on_headers_complete(llhttp_t *p) {
     c->err_status = 400;
     return -1;
   }
+  /* RFC 9112 6.1: a chunked HTTP/1.0 request may have passed through a proxy that did
+   * not understand chunking, so where it ends is uncertain: answer it, then close. */
+  if ((p->flags & F_CHUNKED) && p->http_major == 1 && p->http_minor == 0)
+    c->close_after = 1;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->max_body) {
     c->err_status = 413;
     return -1;
@@ -269,12 +273,13 @@ int hs_conn_parse(hs_conn *c) {
       return 0;
     }
     if (c->in_head && c->head_mark != NULL) {
-      /* Bytes between spans (padding) count too, even before the next span. Unlike at a
-       * span's end, no CRLFs are counted ahead here: the bytes after the last span are
-       * those CRLFs, and counting them twice would make the limit depend on the reads. */
+      /* Bytes between spans (padding) count too, even before the next span. This input
+       * may have ended inside the CRLFs that end a line or the head, which head_span
+       * counted ahead: all that is sure is that at least one byte of the head is still to
+       * come, so the same head gets the same verdict however TCP splits it. */
       c->head_wire += (size_t)(start + used - c->head_mark);
       c->head_mark = NULL;
-      if (c->head_wire > c->srv->max_header) {
+      if (c->head_wire >= c->srv->max_header) {
         parse_refuse(c, 431);
         return 0;
       }

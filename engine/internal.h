@@ -288,8 +288,9 @@ struct hs_server {
   uint64_t keepalive_ms, request_ms;  /* idle keep-alive; receiving one request */
   uint64_t send_ms;            /* how long a peer may take no bytes while some are queued */
   uint64_t deadline_at;        /* loop time (ms) the deadline timer fires; 0: not armed */
-  hs_conn *conns;              /* every open connection (doubly linked) */
-  int nconns;
+  hs_conn *conns;              /* every connection not freed (doubly linked): the open ones
+                                * and closed ones whose worker still runs */
+  int nconns;                  /* open connections */
   sl_waitq idle;               /* worker tasks waiting for a request */
   int nidle;                   /* how many */
   sl_waitq closers;            /* tasks waiting in server:close() */
@@ -345,10 +346,13 @@ struct hs_conn {
   uint8_t closing;             /* uv_close was called */
   int writes_pending;          /* uv_write requests not finished */
   uint64_t t_sent;             /* loop time (ms) the peer last took bytes (send_timeout) */
-  size_t queued_seen;          /* libuv's write queue size when last looked at */
+  uint64_t handed;             /* bytes given to the kernel or libuv's write queue, in all */
+  uint64_t taken_seen;         /* of those, the peer had taken this many when last looked */
   sl_task *worker;             /* the worker handling the request, while busy */
   sl_task *writer;             /* a worker waiting for writes to finish (streaming) */
   uint64_t last_active;        /* loop time (ms) of the last read or response */
+  uint64_t t_idle;             /* loop time (ms) it last became idle: accepted, or the last
+                                * response out; keepalive_timeout counts from here */
   uint64_t t_start;            /* loop time (ms) the request or the lingering began */
   hs_bytes out;                /* the response head being built */
   char remote[48];             /* the peer's address */
