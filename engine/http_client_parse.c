@@ -113,11 +113,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 static int on_header_field_complete(llhttp_t *p) {
   hc_req *r = ((hc_conn *)p->data)->req;
   hc_header *h = &r->hdr[r->nhdr - 1];
-  char *s = r->hbuf.p + h->name;
   uint32_t i;
-  for (i = 0; i < h->name_len; i++)
-    if (s[i] >= 'A' && s[i] <= 'Z')
-      s[i] = (char)(s[i] + 32);
+  /* An empty name (llhttp lets the name's span be empty when the line starts with its
+   * separator) has added nothing, and hbuf may still be unallocated. */
+  for (i = 0; i < h->name_len; i++) {
+    char *s = r->hbuf.p + h->name + i;
+    if (*s >= 'A' && *s <= 'Z')
+      *s = (char)(*s + 32);
+  }
   h->value = (uint32_t)r->hbuf.len;
   return 0;
 }
