@@ -7,8 +7,11 @@
  * and plaintext the rest of the page: their '<' become "&lt;"), bogus comments and CDATA,
  * comments closed early ("<!-->"), odd tag and attribute names, end tags with attributes,
  * "/" between attributes, and the names of SVG and MathML elements that mean something else
- * in HTML (an SVG <base> or <title> becomes <svg:base>, <svg:title>). Everything else passes
- * byte for byte, and a chunk that needs no change is not copied. */
+ * in HTML (an SVG <base> or <title> becomes <svg:base>, <svg:title>).
+ *
+ * Dropped, since no result reads it and libxml2 spends most of its time on it: text. A run
+ * of text outside the title becomes one "x" (white space stays), and raw text other than the
+ * title's goes. Tags, comments and the title pass byte for byte otherwise. */
 #include <string.h>
 
 #include "internal.h"
@@ -448,6 +451,18 @@ static void tok_name_start(sl_html_tok *t, size_t i, unsigned c, int end_tag) {
 }
 
 /* Runs the state machine over s[0..n). */
+/* Text s[i..end) in data, which no result reads (the title is raw text): a run with more
+ * than white space in it reaches libxml2 as one "x", which starts the body as any text does,
+ * and white space as it is. Text is most of a page, and libxml2 reads it a character at a
+ * time. */
+static void tok_text(tok_run *r, size_t i, size_t end) {
+  size_t k = i;
+  while (k < end && is_space((unsigned char)r->s[k]))
+    k++;
+  if (k < end && end - i > 1)
+    tok_replace(r, i, end - i, "x", 1);
+}
+
 static void tok_scan(tok_run *r) {
   sl_html_tok *t = r->t;
   const char *s = r->s;
@@ -459,7 +474,9 @@ static void tok_scan(tok_run *r) {
     case T_DATA: {
       const char *lt;
       if (!nul) {
-        if ((lt = (const char *)memchr(s + i, '<', n - i)) == NULL)
+        lt = (const char *)memchr(s + i, '<', n - i);
+        tok_text(r, i, lt != NULL ? (size_t)(lt - s) : n);
+        if (lt == NULL)
           return;
         i = (size_t)(lt - s);
       } else if (c == 0) {
@@ -647,9 +664,21 @@ static void tok_scan(tok_run *r) {
     case T_RAW:
       if (!nul) {
         const char *lt = (const char *)memchr(s + i, '<', n - i);
-        if (lt == NULL)
+        size_t end = lt != NULL ? (size_t)(lt - s) : n;
+        if (t->raw != N_TITLE) {
+          /* Text nobody reads: dropped, with a '<' that does not end it. */
+          int ends = lt != NULL && tok_raw_end(r, end);
+          if (end + !ends > i)
+            tok_replace(r, i, end + !ends - i, "", 0);
+          if (lt == NULL)
+            return;
+          i = end;
+          if (!ends)
+            break;
+        } else if (lt == NULL) {
           return;
-        i = (size_t)(lt - s);
+        }
+        i = end;
         c = '<';
       }
       if (c == '<') {

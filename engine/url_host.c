@@ -1,6 +1,5 @@
 /* url_host.c: the host and port of an http(s) URL, parsed as the WHATWG URL standard parses
  * them, so that one host has one spelling: IPv4 in any number form, IPv6 in canonical form. */
-#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -208,6 +207,43 @@ static size_t host_ipv6_write(const uint16_t a[8], char *out) {
   return o;
 }
 
+/* Writes addr as a dotted quad ("127.0.0.1", at most 15 bytes) and returns its length:
+ * by hand, since every link to a numeric host comes here and snprintf costs more than the
+ * rest of its parse. */
+static size_t host_ipv4_write(uint32_t addr, char *out) {
+  size_t o = 0;
+  int k;
+  for (k = 24; k >= 0; k -= 8) {
+    unsigned b = addr >> k & 255;
+    if (b >= 100)
+      out[o++] = (char)('0' + b / 100);
+    if (b >= 10)
+      out[o++] = (char)('0' + b / 10 % 10);
+    out[o++] = (char)('0' + b % 10);
+    if (k > 0)
+      out[o++] = '.';
+  }
+  return o;
+}
+
+/* Whether s[0..n) is an IPv4 address as host_ipv4_write writes it: four decimal bytes
+ * without leading zeros. The common numeric host, taken as it is. */
+static int host_is_dotted_quad(const char *s, size_t n) {
+  size_t i = 0;
+  int part;
+  for (part = 0; part < 4; part++) {
+    size_t start = i;
+    unsigned v = 0;
+    while (i < n && i - start < 3 && host_is_digit((unsigned char)s[i]))
+      v = v * 10 + (unsigned)(s[i++] - '0');
+    if (i == start || v > 255 || (s[start] == '0' && i - start > 1))
+      return 0;
+    if (part < 3 && (i == n || s[i++] != '.'))
+      return 0;
+  }
+  return i == n;
+}
+
 /* ------------------------------------------------------------- the host */
 
 /* A host that is not an IPv6 literal: percent-decoded, lower-cased, of name characters
@@ -215,6 +251,10 @@ static size_t host_ipv6_write(const uint16_t a[8], char *out) {
 static ptrdiff_t host_name(const char *s, size_t n, char *out, sl_url_err *e) {
   size_t i = 0, o = 0;
   uint32_t v4;
+  if (host_is_dotted_quad(s, n)) {
+    memcpy(out, s, n);         /* already as it is written back */
+    return (ptrdiff_t)n;
+  }
   while (i < n) {
     int c = (unsigned char)s[i];
     if (c == '%') {
@@ -234,8 +274,7 @@ static ptrdiff_t host_name(const char *s, size_t n, char *out, sl_url_err *e) {
     return (ptrdiff_t)o;
   if (host_ipv4(out, o, &v4) < 0)
     return sl_url_einval(e, "bad IPv4 address");
-  return snprintf(out, 16, "%u.%u.%u.%u", (unsigned)(v4 >> 24), (unsigned)(v4 >> 16 & 255),
-                  (unsigned)(v4 >> 8 & 255), (unsigned)(v4 & 255));
+  return (ptrdiff_t)host_ipv4_write(v4, out);
 }
 
 int sl_url_authority(const char *s, size_t n, sl_url_auth *a, sl_url_err *e) {
