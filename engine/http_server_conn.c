@@ -98,7 +98,6 @@ static void start_reading(hs_conn *c) {
  * busy: the caller hands it to a worker), else 0. No socket call but stopping reading (a
  * no-op when not reading), so the fuzz harness drives this very function. */
 int hs_conn_input(hs_conn *c, size_t n) {
-  c->last_active = now_ms(c);
   if (c->lingering) {          /* the answer is out: what the peer still sends is dropped */
     c->in_len = 0;
     return 0;
@@ -171,7 +170,7 @@ static void write_cb(uv_write_t *req, int status) {
       hs_conn_close(c);
       return;
     }
-    c->last_active = c->t_idle = c->t_sent;  /* idle from when the answer is out */
+    c->t_idle = c->t_sent;  /* idle from when the answer is out */
     if (c->lingering)
       c->t_start = c->t_sent;            /* the lingering time starts once all is out */
     if (c->draining) {
@@ -365,7 +364,7 @@ static int conn_resume(hs_conn *c) {
 int hs_conn_next(hs_conn *c) {
   c->busy = 0;
   c->worker = NULL;
-  c->last_active = c->t_idle = now_ms(c);
+  c->t_idle = now_ms(c);
   if (c->closing)
     return 0;
   if (c->dead || c->close_after || !c->keepalive) {
@@ -412,7 +411,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->naccepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   hs_conn_parser_init(c);
-  c->last_active = c->t_idle = now_ms(c);
+  c->t_idle = now_ms(c);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET) {
       uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);

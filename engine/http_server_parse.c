@@ -16,13 +16,17 @@ static uint64_t now_ms(hs_conn *c) {
  * was sent: request line and header lines with their separators and CRLFs (so padding or
  * many short lines count), and the trailers of a chunked body count with it. */
 
+/* The CRLF ending a span's line and the one ending the head: counted ahead at every span,
+ * so that a head is refused or not whatever the reads it came in. */
+#define HEAD_END 4
+
 /* Checks the head's size on the wire at the end of a span: what earlier inputs held, plus
- * this input from where counting resumed, plus the CRLF ending the line and the head. */
+ * this input from where counting resumed, plus HEAD_END. */
 static int head_span(hs_conn *c, const char *at, size_t len, int status) {
   if (c->head_mark == NULL)
     c->head_mark = at;
   c->head_seen = c->head_wire + (size_t)(at + len - c->head_mark);
-  if (c->head_seen + 4 > c->srv->max_header) {
+  if (c->head_seen + HEAD_END > c->srv->max_header) {
     c->err_status = status;
     return -1;
   }
@@ -162,7 +166,7 @@ static int on_headers_complete(llhttp_t *p) {
   c->nhead = c->nhdr;
   c->head_done = 1;
   c->in_head = 0;
-  c->head_wire = c->head_seen + 4;
+  c->head_wire = c->head_seen + HEAD_END;
   c->head_mark = NULL;
   /* RFC 9112 3.2: one Host line, required from HTTP/1.1 on; several are ambiguous (which
    * one would a proxy in front have used?). */

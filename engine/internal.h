@@ -350,7 +350,6 @@ struct hs_conn {
   uint64_t taken_seen;         /* of those, the peer had taken this many when last looked */
   sl_task *worker;             /* the worker handling the request, while busy */
   sl_task *writer;             /* a worker waiting for writes to finish (streaming) */
-  uint64_t last_active;        /* loop time (ms) of the last read or response */
   uint64_t t_idle;             /* loop time (ms) it last became idle: accepted, or the last
                                 * response out; keepalive_timeout counts from here */
   uint64_t t_start;            /* loop time (ms) the request or the lingering began */
