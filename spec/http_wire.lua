@@ -1,6 +1,8 @@
--- http_wire.lua: raw HTTP/1.1 on loopback for the server's specs (http_server_spec.lua and
+-- http_wire.lua: raw HTTP/1.1 on loopback, so every byte on the wire is the spec's own
+-- (`local W = require "spec.http_wire"`). For the server's specs (http_server_spec.lua and
 -- spec/regress/server_*): a server per test and a client that writes and reads the bytes
--- itself, so every byte on the wire is the spec's own (`local W = require "spec.http_wire"`).
+-- itself. For the client's (spec/regress/client_*): a server that writes the bytes itself.
+local sl = require "sluice"
 local tcp = require "sluice.tcp"
 local http = require "sluice.http.server"
 
@@ -100,6 +102,64 @@ end
 --- A GET request for path with the extra header lines given ("Name: value\r\n"...).
 function W.get(path, extra)
   return ("GET %s HTTP/1.1\r\nHost: test\r\n%s\r\n"):format(path, extra or "")
+end
+
+-- A raw server for the client's specs.
+local Raw = {}
+Raw.__index = Raw
+
+--- A server whose connections each read a request head, then fn(sock, head) writes the
+--- answer and the socket is closed (at once if the peer closes before a whole head). It
+--- has listener, port, url ("http://127.0.0.1:PORT/"), heads (every head read, in order)
+--- and conns (connections accepted); it is closed after the test.
+function W.raw_server(fn)
+  local s = setmetatable({heads = {}, conns = 0}, Raw)
+  s.listener = assert(tcp.listen("127.0.0.1", 0, function(sock)
+    s.conns = s.conns + 1
+    local head = s:read_head(sock)
+    if head then fn(sock, head) end
+    sock:close()
+  end))
+  finally(function() s.listener:close() end)
+  s.port = s.listener:port()
+  s.url = "http://127.0.0.1:" .. s.port .. "/"
+  return s
+end
+
+--- Reads the next request head off sock, through its blank line, and adds it to heads;
+--- nil when the peer closes first. Bytes read past the head (a body) are dropped.
+function Raw:read_head(sock)
+  local buf = ""
+  while not buf:find("\r\n\r\n", 1, true) do
+    local data = sock:read()
+    if not data then return nil end
+    buf = buf .. data
+  end
+  local head = buf:sub(1, buf:find("\r\n\r\n", 1, true) + 3)
+  self.heads[#self.heads + 1] = head
+  return head
+end
+
+--- Writes a chunked 200 with the extra header lines given ("Name: value\r\n"...) and
+--- Connection: close: each piece a chunk in a write of its own, then a short pause (most
+--- often a read of its own for the client: not needed for correctness), then the last
+--- chunk. Stops at a write that fails.
+function W.write_chunked(sock, pieces, extra)
+  sock:write("HTTP/1.1 200 OK\r\n" .. (extra or "")
+             .. "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+  for _, p in ipairs(pieces) do
+    if not sock:write(("%x\r\n%s\r\n"):format(#p, p)) then return end
+    sl.sleep(0.005)
+  end
+  sock:write("0\r\n\r\n")
+end
+
+--- Asserts that a client call failed with code: `W.fails("EMSGSIZE", http.get(url))`
+--- returns the error message.
+function W.fails(code, res, err, c)
+  assert.is_nil(res, "expected a failure")
+  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
+  return err
 end
 
 return W

@@ -3,10 +3,9 @@
 -- the first, curl fails), buffered or through a sink, whatever the reads look like;
 -- padding after the last member is ignored, and deflate bodies (zlib-wrapped or raw)
 -- still decode.
-local sl = require "sluice"
-local tcp = require "sluice.tcp"
 local http = require "sluice.http"
 local H = require "spec.helpers"
+local W = require "spec.http_wire"
 
 -- spec/fixtures/http/members.gz: three members, "one ", "" and ("two "):rep(2000), made
 -- with Python's gzip.compress (mtime=0) and concatenated; body.gz, body.zlib and
@@ -19,46 +18,28 @@ local TEXT = ("sluice "):rep(1000)
 -- A loopback server answering every request (one per connection) with a gzip body given
 -- as pieces: chunked, each piece in a write of its own.
 local function server(pieces, encoding)
-  local s = {}
-  s.listener = assert(tcp.listen("127.0.0.1", 0, function(sock)
-    if not sock:read() then return end
-    sock:write("HTTP/1.1 200 OK\r\nContent-Encoding: " .. (encoding or "gzip")
-               .. "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-    for _, p in ipairs(pieces) do
-      if not sock:write(("%x\r\n%s\r\n"):format(#p, p)) then return end
-      sl.sleep(0.005)          -- most often a read of its own: not needed for correctness
-    end
-    sock:write("0\r\n\r\n")
-    sock:close()
-  end))
-  s.url = "http://127.0.0.1:" .. s.listener:port() .. "/"
-  return s
+  return W.raw_server(function(sock)
+    W.write_chunked(sock, pieces, "Content-Encoding: " .. (encoding or "gzip") .. "\r\n")
+  end)
 end
 
 describe("regress: gzip bodies of several members", function()
-  local srv
-
-  after_each(function()
-    if srv then srv.listener:close() end
-    srv = nil
-  end)
-
   it("decodes every member of a buffered body", function()
     assert.equals(92, #MEMBERS)
-    srv = server({MEMBERS})
+    local srv = server({MEMBERS})
     local res = assert(http.get(srv.url))
     assert.equals(#WANT, #res.body)
     assert.equals(WANT, res.body)
   end)
 
   it("decodes the members of a body twice the same, ignoring zero padding", function()
-    srv = server({GZ .. GZ .. ("\0"):rep(8)})
+    local srv = server({GZ .. GZ .. ("\0"):rep(8)})
     assert.equals(TEXT .. TEXT, assert(http.get(srv.url)).body)
   end)
 
   it("decodes every member through a sink, a member ending where a read ends", function()
     -- the first member, then the next member's first byte alone, then the rest
-    srv = server({MEMBERS:sub(1, 24), MEMBERS:sub(25, 25), MEMBERS:sub(26), GZ})
+    local srv = server({MEMBERS:sub(1, 24), MEMBERS:sub(25, 25), MEMBERS:sub(26), GZ})
     local got = {}
     local res = assert(http.get(srv.url, {sink = function(p) got[#got + 1] = p end}))
     assert.is_nil(res.body)
@@ -66,7 +47,7 @@ describe("regress: gzip bodies of several members", function()
   end)
 
   it("still counts every member's output against max_body", function()
-    srv = server({GZ .. GZ})
+    local srv = server({GZ .. GZ})
     local _, err, code = http.get(srv.url, {max_body = #TEXT + 10})
     assert.equals("EFBIG", code, err)
     assert.equals(200, assert(http.get(srv.url, {max_body = 2 * #TEXT})).status)
@@ -74,10 +55,10 @@ describe("regress: gzip bodies of several members", function()
 
   it("still decodes deflate, zlib-wrapped or raw, ignoring bytes after its end", function()
     for _, name in ipairs({"body.zlib", "body.deflate"}) do
-      srv = server({H.read_file("spec/fixtures/http/" .. name) .. "\31\139junk"}, "deflate")
+      local srv = server({H.read_file("spec/fixtures/http/" .. name) .. "\31\139junk"},
+                         "deflate")
       assert.equals(TEXT, assert(http.get(srv.url)).body, name)
       srv.listener:close()
     end
-    srv = nil
   end)
 end)

@@ -4,38 +4,27 @@
 -- name), in per-request headers, lists and the client's defaults; methods must be tokens;
 -- targets are percent-encoded; an IPv6 host may hold only an address (no zone id, which
 -- went into the Host header as it was).
-local tcp = require "sluice.tcp"
 local http = require "sluice.http"
+local W = require "spec.http_wire"
 
--- A raw loopback server recording each request's head as received, byte for byte.
+-- A raw loopback server recording each request's head as received, byte for byte (in
+-- srv.heads).
 local function recorder()
-  local s = {heads = {}}
-  s.listener = assert(tcp.listen("127.0.0.1", 0, function(sock)
-    local buf = ""
-    while not buf:find("\r\n\r\n", 1, true) do
-      local data = sock:read()
-      if not data then return end
-      buf = buf .. data
-    end
-    s.heads[#s.heads + 1] = buf:sub(1, buf:find("\r\n\r\n", 1, true) + 3)
+  return W.raw_server(function(sock)
     sock:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    sock:close()
-  end))
-  s.url = "http://127.0.0.1:" .. s.listener:port() .. "/"
-  return s
+  end)
 end
 
 describe("regress: control bytes in what the client sends", function()
-  local srv, client
+  local client
 
   after_each(function()
     if client then client:close() end
-    srv.listener:close()
     client = nil
   end)
 
   it("refuses header values with control bytes, sending nothing", function()
-    srv = recorder()
+    local srv = recorder()
     client = http.client()
     local bad = {"a\1b", "a\0b", "a\rb", "a\nb", "a\r\nX-Injected: 1", "\27[31m", "del\127",
                  "tail\r\n"}
@@ -53,7 +42,6 @@ describe("regress: control bytes in what the client sends", function()
   end)
 
   it("refuses them in a client's default headers", function()
-    srv = recorder()
     for _, v in ipairs({"a\1b", "a\r\nX-Injected: 1", "x\127"}) do
       local ok, err = pcall(http.client, {headers = {Authorization = v}})
       assert.is_false(ok, ("%q was accepted"):format(v))
@@ -63,7 +51,7 @@ describe("regress: control bytes in what the client sends", function()
   end)
 
   it("sends HTAB and bytes above 0x7f as they are", function()
-    srv = recorder()
+    local srv = recorder()
     client = http.client{headers = {["X-Default"] = "d\te"}}
     assert.equals("ok", assert(client:get(srv.url, {headers = {["X-Tab"] = "a\tb",
                                                                ["X-Utf8"] = "caf\195\169"}})).body)
@@ -74,7 +62,7 @@ describe("regress: control bytes in what the client sends", function()
   end)
 
   it("refuses bad names and methods, and encodes control bytes in the target", function()
-    srv = recorder()
+    local srv = recorder()
     client = http.client()
     for _, name in ipairs({"X Bad", "X:Bad", "X\r\nBad", "", "X\0"}) do
       assert.is_false(pcall(client.get, client, srv.url, {headers = {[name] = "v"}}))
@@ -92,8 +80,8 @@ describe("regress: control bytes in what the client sends", function()
   end)
 
   it("refuses an IPv6 host with a zone id or other bytes", function()
-    srv = recorder()
-    local port = srv.listener:port()
+    local srv = recorder()
+    local port = srv.port
     for _, host in ipairs({"[::1%\r\nX-Injected: 1]", "[::1%eth0]", "[::1%25lo]",
                            "[::1 ]", "[::g]"}) do
       local res, err, code = http.get("http://" .. host .. ":" .. port .. "/",

@@ -3,19 +3,9 @@
 -- header lines with their CRLF and blanks); max_headers (1000) bounds the number of
 -- fields; interim 1xx responses count against both, so an endless stream of them ends.
 local sl = require "sluice"
-local tcp = require "sluice.tcp"
 local http = require "sluice.http"
-
--- A raw loopback server: each connection reads the request, then send(sock) answers.
-local function raw(send)
-  local s = {}
-  s.listener = assert(tcp.listen("127.0.0.1", 0, function(sock)
-    if sock:read() then send(sock) end
-    sock:close()
-  end))
-  s.url = "http://127.0.0.1:" .. s.listener:port() .. "/"
-  return s
-end
+local W = require "spec.http_wire"
+local raw, fails = W.raw_server, W.fails
 
 -- A response head with the given header lines (a list of "Name: value"), no body.
 local function head(lines)
@@ -23,25 +13,12 @@ local function head(lines)
          .. "Content-Length: 0\r\n\r\n"
 end
 
-local function fails(code, res, err, c)
-  assert.is_nil(res, "expected a failure")
-  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
-  return err
-end
-
 describe("regress: response head limits", function()
-  local srv
-
-  after_each(function()
-    if srv then srv.listener:close() end
-    srv = nil
-  end)
-
   it("joins 100,000 repeats of a header in linear time", function()
     local lines = {}
     for i = 1, 100000 do lines[i] = "a: " .. (i % 10) end
     local bytes = head(lines)
-    srv = raw(function(sock) sock:write(bytes) end)
+    local srv = raw(function(sock) sock:write(bytes) end)
     local c0 = os.clock()
     local res = assert(http.get(srv.url, {max_headers = 200000, max_header = #bytes,
                                           headers = {Connection = "close"}}))
@@ -60,7 +37,7 @@ describe("regress: response head limits", function()
     local lines = {}
     for i = 1, 65000 do lines[i] = "a:" end
     local bytes = head(lines)
-    srv = raw(function(sock) sock:write(bytes) end)
+    local srv = raw(function(sock) sock:write(bytes) end)
     local err = fails("EMSGSIZE", http.get(srv.url, {headers = {Connection = "close"}}))
     assert.matches("max_headers (1000 fields)", err, 1, true)
     err = fails("EMSGSIZE", http.get(srv.url, {max_headers = 100000,
@@ -69,7 +46,7 @@ describe("regress: response head limits", function()
   end)
 
   it("counts the blanks around a value", function()
-    srv = raw(function(sock)
+    local srv = raw(function(sock)
       sock:write("HTTP/1.1 200 OK\r\nX-Pad:" .. (" "):rep(70000) .. "v\r\n"
                  .. "Content-Length: 2\r\n\r\nok")
     end)
@@ -79,7 +56,7 @@ describe("regress: response head limits", function()
 
   it("allows a head of exactly max_header bytes and max_headers fields", function()
     local bytes = head({"X-A: 1", "X-B: 2"})     -- three fields with Content-Length
-    srv = raw(function(sock) sock:write(bytes) end)
+    local srv = raw(function(sock) sock:write(bytes) end)
     local opts = {max_header = #bytes, max_headers = 3, headers = {Connection = "close"}}
     assert.equals(200, assert(http.get(srv.url, opts)).status)
     opts.max_header = #bytes - 1
@@ -95,7 +72,7 @@ describe("regress: response head limits", function()
   end)
 
   it("ends an endless stream of 100 Continue responses quickly", function()
-    srv = raw(function(sock)
+    local srv = raw(function(sock)
       local burst = ("HTTP/1.1 100\r\n\r\n"):rep(256)
       while sock:write(burst) do end
     end)
@@ -107,7 +84,7 @@ describe("regress: response head limits", function()
   end)
 
   it("counts the fields of interim responses against max_headers", function()
-    srv = raw(function(sock)
+    local srv = raw(function(sock)
       local early = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nLink: </b>\r\n\r\n"
       sock:write(early:rep(3) .. head({"X-Final: yes"}))
     end)

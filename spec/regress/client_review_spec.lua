@@ -5,92 +5,59 @@
 -- whatever their Content-Length says (the client waited for one); and a request carries
 -- exactly one Host line, whoever gave it (a client's default Host was sent besides the
 -- one made from the URL).
-local sl = require "sluice"
-local tcp = require "sluice.tcp"
 local http = require "sluice.http"
 local H = require "spec.helpers"
+local W = require "spec.http_wire"
+local fails = W.fails
 
--- Reads one request head from sock; nil when the peer closed first.
-local function read_head(sock)
-  local buf = ""
-  while not buf:find("\r\n\r\n", 1, true) do
-    local d = sock:read()
-    if not d then return nil end
-    buf = buf .. d
-  end
-  return buf
-end
-
--- A raw loopback server: on each connection, answer(sock, head, n) is called for each
--- request head read (n counts the requests of the server); it returns false to close.
--- s.heads lists the request heads, s.conns counts connections.
+-- A raw loopback server that keeps its connections: on each, answer(sock, head, n) is
+-- called for each request head read (n counts the requests of the server); it returns
+-- false to close. s.heads lists the request heads, s.conns counts connections.
 local function raw(answer)
-  local s = {heads = {}, conns = 0}
-  s.listener = assert(tcp.listen("127.0.0.1", 0, function(sock)
-    s.conns = s.conns + 1
-    while true do
-      local head = read_head(sock)
-      if not head then break end
-      s.heads[#s.heads + 1] = head
-      if answer(sock, head, #s.heads) == false then break end
-    end
-    sock:close()
-  end))
-  s.port = s.listener:port()
-  s.url = "http://127.0.0.1:" .. s.port .. "/"
+  local s
+  s = W.raw_server(function(sock, head)
+    while head and answer(sock, head, #s.heads) ~= false do head = s:read_head(sock) end
+  end)
   return s
 end
 
-local function fails(code, res, err, c)
-  assert.is_nil(res, "expected a failure")
-  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
-  return err
-end
-
 describe("regress: trailers of a chunked response", function()
-  local srv
-
-  after_each(function()
-    if srv then srv.listener:close() end
-    srv = nil
-  end)
-
-  -- A chunked "ok" whose trailer section (after "0\r\n") is the given bytes.
+  -- A server answering a chunked "ok" whose trailer section (after "0\r\n") is the given
+  -- bytes.
   local function chunked(trailer)
-    srv = raw(function(sock)
+    return W.raw_server(function(sock)
       sock:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                  .. "2\r\nok\r\n0\r\n" .. trailer)
-      return false
     end)
   end
 
   it("refuses a trailer larger than max_header, without buffering it", function()
-    chunked("X-Trailer: " .. ("a"):rep(1024 * 1024) .. "\r\n\r\n")
+    local srv = chunked("X-Trailer: " .. ("a"):rep(1024 * 1024) .. "\r\n\r\n")
     local err = fails("EMSGSIZE", http.get(srv.url, {max_header = 1024}))
     assert.matches("the trailers from 127.0.0.1:%d+ exceed max_header %(1024 bytes%)", err)
   end)
 
   it("counts the trailers' bytes on the wire, blanks included", function()
-    chunked("X:" .. (" "):rep(2000) .. "v\r\n\r\n")
+    local srv = chunked("X:" .. (" "):rep(2000) .. "v\r\n\r\n")
     fails("EMSGSIZE", http.get(srv.url, {max_header = 1024}))
   end)
 
   it("allows a trailer section of exactly max_header bytes, apart from the head", function()
     local trailer = "X-T: " .. ("t"):rep(100) .. "\r\n\r\n"
-    chunked(trailer)
+    local srv = chunked(trailer)
     -- the head and the trailer section each fit; together they would not
     local res = assert(http.get(srv.url, {max_header = #trailer}))
     assert.equals("ok", res.body)
     assert.equals(("t"):rep(100), res.trailers["x-t"])   -- kept apart from res.headers
     srv.listener:close()
-    chunked("X-T: " .. ("t"):rep(101) .. "\r\n\r\n")
+    srv = chunked("X-T: " .. ("t"):rep(101) .. "\r\n\r\n")
     fails("EMSGSIZE", http.get(srv.url, {max_header = #trailer}))
   end)
 
   it("counts trailer fields against max_headers", function()
     local lines = {}
     for i = 1, 10 do lines[i] = "X-" .. i .. ": v\r\n" end
-    chunked(table.concat(lines) .. "\r\n")
+    local srv = chunked(table.concat(lines) .. "\r\n")
     local err = fails("EMSGSIZE", http.get(srv.url, {max_headers = 5}))
     assert.matches("max_headers (5 fields)", err, 1, true)
   end)
@@ -99,24 +66,11 @@ end)
 describe("regress: bytes after a gzip member that start with 0x1f", function()
   local GZ = H.read_file("spec/fixtures/http/body.gz")
   local TEXT = ("sluice "):rep(1000)
-  local srv
 
-  after_each(function()
-    if srv then srv.listener:close() end
-    srv = nil
-  end)
-
-  -- Answers with a chunked gzip body, each piece a chunk written on its own.
+  -- A server answering with a chunked gzip body, each piece a chunk written on its own.
   local function gzip(pieces)
-    srv = raw(function(sock)
-      sock:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked"
-                 .. "\r\nConnection: close\r\n\r\n")
-      for _, p in ipairs(pieces) do
-        if not sock:write(("%x\r\n%s\r\n"):format(#p, p)) then return false end
-        sl.sleep(0.005)        -- most often a read of its own: not needed for correctness
-      end
-      sock:write("0\r\n\r\n")
-      return false
+    return W.raw_server(function(sock)
+      W.write_chunked(sock, pieces, "Content-Encoding: gzip\r\n")
     end)
   end
 
@@ -128,43 +82,36 @@ describe("regress: bytes after a gzip member that start with 0x1f", function()
   end
 
   it("ignores trailing garbage starting with 0x1f, buffered or through a sink", function()
-    gzip({GZ .. "\31\0garbage"})
+    local srv = gzip({GZ .. "\31\0garbage"})
     assert.equals(TEXT, assert(http.get(srv.url)).body)
     assert.equals(TEXT, sunk(srv.url))
     srv.listener:close()
-    gzip({GZ, "\31", "\0garbage"})
+    srv = gzip({GZ, "\31", "\0garbage"})
     assert.equals(TEXT, sunk(srv.url))
     assert.equals(TEXT, assert(http.get(srv.url)).body)
   end)
 
   it("ignores a lone 0x1f at the very end of the body", function()
-    gzip({GZ .. "\31"})
+    local srv = gzip({GZ .. "\31"})
     assert.equals(TEXT, assert(http.get(srv.url)).body)
     srv.listener:close()
-    gzip({GZ, "\31"})
+    srv = gzip({GZ, "\31"})
     assert.equals(TEXT, sunk(srv.url))
   end)
 
   it("still starts the next member when its 1f 8b is split between reads", function()
-    gzip({GZ, "\31", GZ:sub(2)})
+    local srv = gzip({GZ, "\31", GZ:sub(2)})
     assert.equals(TEXT .. TEXT, sunk(srv.url))
     assert.equals(TEXT .. TEXT, assert(http.get(srv.url)).body)
   end)
 
   it("ignores everything after trailing garbage, a gzip member included", function()
-    gzip({GZ .. "\31\0" .. GZ})
+    local srv = gzip({GZ .. "\31\0" .. GZ})
     assert.equals(TEXT, assert(http.get(srv.url)).body)
   end)
 end)
 
 describe("regress: 204 and 304 responses with a Content-Length", function()
-  local srv
-
-  after_each(function()
-    if srv then srv.listener:close() end
-    srv = nil
-  end)
-
   it("reads no body for them and reuses the connection", function()
     local answers = {
       "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\n",
@@ -172,7 +119,7 @@ describe("regress: 204 and 304 responses with a Content-Length", function()
       "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     }
-    srv = raw(function(sock, _, n) return sock:write(answers[n]) and n < #answers end)
+    local srv = raw(function(sock, _, n) return sock:write(answers[n]) and n < #answers end)
     local client <close> = http.client()
     local want = {304, 204, 204, 200}
     for i = 1, #answers do
@@ -186,14 +133,6 @@ describe("regress: 204 and 304 responses with a Content-Length", function()
 end)
 
 describe("regress: one Host line per request", function()
-  local srv, other
-
-  after_each(function()
-    if srv then srv.listener:close() end
-    if other then other.listener:close() end
-    srv, other = nil, nil
-  end)
-
   -- Every Host line of a request head, in order.
   local function hosts(head)
     local found = {}
@@ -203,10 +142,10 @@ describe("regress: one Host line per request", function()
 
   -- One answer per connection: nothing is left in a pool after a test.
   local OK = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-  local function ok(sock) sock:write(OK) return false end
+  local function ok(sock) sock:write(OK) end
 
   it("sends a client's default Host instead of the URL's", function()
-    srv = raw(ok)
+    local srv = W.raw_server(ok)
     local client <close> = http.client{headers = {Host = "example.test"}}
     assert(client:get(srv.url))
     assert.same({"example.test"}, hosts(srv.heads[1]))
@@ -230,11 +169,10 @@ describe("regress: one Host line per request", function()
   end)
 
   it("does not carry a default Host to another origin", function()
-    other = raw(ok)
-    srv = raw(function(sock)
+    local other = W.raw_server(ok)
+    local srv = W.raw_server(function(sock)
       sock:write("HTTP/1.1 302 Found\r\nLocation: " .. other.url .. "\r\n"
-                        .. "Content-Length: 0\r\nConnection: close\r\n\r\n")
-      return false
+                 .. "Content-Length: 0\r\nConnection: close\r\n\r\n")
     end)
     local client <close> = http.client{headers = {Host = "example.test"}}
     assert.equals("ok", assert(client:get(srv.url)).body)
@@ -243,7 +181,7 @@ describe("regress: one Host line per request", function()
   end)
 
   it("ignores a client's default Content-Length, as a request's", function()
-    srv = raw(ok)
+    local srv = W.raw_server(ok)
     local client <close> = http.client{headers = {["Content-Length"] = "7"}}
     assert(client:request{method = "POST", url = srv.url, body = "abc"})
     local n = select(2, srv.heads[1]:lower():gsub("\r\ncontent%-length:", ""))
