@@ -28,8 +28,13 @@ local UPPER, LOWER = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'", "'abcdefghijklmnopqrstuvwxy
 -- of the selector is one past its last character).
 
 local function quote(s)
-  if #s > 200 then s = sub(s, 1, 200) .. "..." end
-  return '"' .. s:gsub('[%c"\\]', function(c)
+  if #s > 200 then                  -- cut before the character holding byte 201
+    local e = 201
+    while e > 1 and byte(s, e) >= 0x80 and byte(s, e) < 0xC0 do e = e - 1 end
+    s = sub(s, 1, e - 1) .. "..."
+  end
+  local pat = utf8.len(s) and '[%c"\\]' or '[%c"\\\128-\255]'   -- bytes of bad UTF-8 too
+  return '"' .. s:gsub(pat, function(c)
     if c == "\n" then return "\\n" elseif c == "\t" then return "\\t"
     elseif c == '"' or c == "\\" then return "\\" .. c end
     return format("\\x%02x", byte(c))
