@@ -14,6 +14,7 @@
 --   `jobs:NAME(`   methods of what sl.limited_as_completed returns (sluice.lac)
 --   `url.NAME(`    functions of require "sluice.url"    `set:NAME(`  its seen sets
 --   `html.NAME(`   functions of require "sluice.html"   `p:NAME(`    its parsers
+--   `css.NAME(`    functions of require "sluice.css"
 --   `cjson.NAME(`  lua-cjson                         (`cjson.NAME` for its values)
 --   `NAME(`        the busted API                    (`NAME` for assert, spy, stub, ...)
 -- Names starting with "_" are internal and need no documentation.
@@ -65,6 +66,7 @@ local MODULES = {
   ["sluice.repl_core"] = false,      -- its C half
   ["sluice.url"] = "url.",
   ["sluice.html"] = "html.",
+  ["sluice.css"] = "css.",
   ["sluice.crawl"] = "crawl.",
   ["sluice.crawl.fetch"] = false,    -- the crawler's parts, documented as sluice.crawl
   ["sluice.crawl.frontier"] = false,
@@ -158,6 +160,7 @@ local function surfaces()
     {what = "function of require \"sluice.http\"", prefix = "http.", t = http},
     {what = "function of require \"sluice.url\"", prefix = "url.", t = url},
     {what = "function of require \"sluice.html\"", prefix = "html.", t = html},
+    {what = "function of require \"sluice.css\"", prefix = "css.", t = require "sluice.css"},
     {what = "function of require \"sluice.crawl\"", prefix = "crawl.", t = require "sluice.crawl"},
     {what = "crawler method", prefix = "crawler:",
      t = getmetatable(require("sluice.crawl").new{seeds = {"http://127.0.0.1/"}}).__index},
