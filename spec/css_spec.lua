@@ -182,6 +182,8 @@ local EXTENDED = {
   {"div:has(> a > b, + c)", "descendant-or-self::div[(./a/b) or (following-sibling::*[(name() = 'c') and (position() = 1)])]"},
   {"div:has(a:has(b))", "descendant-or-self::div[descendant::a[descendant::b]]"},
   {"|a", "descendant-or-self::a"},
+  -- Escapes of what XPath cannot hold are U+FFFD, as CSS makes U+0000 and surrogates.
+  {"#\\2 x, .\\0, [a=\"\\fffe\"]", "descendant-or-self::*[@id = '\239\191\189x'] | descendant-or-self::*[@class and contains(concat(' ', normalize-space(@class), ' '), ' \239\191\189 ')] | descendant-or-self::*[@a = '\239\191\189']"},
   {"ns|*", "descendant-or-self::ns:*"},
 }
 
@@ -242,7 +244,9 @@ local BAD = {
   {":scope.x", [[:scope must stand alone in its compound selector at position 7 in ":scope.x"]]},
   {"a\\", [[unexpected '\' at position 2 in "a\\"]]},
   {"é >", [[expected a selector after '>', got the end at position 4 in "é >"]]},
-  {"a\0b", [[NUL byte in the selector at position 2 in "a\x00b"]]},
+  {"a\0b", [[a character XPath cannot hold (a control character, U+FFFE or U+FFFF) at position 2 in "a\x00b"]]},
+  {"[a='\1']", [[a character XPath cannot hold (a control character, U+FFFE or U+FFFF) at position 5 in "[a='\x01']"]]},
+  {"[a='\239\191\191']", "a character XPath cannot hold (a control character, U+FFFE or U+FFFF) at position 5 in \"[a='\239\191\191']\""},
   {"a\255", [[the selector is not valid UTF-8 at position 2 in "a\xff"]]},
   -- Nesting is bounded, and a long selector is quoted up to its 200th byte.
   {string.rep(":not(", 40) .. "a" .. string.rep(")", 40),

@@ -55,7 +55,9 @@ local NAME_START = "^[_a-zA-Z\128-\255]"
 
 -- A backslash escape at i (CSS Syntax 4.3.7): up to 6 hex digits and one white space after
 -- them, or any other character as itself. U+0000, surrogates and code points past U+10FFFF
--- become U+FFFD. Returns the text and the position after the escape.
+-- become U+FFFD (CSS Syntax), and so do the others XML has no place for (controls but tab,
+-- line feed and carriage return; U+FFFE, U+FFFF): libxml2 would refuse them in XPath, and
+-- no HTML document holds them. Returns the text and the position after the escape.
 local function unescape(s, i)
   local hex = match(s, "^%x+", i + 1)
   if not hex then return sub(s, i + 1, i + 1), i + 2 end
@@ -64,7 +66,10 @@ local function unescape(s, i)
   if sub(s, j, j + 1) == "\r\n" then j = j + 2
   elseif find(s, "^[ \t\r\n\f]", j) then j = j + 1 end
   local cp = tonumber(hex, 16)
-  if cp == 0 or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then cp = 0xFFFD end
+  if (cp < 0x20 and cp ~= 9 and cp ~= 10 and cp ~= 13) or cp > 0x10FFFF
+     or (cp >= 0xD800 and cp <= 0xDFFF) or cp == 0xFFFE or cp == 0xFFFF then
+    cp = 0xFFFD
+  end
   return utf8.char(cp), j
 end
 
@@ -771,8 +776,10 @@ end
 local function compile(sel)
   local ok, bad = utf8.len(sel)
   if not ok then raise(sel, bad, "the selector is not valid UTF-8") end
-  local nul = find(sel, "\0", 1, true)
-  if nul then raise(sel, nul, "NUL byte in the selector") end
+  -- Characters XPath cannot hold (see unescape); form feed is white space, so it may stand.
+  local bad_char = find(sel, "[%z\1-\8\11\14-\31]") or find(sel, "\239\191[\190\191]")
+  if bad_char then
+    raise(sel, bad_char, "a character XPath cannot hold (a control character, U+FFFE or U+FFFF)") end
   local p = setmetatable({src = sel, toks = tokenize(sel), k = 1, depth = 0}, P)
   local out = {}
   for i, cx in ipairs(p:group(nil, false)) do
