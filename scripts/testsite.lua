@@ -2,7 +2,8 @@
 -- demo` and the crawl benchmarks: one HTTP server per host, whose pages, links and faults are
 -- computed on each request from (host, page, seed), so a million-page site takes no memory.
 --[[ usage: sluice scripts/testsite.lua [--hosts N] [--pages N] [--seed N] [--port P] [--plain]
-                                      [--crawl-delay S] [--seeds-file FILE]
+                                      [--crawl-delay S] [--seeds-file FILE] [--catalogue N]
+                                      [--export DIR]
 
   --hosts N        servers, one per host (default 3), on 127.0.0.1
   --pages N        pages per host (default 1000): "/" is page 0, "/p/N.html" page N
@@ -11,6 +12,11 @@
   --plain          only plain pages and links: no faults, no robots rules (for benchmarks)
   --crawl-delay S  the first host's robots.txt asks for this Crawl-delay
   --seeds-file F   also write the seed URLs to F (through a temporary name and a rename)
+  --catalogue N    a shop on every host (default 0: none): N product pages
+                   /catalogue/product/1.html ... with structured data, and their listing in
+                   pages of 20, /catalogue/page/1.html ..., linked from the home page
+  --export DIR     write the first host's catalogue into DIR as static files (DIR/catalogue/
+                   page/K.html, DIR/catalogue/product/N.html) and exit, without serving
 
 Prints the seed URLs (each host's "/") on stdout, one a line, a description on stderr, and
 serves until Ctrl-C or SIGTERM. As a module (any other main script, or a spec):
@@ -19,6 +25,9 @@ serves until Ctrl-C or SIGTERM. As a module (any other main script, or a spec):
   local site = testsite.start{hosts = 2, pages = 300}   -- inside a task
   ... site.seeds, site:expected(), site:stats() ...
   site:close()
+
+With a catalogue, M.product(site, h, id) gives product id's fields as its page shows them
+(name, price, stock, tags, rating, sku, category, ...).
 
 site:expected() maps the normalized URL (lower-case scheme, no fragment, no empty query, dot
 segments removed, escapes of unreserved characters decoded) of everything a correct crawler
@@ -52,6 +61,7 @@ end
 
 -- Salts, one per kind of choice.
 local S_LINK, S_FORM, S_BASE, S_TEXT, S_ANCHOR, S_TARGET, S_EXTRA, S_FLINK = 1, 2, 3, 4, 5, 6, 7, 8
+local S_PRODUCT, S_RELATED = 9, 10
 
 ---------------------------------------------------------------------------------------------
 -- URLs
@@ -239,12 +249,15 @@ local function build_host(site, h)
   end
 end
 
+local catalogue_route, catalogue_doc    -- the catalogue's section, below the pages'
+
 -- What (host h, normalized path) is: a page number, or nil and its route (nil: a 404).
 local function lookup(site, h, path)
   if path == "/" then return 0 end
   local n = path:match("^/p/([1-9]%d?%d?%d?%d?%d?%d?%d?%d?)%.html$")
   n = n and tonumber(n)
   if n then return n < site.pages and n or nil end
+  if site.catalogue > 0 and path:find("^/catalogue/") then return nil, catalogue_route(site, path) end
   return nil, site.hosts_[h].routes[path]
 end
 
@@ -261,6 +274,7 @@ end
 -- Returns base href (or nil) and the links of the document at (h, path, query): page n, or
 -- the feature `route`.
 local function doc_links(site, h, path, query, n, route)
+  if route and route.cat then return nil, (catalogue_doc(site, h, route, false)) end
   local seed, P, H = site.seed, site.pages, site.nhosts
   local links, base, bo, bdir = {}, nil, h, path:match("^(.*/)")
   local id = n or -route.id                 -- features hash on negative ids
@@ -292,6 +306,10 @@ local function doc_links(site, h, path, query, n, route)
     local x = hash(seed, h, n, S_LINK)
     local o = (h + (x >> 1) % (H - 1)) % H + 1
     add(site, links, "a", r(7), o, page_path((x >> 20) % P), nil, bo, bdir)
+  end
+  if n == 0 and site.catalogue > 0 then   -- the catalogue's entry, written as shops do
+    local p = "/catalogue/page/1.html"
+    links[#links + 1] = {tag = "a", href = p, o = h, path = p, url = site.origins[h] .. p}
   end
   if site.plain then return base, links end
   local extra = hash(seed, h, n, S_EXTRA)
@@ -341,6 +359,7 @@ local function esc(s) return (s:gsub("&", "&amp;"):gsub('"', "&quot;")) end
 
 -- The HTML of the document at (h, path, query): page n or the feature `route`.
 local function render(site, h, path, query, n, route)
+  if route and route.cat then return (select(2, catalogue_doc(site, h, route, true))) end
   local base, links = doc_links(site, h, path, query, n, route)
   local title = n and ("Page %d of host %d"):format(n, h) or route.path
   local x = hash(site.seed, h, n or -route.id, S_TEXT)
@@ -367,6 +386,158 @@ local function render(site, h, path, query, n, route)
   end
   body[#body + 1] = "</ul>\n</body></html>\n"
   return table.concat(out) .. table.concat(body)
+end
+
+---------------------------------------------------------------------------------------------
+-- The catalogue (opts.catalogue > 0): a shop's product pages and their paginated listing,
+-- for scraping. Every product is hash(seed, host, id): a name, a price, a stock level, tags,
+-- a rating, a specification table, a description and related products, written the way
+-- shops write them (classes, schema.org itemprop attributes, a JSON-LD block). The home
+-- page links /catalogue/page/1.html; each listing page links its products and the next and
+-- previous pages (rel=next, a.next). Its links are root-relative or relative, so the
+-- documents do not depend on the port (scripts/bench exports them to files for nginx).
+
+M.CATALOGUE_PER_PAGE = 20
+
+local ADJ = {"Copper", "Oak", "Willow", "Harbour", "Canal", "Riverside", "Stone", "Brass",
+  "Linen", "Slate", "Heron", "Tidal", "Keeper's", "Meadow", "Northern", "Quiet"}
+local NOUN = {"Lantern", "Rope", "Paddle", "Gate Valve", "Lock Key", "Boat Hook", "Mooring Line",
+  "Tide Clock", "Barometer", "Windlass", "Fender", "Bilge Pump", "Compass", "Oar", "Anchor",
+  "Chart Case", "Rope & Fender Kit"}
+local CATEGORY = {"Deck", "Navigation", "Lighting", "Mooring", "Tools", "Gifts"}
+local TAGS = {"brass", "outdoor", "marine", "gift", "heavy-duty", "handmade", "sale", "new",
+  "classic", "compact"}
+local MATERIAL = {"brass", "oak", "steel", "hemp", "copper", "linen"}
+
+--- Product `id` (1 to catalogue) of host h: a table of its fields, as the pages show them.
+function M.product(site, h, id)
+  local x, y = hash(site.seed, h, id, S_PRODUCT), hash(site.seed, h, id, S_PRODUCT + 100)
+  local p = {id = id, sku = ("SL-%d-%05d"):format(h, id),
+    name = ADJ[x % #ADJ + 1] .. " " .. NOUN[(x >> 4) % #NOUN + 1] .. " Mk " .. (x >> 9) % 9 + 1,
+    price = ("%d.%02d"):format(1 + (x >> 13) % 480, (x >> 22) % 100),
+    rating = 1 + (x >> 29) % 5, category = CATEGORY[(x >> 32) % #CATEGORY + 1],
+    material = MATERIAL[(x >> 35) % #MATERIAL + 1],
+    weight = ("%d.%02d kg"):format((y >> 3) % 20, (y >> 8) % 100),
+    size = ("%d × %d × %d cm"):format(5 + (y >> 15) % 60, 5 + (y >> 21) % 40, 2 + (y >> 27) % 20)}
+  p.stock = (x >> 38) % 5 == 0 and 0 or 1 + (x >> 41) % 40
+  p.tags = {}
+  for k = 1, 1 + (y >> 32) % 4 do
+    local t = TAGS[(y >> (34 + 3 * k)) % #TAGS + 1]
+    if not p.tags[t] then p.tags[t] = true; p.tags[#p.tags + 1] = t end
+  end
+  for k = #p.tags, 1, -1 do p.tags[p.tags[k]] = nil end
+  return p
+end
+
+-- The route of a catalogue path (nil: a 404). Made on each request: nothing is stored.
+function catalogue_route(site, path)
+  local kind, k = path:match("^/catalogue/(%l+)/([1-9]%d?%d?%d?%d?%d?%d?%d?%d?)%.html$")
+  k = k and tonumber(k)
+  if kind == "page" and k <= (site.catalogue - 1) // M.CATALOGUE_PER_PAGE + 1
+     or kind == "product" and k <= site.catalogue then
+    return {kind = "html", cat = kind, num = k, path = path}
+  end
+end
+
+local function html_esc(s) return (s:gsub("&", "&amp;"):gsub("<", "&lt;"):gsub('"', "&quot;")) end
+local function json_str(s) return '"' .. s:gsub('[\\"]', "\\%0") .. '"' end
+
+-- The links of catalogue document `route` of host h, in document order (as doc_links
+-- gives them), and with `html` its HTML too: both come from one pass, so they agree.
+function catalogue_doc(site, h, route, html)
+  local links, out, origin = {}, {}, site.origins[h]
+  local function w(s) if html then out[#out + 1] = s end end
+  local function link(href, path)       -- writes href, records the link to `path`
+    links[#links + 1] = {tag = href:sub(1, 5) == "<link" and "link" or "a", o = h, path = path,
+      href = href:match('href="([^"]*)"'), url = origin .. path}
+    w(href)
+  end
+  local per, pages = M.CATALOGUE_PER_PAGE, (site.catalogue - 1) // M.CATALOGUE_PER_PAGE + 1
+  local function page_of(id) return "/catalogue/page/" .. (id - 1) // per + 1 .. ".html" end
+  local function price(p) return "€" .. p.price end
+  local function stock(p)         -- its class and its text
+    if p.stock > 0 then return "in-stock", "In stock (" .. p.stock .. " available)" end
+    return "out-of-stock", "Out of stock"
+  end
+  w('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n')
+  if route.cat == "page" then
+    local k = route.num
+    w("<title>Catalogue, page " .. k .. " of " .. pages .. " - sluice test site</title>\n")
+    if k > 1 then link('<link rel="prev" href="' .. (k - 1) .. '.html">\n', "/catalogue/page/" .. k - 1 .. ".html") end
+    if k < pages then link('<link rel="next" href="' .. (k + 1) .. '.html">\n', "/catalogue/page/" .. k + 1 .. ".html") end
+    w('</head>\n<body>\n<nav class="breadcrumb"><ol><li>')
+    link('<a href="/">Home</a>', "/")
+    w('</li><li class="active">Catalogue</li></ol></nav>\n<main>\n<h1>Catalogue</h1>\n' ..
+      '<p class="count"><strong>' .. site.catalogue .. "</strong> products, page " .. k ..
+      " of " .. pages .. '</p>\n<ol class="products">\n')
+    for id = (k - 1) * per + 1, math.min(k * per, site.catalogue) do
+      local p = M.product(site, h, id)
+      local cls, text = stock(p)
+      w('<li class="product" data-id="' .. id .. '"><article class="product-card">\n<h3>')
+      link('<a href="../product/' .. id .. '.html" title="' .. html_esc(p.name) .. '">', "/catalogue/product/" .. id .. ".html")
+      w(html_esc(p.name) .. '</a></h3>\n<p class="price">' .. price(p) .. '</p> <p class="stock ' ..
+        cls .. '">' .. text .. "</p>\n</article></li>\n")
+    end
+    w('</ol>\n<ul class="pager">\n')
+    if k > 1 then
+      w('<li class="previous">')
+      link('<a rel="prev" class="prev" href="' .. (k - 1) .. '.html">', "/catalogue/page/" .. k - 1 .. ".html")
+      w("previous</a></li>\n")
+    end
+    w('<li class="current">Page ' .. k .. " of " .. pages .. "</li>\n")
+    if k < pages then
+      w('<li class="next">')
+      link('<a rel="next" class="next" href="' .. (k + 1) .. '.html">', "/catalogue/page/" .. k + 1 .. ".html")
+      w("next</a></li>\n")
+    end
+    w("</ul>\n</main>\n</body></html>\n")
+    return links, html and table.concat(out)
+  end
+  local p = M.product(site, h, route.num)
+  local cls, text = stock(p)
+  local x = hash(site.seed, h, p.id, S_TEXT)
+  local desc = {}
+  for k = 0, 1 + x % 3 do desc[#desc + 1] = site.paras[(x >> (5 * k + 2)) % #site.paras + 1] end
+  local name = html_esc(p.name)
+  w("<title>" .. name .. " | Catalogue - sluice test site</title>\n" ..
+    '<meta name="description" content="' .. name .. ", " .. p.category:lower() .. ", €" .. p.price .. '">\n' ..
+    '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "Product", ' ..
+    '"name": ' .. json_str(p.name) .. ', "sku": "' .. p.sku .. '", "category": "' .. p.category ..
+    '", "offers": {"@type": "Offer", "price": "' .. p.price .. '", "priceCurrency": "EUR", ' ..
+    '"availability": "https://schema.org/' .. (p.stock > 0 and "InStock" or "OutOfStock") ..
+    '"}}</script>\n</head>\n<body>\n<nav class="breadcrumb"><ol><li>')
+  link('<a href="/">Home</a>', "/")
+  w("</li><li>")
+  link('<a href="' .. page_of(p.id) .. '">Catalogue</a>', page_of(p.id))
+  w('</li><li class="active">' .. name .. "</li></ol></nav>\n" ..
+    '<article class="product" id="product-' .. p.id .. '" itemscope itemtype="https://schema.org/Product">\n' ..
+    '<h1 class="name" itemprop="name">' .. name .. "</h1>\n" ..
+    '<div class="offer" itemprop="offers" itemscope itemtype="https://schema.org/Offer">\n' ..
+    '<p class="price"><meta itemprop="priceCurrency" content="EUR"><span itemprop="price" content="' ..
+    p.price .. '">' .. price(p) .. "</span></p>\n" ..
+    '<p class="stock ' .. cls .. '" data-count="' .. p.stock .. '"><meta itemprop="availability" content="https://schema.org/' ..
+    (p.stock > 0 and "InStock" or "OutOfStock") .. '">' .. text .. "</p>\n</div>\n" ..
+    '<p class="rating star-' .. p.rating .. '" data-rating="' .. p.rating .. '">Rated ' .. p.rating ..
+    " out of 5</p>\n<ul class=\"tags\">")
+  for _, t in ipairs(p.tags) do w('<li class="tag">' .. t .. "</li>") end
+  w('</ul>\n<div class="description" itemprop="description">\n' .. table.concat(desc) .. "</div>\n" ..
+    '<table class="specs">\n<caption>Specifications</caption>\n<tbody>\n' ..
+    '<tr><th scope="row">SKU</th><td itemprop="sku">' .. p.sku .. "</td></tr>\n" ..
+    '<tr><th scope="row">Category</th><td itemprop="category">' .. p.category .. "</td></tr>\n" ..
+    '<tr><th scope="row">Material</th><td>' .. p.material .. "</td></tr>\n" ..
+    '<tr><th scope="row">Weight</th><td>' .. p.weight .. "</td></tr>\n" ..
+    '<tr><th scope="row">Dimensions</th><td>' .. p.size .. "</td></tr>\n</tbody>\n</table>\n" ..
+    '<section class="related">\n<h2>Related products</h2>\n<ul>\n')
+  for k = 1, 3 do
+    local id = hash(site.seed, h, p.id * 4 + k, S_RELATED) % site.catalogue + 1
+    w("<li>")
+    link('<a href="/catalogue/product/' .. id .. '.html">', "/catalogue/product/" .. id .. ".html")
+    w(html_esc(M.product(site, h, id).name) .. "</a></li>\n")
+  end
+  w("</ul>\n</section>\n</article>\n<footer><p>")
+  link('<a href="' .. page_of(p.id) .. '">Back to the catalogue</a>', page_of(p.id))
+  w("</p></footer>\n</body></html>\n")
+  return links, html and table.concat(out)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -433,7 +604,8 @@ local function check(cond, msg) if not cond then error("testsite.start: " .. msg
 --- Starts the site's servers (inside a task). Returns the site, or nil, "ENAME: ...", "ENAME".
 function M.start(opts)
   opts = opts or {}
-  local o = {hosts = 3, pages = 1000, seed = 1, port = 0, plain = false, track_paths = true}
+  local o = {hosts = 3, pages = 1000, seed = 1, port = 0, plain = false, track_paths = true,
+    catalogue = 0}
   for k, v in pairs(opts) do o[k] = v end
   check(math.type(o.hosts) == "integer" and o.hosts >= 1, "hosts must be an integer >= 1")
   check(math.type(o.pages) == "integer" and o.pages >= 1, "pages must be an integer >= 1")
@@ -441,10 +613,12 @@ function M.start(opts)
   check(math.type(o.seed) == "integer", "seed must be an integer")
   check(math.type(o.port) == "integer" and o.port >= 0 and o.port + o.hosts <= 65536,
     "port must be 0 or leave room for every host below 65536")
+  check(math.type(o.catalogue) == "integer" and o.catalogue >= 0 and o.catalogue < 1e9,
+    "catalogue must be an integer from 0 to 1e9 - 1")
   check(o.crawl_delay == nil or type(o.crawl_delay) == "number" and o.crawl_delay >= 0,
     "crawl_delay must be a number >= 0")
   local site = setmetatable({nhosts = o.hosts, pages = o.pages, seed = o.seed,
-    plain = not not o.plain, crawl_delay = o.crawl_delay, paras = paragraphs(o.seed),
+    plain = not not o.plain, crawl_delay = o.crawl_delay, catalogue = o.catalogue, paras = paragraphs(o.seed),
     origins = {}, hosts = {}, seeds = {}, hosts_ = {}, servers = {}, origin_index = {},
     hits = {}, requests = 0, by_path = o.track_paths and {} or nil}, Site)
   for h = 1, o.hosts do
@@ -602,7 +776,7 @@ end
 if not (arg and arg[0] and arg[0]:match("testsite%.lua$")) then return M end
 
 local USAGE = "usage: sluice scripts/testsite.lua [--hosts N] [--pages N] [--seed N] [--port P]" ..
-  " [--plain] [--crawl-delay S] [--seeds-file FILE]\n"
+  " [--plain] [--crawl-delay S] [--seeds-file FILE] [--catalogue N] [--export DIR]\n"
 local function usage(msg)
   io.stderr:write("testsite: ", msg, "\n", USAGE)
   os.exit(2)
@@ -610,7 +784,8 @@ end
 
 -- Each option that takes a value: its key in opts and how its text is read.
 local VALUED = {["--hosts"] = "hosts", ["--pages"] = "pages", ["--seed"] = "seed",
-  ["--port"] = "port", ["--crawl-delay"] = "crawl_delay", ["--seeds-file"] = "seeds_file"}
+  ["--port"] = "port", ["--crawl-delay"] = "crawl_delay", ["--seeds-file"] = "seeds_file",
+  ["--catalogue"] = "catalogue", ["--export"] = "export"}
 local opts, i = {track_paths = false}, 1
 while arg[i] do
   local a, v = arg[i], arg[i + 1]
@@ -624,19 +799,41 @@ while arg[i] do
   else
     if not v then usage(a .. " needs a value") end
     local key = VALUED[a]
-    opts[key] = key == "seeds_file" and v or key == "crawl_delay" and tonumber(v) or math.tointeger(tonumber(v))
+    opts[key] = (key == "seeds_file" or key == "export") and v or key == "crawl_delay" and tonumber(v) or math.tointeger(tonumber(v))
     if opts[key] == nil then usage("bad " .. a .. " " .. v) end
     i = i + 2
   end
 end
-local seeds_file = opts.seeds_file
-opts.seeds_file = nil
+local seeds_file, export = opts.seeds_file, opts.export
+opts.seeds_file, opts.export = nil, nil
+if export and not opts.catalogue then usage("--export needs --catalogue N") end
 -- M.start's checks of the values (a range, a free port) speak for the options too.
 local ok, site, err = pcall(M.start, opts)
 if not ok then usage(tostring(site):gsub("^.-testsite%.start: ", ""):gsub("^(%l[%l_]*)", "--%1"):gsub("_", "-")) end
 if not site then
   io.stderr:write("testsite: ", err, "\n")
   os.exit(1)
+end
+if export then
+  -- The catalogue's documents as files; its links are relative or root-relative, so any
+  -- server of DIR on any port serves the same site.
+  local function write(path)
+    local f, ferr = io.open(export .. path, "w")
+    if not f then io.stderr:write("testsite: ", ferr, "\n") os.exit(1) end
+    f:write(render(site, 1, path, nil, nil, catalogue_route(site, path)))
+    f:close()
+  end
+  local q = "'" .. export:gsub("'", "'\\''") .. "/catalogue/"
+  if not os.execute("mkdir -p " .. q .. "page' " .. q .. "product'") then
+    io.stderr:write("testsite: cannot create the directories under ", export, "\n")
+    os.exit(1)
+  end
+  local pages = (site.catalogue - 1) // M.CATALOGUE_PER_PAGE + 1
+  for k = 1, pages do write("/catalogue/page/" .. k .. ".html") end
+  for id = 1, site.catalogue do write("/catalogue/product/" .. id .. ".html") end
+  site:close()
+  io.stderr:write(("testsite: wrote %d listing pages and %d products to %s\n"):format(pages, site.catalogue, export))
+  os.exit(0)
 end
 local seeds = table.concat(site.seeds, "\n") .. "\n"
 io.stdout:write(seeds)

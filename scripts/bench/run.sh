@@ -1,7 +1,8 @@
 # Runs sluice's benchmarks against their peers (Python asyncio, Lua on luv, Node) in one go
 # and prints a table with the ratios from this run, then the goals as PASS/FAIL lines.
 #
-# usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem ...]
+# usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem
+#                                   |extract|parse_mem|crawl_extract|crawl_extract_mem ...]
 #                                                                       (default: all)
 #   http     fetch_many.lua against a local nginx vs wrk, aiohttp and Node fetch (req/s),
 #            and its peak RSS at 1M and 3M GETs
@@ -10,6 +11,13 @@
 #   server   wrk against sluice's HTTP server (a Lua handler) vs wrk against nginx
 #   crawl    scripts/crawl.lua vs Scrapy crawling a static two-host site on nginx (pages/s,
 #            peak RSS); crawl_mem: crawl.lua's peak RSS over 100k and 1M pages (crawl.sh)
+#   extract  48 CSS and XPath queries on 530 pages of Debian's Python docs: sluice vs parsel,
+#            bs4 + lxml and cheerio (cpu), answers checked against parsel's; parse_mem: a
+#            parsed document's bytes per HTML byte, sluice vs lxml (extract.sh)
+#   crawl_extract  the crawl with a handler extracting 5 fields a page, on testsite.lua's
+#            catalogue served by nginx: sluice vs Scrapy (pages/s, peak RSS);
+#            crawl_extract_mem: crawl_mem's 1M pages with a handler that parses each page
+#            (crawl_extract.sh)
 #
 # Environment:
 #   BENCH_QUICK=1      shrink every count for a smoke run (ratios are then only indicative)
@@ -646,26 +654,31 @@ bench_server() {
 }
 
 source "$DIR/crawl.sh"   # bench_crawl, bench_crawl_mem, setup_crawl
+source "$DIR/extract.sh"   # bench_extract, bench_parse_mem, setup_extract
+source "$DIR/crawl_extract.sh"   # bench_crawl_extract, bench_crawl_extract_mem
 
 # ---------------------------------------------------------------------------------------
 
 main() {
   local which=("$@") w
   [ ${#which[@]} -eq 0 ] && which=(all)
-  local need_http=0 need_crawl=0
+  local need_http=0 need_crawl=0 need_extract=0
   for w in "${which[@]}"; do
     case $w in
       lac|sleepers|gather|executor) ;;
       executor_map) ;;
       http|seeds|server) need_http=1 ;;
       crawl|crawl_mem) need_crawl=1 ;;
-      all) need_http=1; need_crawl=1 ;;
-      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem ...]" >&2; exit 2 ;;
+      extract|parse_mem) need_extract=1 ;;
+      crawl_extract|crawl_extract_mem) need_crawl=1; need_extract=1 ;;
+      all) need_http=1; need_crawl=1; need_extract=1 ;;
+      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem|extract|parse_mem|crawl_extract|crawl_extract_mem ...]" >&2; exit 2 ;;
     esac
   done
   setup
   [ $need_http = 1 ] && setup_http
   [ $need_crawl = 1 ] && setup_crawl
+  [ $need_extract = 1 ] && setup_extract
   echo "bench: $SLUICE; $("$PY" --version 2>&1); $("$LUA" -v 2>&1 | head -n 1); node $("$NODE" --version 2>/dev/null || echo none); $(nproc) cores; quick=$QUICK runs=$RUNS peer_runs=$PEER_RUNS" >&2
   for w in "${which[@]}"; do
     case $w in
@@ -678,8 +691,13 @@ main() {
       server) bench_server ;;
       crawl) bench_crawl ;;
       crawl_mem) bench_crawl_mem ;;
+      extract) bench_extract ;;
+      parse_mem) bench_parse_mem ;;
+      crawl_extract) bench_crawl_extract ;;
+      crawl_extract_mem) bench_crawl_extract_mem ;;
       all) bench_lac; bench_sleepers; bench_gather; bench_executor; bench_http; bench_seeds; bench_server
-        bench_crawl; bench_crawl_mem ;;
+        bench_crawl; bench_crawl_mem; bench_extract; bench_parse_mem; bench_crawl_extract
+        bench_crawl_extract_mem ;;
     esac
   done
 

@@ -1,0 +1,82 @@
+# The extract benchmark's BeautifulSoup side (extract.sh): the same pages as extract.lua with
+# BeautifulSoup 4 on lxml's parser (Debian's python3-bs4, python3-lxml), CSS queries only.
+#
+# usage: python3 extract_bs4.py QUERIES PAGES [OUT]     (as extract.lua; same output)
+# BeautifulSoup has no XPath: the XPath queries are skipped (their lines are not written),
+# and "queries=" counts the CSS ones it ran. Its CSS (soup.select, soupsieve) has no
+# pseudo-elements, so parsel's are done here on the selected elements, as parsel defines
+# them: "::attr(name)" the attribute's value where it is present; "::text" the element's
+# own text children, " ::text" (after a space) every text node below it; a selection
+# without them gives each element's HTML (str(tag)). ":contains()" is soupsieve's
+# ":-soup-contains()". The clock (time.process_time) covers parsing and querying.
+import re
+import sys
+import time
+import warnings
+
+from bs4 import BeautifulSoup, NavigableString
+from bs4.element import Comment, Doctype, ProcessingInstruction, Declaration, CData
+
+warnings.simplefilter("ignore")   # soupsieve's notice that :contains is now :-soup-contains
+ESC = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+NOT_TEXT = (Comment, Doctype, ProcessingInstruction, Declaration, CData)
+
+
+def is_text(node):
+    return isinstance(node, NavigableString) and not isinstance(node, NOT_TEXT)
+
+
+def compile_query(q):
+    """(selector for soup.select, how to turn each element into values)"""
+    m = re.match(r"^(.*?)::attr\(([^)]+)\)$", q)
+    if m:
+        name = m.group(2)
+
+        def attr(el):
+            v = el.get(name)
+            if v is None:
+                return []
+            return [" ".join(v) if isinstance(v, list) else v]
+        return m.group(1), attr
+    if q.endswith(" ::text"):
+        return q[:-len(" ::text")], lambda el: [str(t) for t in el.descendants if is_text(t)]
+    if q.endswith("::text"):
+        return q[:-len("::text")], lambda el: [str(t) for t in el.children if is_text(t)]
+    return q.replace(":contains(", ":-soup-contains("), lambda el: [str(el)]
+
+
+def main():
+    qpath, lpath = sys.argv[1], sys.argv[2]
+    outpath = sys.argv[3] if len(sys.argv) > 3 else None
+    queries = []
+    for qi, line in enumerate(l for l in open(qpath, encoding="utf-8") if l.startswith(("css\t", "xpath\t"))):
+        kind, _, q = line.rstrip("\n").partition("\t")
+        if kind == "css":
+            sel, values = compile_query(q)
+            queries.append((qi + 1, sel.replace(":contains(", ":-soup-contains("), values))
+    bodies = []
+    for path in open(lpath, encoding="utf-8").read().split("\n"):
+        if path:
+            with open(path, "rb") as f:
+                bodies.append(f.read())
+    out = open(outpath, "w", encoding="utf-8", newline="\n") if outpath else None
+    results = 0
+    t0 = time.process_time()
+    for p, body in enumerate(bodies, 1):
+        soup = BeautifulSoup(body, "lxml")
+        for qi, sel, values in queries:
+            found = []
+            for el in soup.select(sel):
+                found.extend(values(el))
+            results += len(found)
+            if out:
+                out.write("\t".join([str(p), str(qi)] + [v.translate(ESC) for v in found]) + "\n")
+        soup.decompose()
+    cpu = time.process_time() - t0
+    if out:
+        out.close()
+    print("pages=%d queries=%d results=%d cpu=%.3f" % (len(bodies), len(queries), results, cpu))
+
+
+if __name__ == "__main__":
+    main()
