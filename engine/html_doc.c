@@ -431,13 +431,22 @@ static void xpath_silent(void *ctx, xmlErrorPtr err) {
 /* Raises libxml2's last XPath error for expr (kind: "bad" or "failed"). */
 static int xpath_raise(lua_State *L, xmlXPathContextPtr x, const char *expr, const char *kind) {
   int code = x->lastError.code - XML_XPATH_EXPRESSION_OK;
-  const char *why = code > 0 && code < (int)(sizeof XPATH_ERRORS / sizeof XPATH_ERRORS[0])
-                        ? XPATH_ERRORS[code] : "error";
   int at = x->lastError.int1;
+  const char *why = code > 0 && code < (int)(sizeof XPATH_ERRORS / sizeof XPATH_ERRORS[0])
+                        ? XPATH_ERRORS[code] : NULL;
+  if (why == NULL && x->lastError.message != NULL) {   /* e.g. a node set past its limit */
+    size_t n = strlen(x->lastError.message);
+    while (n > 0 && (x->lastError.message[n - 1] == '\n' || x->lastError.message[n - 1] == ' '))
+      n--;
+    lua_pushlstring(L, x->lastError.message, n);
+    why = lua_tostring(L, -1);
+  }
   xmlResetError(&x->lastError);
   if (strcmp(kind, "bad") == 0)
-    return luaL_error(L, "bad XPath '%s': %s at character %d", expr, why, at + 1);
-  return luaL_error(L, "XPath '%s' failed: %s", expr, why);
+    return luaL_error(L, "bad XPath '%s': %s at character %d", expr, why ? why : "error",
+                      at + 1);
+  return luaL_error(L, "XPath '%s' failed: %s", expr,
+                    why ? why : "a node set past libxml2's 10,000,000 nodes, or no memory");
 }
 
 static int xpath_box_gc(lua_State *L) {
