@@ -44,12 +44,17 @@ static xmlXPathContextPtr compile_ctx;   /* compiles every expression; lives as 
                                             process, like libxml2's own globals */
 static char cache_xpath_key, cache_css_key;  /* registry keys of the two caches */
 
-static struct {                /* the results of one query, gathered before the selection */
+/* The results of one query, gathered before the selection is made. */
+typedef struct node_vec {
   xmlNodePtr *p;
   size_t n, cap;
-} found;
+} node_vec;
 
-static xmlOutputBufferPtr dump_out;      /* serializations, emptied after each */
+/* Buffers kept from one query or serialization to the next. A query takes them for its
+ * own while it runs, and so does one that runs inside it (from a Lua finalizer that the
+ * collector runs as the first allocates). */
+static node_vec spare;
+static xmlOutputBufferPtr dump_out;
 static xmlDictPtr names;                 /* element and attribute names, shared by trees */
 
 /* ------------------------------------------------------------ parsing */
@@ -565,17 +570,27 @@ static html_sel *sel_new(lua_State *L, size_t n, int doc_idx, int q_idx) {
   return s;
 }
 
-static int found_add(xmlNodePtr node) {
-  if (found.n == found.cap) {
-    size_t cap = found.cap ? 2 * found.cap : 256;
-    xmlNodePtr *p = (xmlNodePtr *)realloc(found.p, cap * sizeof *p);
+static int found_add(node_vec *v, xmlNodePtr node) {
+  if (v->n == v->cap) {
+    size_t cap = v->cap ? 2 * v->cap : 256;
+    xmlNodePtr *p = (xmlNodePtr *)realloc(v->p, cap * sizeof *p);
     if (p == NULL)
       return -1;
-    found.p = p;
-    found.cap = cap;
+    v->p = p;
+    v->cap = cap;
   }
-  found.p[found.n++] = node;
+  v->p[v->n++] = node;
   return 0;
+}
+
+/* Gives a query's buffer back for the next one. */
+static void found_done(node_vec *v) {
+  if (spare.p == NULL) {
+    spare = *v;
+    spare.n = 0;
+  } else {
+    free(v->p);
+  }
 }
 
 /* Pushes an XPath result's scalar as a Lua value (an integral number as an integer). */
@@ -597,15 +612,17 @@ static void push_scalar(lua_State *L, xmlXPathObjectPtr r) {
 
 /* Adds a value (at the top, popped) as the next item found, into the scalars table at
  * vals_idx (made when 0; the index is then returned). */
-static int found_value(lua_State *L, int vals_idx) {
+static int found_value(lua_State *L, node_vec *v, int vals_idx) {
   if (vals_idx == 0) {
     lua_newtable(L);
     lua_insert(L, -2);
     vals_idx = lua_gettop(L) - 1;
   }
-  if (found_add(NULL) < 0)
+  if (found_add(v, NULL) < 0) {
+    found_done(v);
     luaL_error(L, "not enough memory");
-  lua_rawseti(L, vals_idx, (lua_Integer)found.n);
+  }
+  lua_rawseti(L, vals_idx, (lua_Integer)v->n);
   return vals_idx;
 }
 
@@ -623,19 +640,23 @@ static void sel_eval(lua_State *L, html_doc *d, xmlXPathCompExprPtr comp, xmlNod
   int vals_idx = 0;
   size_t i;
   html_sel *s;
+  node_vec v = spare;
   if (d->xctx == NULL) {
     if ((d->xctx = xmlXPathNewContext(d->doc)) == NULL)
       luaL_error(L, "not enough memory");
     d->xctx->error = xpath_silent;
   }
-  found.n = 0;
+  memset(&spare, 0, sizeof spare);
+  v.n = 0;
   for (i = 0; i < nctx; i++) {
     xmlXPathObjectPtr r;
     if (!queryable(ctx[i]))
       continue;
     d->xctx->node = ctx[i];
-    if ((r = xmlXPathCompiledEval(comp, d->xctx)) == NULL)
+    if ((r = xmlXPathCompiledEval(comp, d->xctx)) == NULL) {
+      found_done(&v);
       xpath_raise(L, d->xctx, lua_tostring(L, q_idx), "failed");
+    }
     if (r->type == XPATH_NODESET) {
       xmlNodeSetPtr set = r->nodesetval;
       int j;
@@ -646,24 +667,27 @@ static void sel_eval(lua_State *L, html_doc *d, xmlXPathCompExprPtr comp, xmlNod
         } else if (node->type == XML_NAMESPACE_DECL) {  /* a copy, freed with r: keep its URI */
           xmlNsPtr ns = (xmlNsPtr)node;
           lua_pushstring(L, ns->href != NULL ? (const char *)ns->href : "");
-          vals_idx = found_value(L, vals_idx);
-        } else if (found_add(node) < 0) {
+          vals_idx = found_value(L, &v, vals_idx);
+        } else if (found_add(&v, node) < 0) {
           xmlXPathFreeObject(r);
+          found_done(&v);
           luaL_error(L, "not enough memory");
         }
       }
     } else {
       push_scalar(L, r);
       if (!lua_isnil(L, -1))
-        vals_idx = found_value(L, vals_idx);
+        vals_idx = found_value(L, &v, vals_idx);
       else
         lua_pop(L, 1);
     }
     xmlXPathFreeObject(r);
   }
-  s = sel_new(L, found.n, doc_idx, q_idx);
-  memcpy(s->item, found.p, found.n * sizeof s->item[0]);
-  s->n = found.n;
+  s = sel_new(L, v.n, doc_idx, q_idx);
+  if (v.n > 0)
+    memcpy(s->item, v.p, v.n * sizeof s->item[0]);
+  s->n = v.n;
+  found_done(&v);
   if (vals_idx != 0) {
     lua_pushvalue(L, vals_idx);
     lua_setiuservalue(L, -2, 3);
@@ -718,12 +742,17 @@ static int sel_css_l(lua_State *L) {
 /* Pushes the serialization of node as lxml's tostring(method="html", with_tail=False) makes
  * it: libxml2's HTML serializer, unformatted. */
 static void push_html(lua_State *L, xmlDocPtr doc, xmlNodePtr node) {
-  if (dump_out == NULL && (dump_out = xmlAllocOutputBuffer(NULL)) == NULL)
+  xmlOutputBufferPtr out = dump_out;
+  dump_out = NULL;
+  if (out == NULL && (out = xmlAllocOutputBuffer(NULL)) == NULL)
     luaL_error(L, "not enough memory");
-  htmlNodeDumpFormatOutput(dump_out, doc, node, NULL, 0);
-  lua_pushlstring(L, (const char *)xmlBufContent(dump_out->buffer),
-                  xmlBufUse(dump_out->buffer));
-  xmlBufShrink(dump_out->buffer, xmlBufUse(dump_out->buffer));
+  htmlNodeDumpFormatOutput(out, doc, node, NULL, 0);
+  lua_pushlstring(L, (const char *)xmlBufContent(out->buffer), xmlBufUse(out->buffer));
+  xmlBufShrink(out->buffer, xmlBufUse(out->buffer));
+  if (dump_out == NULL)
+    dump_out = out;
+  else
+    xmlOutputBufferClose(out);
 }
 
 /* Pushes an attribute's value: its one text child as it is, or the children joined. */
@@ -971,9 +1000,10 @@ static int sel_len_l(lua_State *L) {
 static int sel_index_l(lua_State *L) {
   html_sel *s = check_sel(L, 1);
   if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer i = lua_tointeger(L, 2);
+    int whole;
+    lua_Integer i = lua_tointegerx(L, 2, &whole);
     html_sel *r;
-    if (i < 1 || (lua_Unsigned)i > s->n || !lua_isinteger(L, 2))
+    if (!whole || i < 1 || (lua_Unsigned)i > s->n)
       return 0;
     sel_doc(L, 1);
     lua_settop(L, 2);

@@ -201,6 +201,26 @@ describe("html.parse", function()
     assert.equal(2, #doc:xpath("//p"))
   end, {timeout = 30})
 
+  it("answers right when a finalizer queries while a query runs", function()
+    local doc = html.parse(PAGE)
+    local inner = {}
+    for round = 1, 200 do
+      for _ = 1, 50 do        -- garbage whose finalizers query and serialize
+        setmetatable({}, {__gc = function()
+          inner[#inner + 1] = doc:xpath("//li"):get() .. #doc:xpath("//li")
+        end})
+      end
+      local lis = doc:xpath("//li | //p | //b")
+      assert.equal(6, #lis)
+      assert.equal('<p class="a b" id="x">Hi <b>there</b> café &lt;</p>', lis:get())
+      assert.equal("<li>3</li>", lis[6]:get())
+      assert.equal(round % 2 == 0 and 1.5 or 3, doc:xpath(round % 2 == 0 and "3 div 2" or "3"):get())
+    end
+    collectgarbage()
+    assert.is_true(#inner > 0)
+    for _, v in ipairs(inner) do assert.equal("<li>1</li>3", v) end
+  end)
+
   it("gives doc.base: the first <base href> resolved against the URL, or the URL", function()
     assert.equal("http://e.com/d/", html.parse('<base href="/d/"><a href=x>', "http://e.com/a/b").base)
     assert.equal("http://e.com/a/b", html.parse("<a href=x>", "http://e.com/a/b").base)
