@@ -515,5 +515,6 @@ int luaopen_sluice_html(lua_State *L) {
   xmlSetStructuredErrorFunc(NULL, html_silent_structured);
   sl_newmeta(L, SL_HTML_PARSER_MT, methods, meta);
   luaL_newlib(L, funcs);
+  sl_html_doc_register(L);
   return 1;
 }

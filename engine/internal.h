@@ -653,9 +653,12 @@ void hc_tls_cleanup(void);                       /* frees the cached contexts */
 
 /* ------------------------------------------------ crawler: URLs and HTML */
 /* "sluice.url" (url.c, hosts in url_host.c, seen sets in seen.c) and "sluice.html" (html.c,
- * with html_charset.c and html_tokens.c before libxml2). */
+ * with html_charset.c and html_tokens.c before libxml2; documents in html_doc.c). */
 #define SL_URL_SEEN_SET_MT "sluice.url.seen_set"
 #define SL_HTML_PARSER_MT  "sluice.html.parser"
+#define SL_HTML_DOCUMENT_MT  "sluice.html.document"    /* html.parse (html_doc.c) */
+#define SL_HTML_SELECTION_MT "sluice.html.selection"   /* doc:xpath, doc:css */
+#define SL_HTML_XPATH_MT     "sluice.html.xpath"       /* a compiled XPath, cached */
 #define SL_URL_MAX_HOST    255   /* bytes of a normalized host name, brackets included */
 
 /* Why a URL was refused: code is "EINVAL" or "ENOTSUP", why a static reason, and what (when
@@ -694,6 +697,8 @@ uint64_t sl_url_mix(uint64_t h);                     /* a 64-bit finalizer (fmix
 void sl_seen_register(lua_State *L);   /* adds url.seen_set to the table at the top */
 int luaopen_sluice_url(lua_State *L);
 int luaopen_sluice_html(lua_State *L);
+/* Adds html.parse to the table at the top and makes the document and selection types. */
+void sl_html_doc_register(lua_State *L);
 
 /* html_charset.c: a page's byte order mark, decoded here when it is UTF-16. */
 typedef struct sl_html_dec {

@@ -14,6 +14,7 @@
 --   `jobs:NAME(`   methods of what sl.limited_as_completed returns (sluice.lac)
 --   `url.NAME(`    functions of require "sluice.url"    `set:NAME(`  its seen sets
 --   `html.NAME(`   functions of require "sluice.html"   `p:NAME(`    its parsers
+--   `doc:NAME(`    its documents (html.parse)          `sel:NAME(`  their selections
 --   `css.NAME(`    functions of require "sluice.css"
 --   `cjson.NAME(`  lua-cjson                         (`cjson.NAME` for its values)
 --   `NAME(`        the busted API                    (`NAME` for assert, spy, stub, ...)
@@ -44,6 +45,9 @@ local TYPES = {
   ["sluice.http.headers"] = false,  -- res.headers: case-insensitive lookup, no methods
   ["sluice.url.seen_set"] = "set:",
   ["sluice.html.parser"] = "p:",
+  ["sluice.html.document"] = "doc:",
+  ["sluice.html.selection"] = "sel:",   -- a node is a selection of one: node methods are sel:
+  ["sluice.html.xpath"] = false,    -- internal: a compiled XPath expression in the cache
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or
@@ -136,10 +140,15 @@ local function entries(t)
   return out
 end
 
--- The method table of a registry metatable.
+-- The method table of a registry metatable: its __index, or the table an __index function
+-- closes over (HTML documents and selections, whose __index also gives doc.base, sel[i] ...).
 local function methods_of(tname)
   local mt = debug.getregistry()[tname]
   assert(type(mt) == "table", "no metatable " .. tname .. " in the registry")
+  if type(mt.__index) == "function" then
+    local _, methods = debug.getupvalue(mt.__index, 1)
+    return type(methods) == "table" and methods or {}
+  end
   return type(mt.__index) == "table" and mt.__index or {}
 end
 
