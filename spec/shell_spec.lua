@@ -115,13 +115,16 @@ describe("sluice shell", function()
   end)
 
   it("prints a selection as its first results, through its __tostring", function()
-    local r = shell({base .. "/"}, 'page:css("h1::text")\npage:css("nothing")\n')
+    local r = shell({base .. "/"},
+                    'page:css("h1::text")\nprint("--")\npage:css("nothing")\n')
     assert.are.equal("", r.err)
-    local lines = H.lines(r.out)
-    H.has("Hello", lines[2])
-    H.hasnt("userdata", lines[2])
-    H.hasnt("table: 0x", lines[2])
-    H.hasnt("Hello", lines[3])
+    local found, nothing = r.out:match("^[^\n]*\n(.*)\n%-%-\n(.*)$")
+    assert.is_string(found, r.out)
+    H.has("Hello", found)
+    H.hasnt("userdata", found)
+    H.hasnt("table: 0x", found)
+    H.hasnt("Hello", nothing)
+    H.has("nothing", nothing)   -- the query it was made by
   end)
 
   it("without a URL starts with no page; help() lists the globals", function()
