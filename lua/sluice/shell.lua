@@ -137,7 +137,7 @@ local function provide(name, v)
 end
 
 --- main(tty, ...): the action `sluice shell [URL]` runs before the REPL: the globals, the
--- banner on a terminal, and the first fetch.
+-- first fetch, and a line on a terminal that says where to start.
 function M.main(tty, ...)
   local n = select("#", ...)
   local first = ...
@@ -157,8 +157,11 @@ function M.main(tty, ...)
   provide("html", html)
   provide("url", require "sluice.url")
   provide("sl", sl)
-  if tty then M.help() end
   if first then M.fetch(first) end
+  if tty then
+    io.stdout:write("sluice shell: fetch(url) sets page and response, page:css(sel) queries "
+                    .. "it; help() says more.\n")
+  end
 end
 
 M.Page = Page
