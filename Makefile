@@ -135,8 +135,12 @@ demo: sluice
 	bash scripts/demo_http.sh
 	bash scripts/demo_crawl.sh
 
+# The binary holds its Lua modules, so it needs nothing else installed beside it; the man
+# page (scripts/sluice.1) goes where man(1) finds it. DESTDIR is for staged installs.
+PREFIX ?= /usr/local
 install: sluice
-	install -D -m 755 sluice $(DESTDIR)/usr/local/bin/sluice
+	install -D -m 755 sluice $(DESTDIR)$(PREFIX)/bin/sluice
+	install -D -m 644 scripts/sluice.1 $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1
 
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer harnesses (spec/fuzz/<name>.c, seeds in spec/fuzz/<name>/) built with clang in

@@ -15,6 +15,7 @@ static void print_usage(FILE *f) {
   fprintf(f,
     "usage: %s [options] [script [args]]\n"
     "       %s test [paths] [test options]   (run specs; see: sluice test --help)\n"
+    "       %s shell [URL]                   (the REPL with fetch() and page:css())\n"
     "Available options are:\n"
     "  -e stat   execute string 'stat' (inside the main task)\n"
     "  -i        enter interactive mode after executing 'script'\n"
@@ -26,7 +27,7 @@ static void print_usage(FILE *f) {
     "  -         execute stdin and stop handling options\n"
     "Every piece of code runs as a task on the event loop; the process ends when the\n"
     "main script and every task it started have ended.\n",
-    progname, progname);
+    progname, progname, progname);
 }
 
 /* One-line error for problems found before the loop starts; exit status 1. */
@@ -152,6 +153,28 @@ static int load_actions(lua_State *L, int argc, char **argv, const options *o) {
   return 0;
 }
 
+/* `sluice shell [URL]`: the REPL, after an action that runs sluice.shell's main with
+ * whether stdin is a terminal and the command's arguments. Returns 0, or 1 after reporting. */
+static int load_shell(lua_State *L, int argc, char **argv) {
+  static const char chunk[] = "return require('sluice.shell').main(...)";
+  int i;
+  create_arg_table(L, argc, argv, 1);
+  lua_createtable(L, argc, 2);
+  if (luaL_loadbuffer(L, chunk, sizeof chunk - 1, "=(shell)") != LUA_OK)
+    return startup_error(L, lua_tostring(L, -1));
+  lua_setfield(L, -2, "fn");
+  lua_pushboolean(L, isatty(0));
+  lua_rawseti(L, -2, 1);
+  for (i = 2; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushinteger(L, argc - 1);
+  lua_setfield(L, -2, "n");
+  lua_rawseti(L, -2, 1);
+  return 0;
+}
+
 /* Prepares the state: standard libraries, the engine, the C and embedded Lua modules. */
 static lua_State *new_state(void) {
   lua_State *L = luaL_newstate();
@@ -249,6 +272,12 @@ int main(int argc, char **argv) {
     for (i = 2; i < argc; i++) {
       lua_pushstring(L, argv[i]);
       lua_rawseti(L, -2, i - 1);
+    }
+  } else if (argc >= 2 && strcmp(argv[1], "shell") == 0) {
+    mode = "repl";
+    if (load_shell(L, argc, argv) != 0) {
+      status = 1;
+      goto done;
     }
   } else {
     if (collect_args(argc, argv, &o, &bad) != 0) {

@@ -68,6 +68,7 @@ local MODULES = {
   ["sluice.http.server_core"] = false,
   ["sluice.repl"] = false,           -- the REPL behind `sluice -i`, documented as such
   ["sluice.repl_core"] = false,      -- its C half
+  ["sluice.shell"] = false,          -- `sluice shell`, documented as such
   ["sluice.url"] = "url.",
   ["sluice.html"] = "html.",
   ["sluice.css"] = "css.",
