@@ -359,6 +359,14 @@ static int db_last_insert_rowid(lua_State *L) {
   return 1;
 }
 
+/** db:filename() -> string: the database file's absolute path ("" for a temporary one). */
+static int db_filename(lua_State *L) {
+  sq_db *d = check_db(L, 1);
+  const char *name = sqlite3_db_filename(d->db, "main");
+  lua_pushstring(L, name != NULL ? name : "");
+  return 1;
+}
+
 static int db_gc(lua_State *L) {
   sq_db *d = (sq_db *)luaL_checkudata(L, 1, SL_SQLITE_DB_MT);
   if (d->db != NULL && d->work == NULL)   /* (anchored while busy: never collected then) */
@@ -699,6 +707,7 @@ int luaopen_sluice_sqlite(lua_State *L) {
     {"batch", db_batch},
     {"changes", db_changes},
     {"last_insert_rowid", db_last_insert_rowid},
+    {"filename", db_filename},
     {"close", db_close},
     {NULL, NULL}
   };
