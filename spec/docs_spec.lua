@@ -14,6 +14,8 @@
 --   `jobs:NAME(`   methods of what sl.limited_as_completed returns (sluice.lac)
 --   `url.NAME(`    functions of require "sluice.url"    `set:NAME(`  its seen sets
 --   `html.NAME(`   functions of require "sluice.html"   `p:NAME(`    its parsers
+--   `sqlite.NAME(`  functions of require "sluice.sqlite" `db:NAME(`   its databases,
+--                                                       `stmt:NAME(` their statements
 --   `cjson.NAME(`  lua-cjson                         (`cjson.NAME` for its values)
 --   `NAME(`        the busted API                    (`NAME` for assert, spy, stub, ...)
 -- Names starting with "_" are internal and need no documentation.
@@ -23,6 +25,7 @@ require "sluice.tcp"   -- registers the socket and listener types checked below
 local http = require "sluice.http"   -- and the HTTP client's and server's
 local url = require "sluice.url"     -- the seen set's type
 local html = require "sluice.html"   -- the HTML parser's type
+local sqlite = require "sluice.sqlite" -- the database's and statement's types
 
 -- Every "sluice.*" metatable in the registry: the prefix README writes its methods with,
 -- or false for a type with no public methods. A type missing here makes the spec fail.
@@ -43,6 +46,8 @@ local TYPES = {
   ["sluice.http.headers"] = false,  -- res.headers: case-insensitive lookup, no methods
   ["sluice.url.seen_set"] = "set:",
   ["sluice.html.parser"] = "p:",
+  ["sluice.sqlite.db"] = "db:",
+  ["sluice.sqlite.stmt"] = "stmt:",
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or
@@ -71,6 +76,9 @@ local MODULES = {
   ["sluice.crawl.report"] = false,
   ["sluice.crawl.robots"] = false,
   ["sluice.crawl.state"] = false,
+  ["sluice.crawl.out"] = false,
+  ["sluice.crawl.out_sqlite"] = false,
+  ["sluice.sqlite"] = "sqlite.",
 }
 
 local function is_internal_module(name)
@@ -158,6 +166,7 @@ local function surfaces()
     {what = "function of require \"sluice.http\"", prefix = "http.", t = http},
     {what = "function of require \"sluice.url\"", prefix = "url.", t = url},
     {what = "function of require \"sluice.html\"", prefix = "html.", t = html},
+    {what = "function and value of require \"sluice.sqlite\"", prefix = "sqlite.", t = sqlite},
     {what = "function of require \"sluice.crawl\"", prefix = "crawl.", t = require "sluice.crawl"},
     {what = "crawler method", prefix = "crawler:",
      t = getmetatable(require("sluice.crawl").new{seeds = {"http://127.0.0.1/"}}).__index},
