@@ -22,8 +22,10 @@ typedef struct sq_db {
   struct {
     char *sql;
     sqlite3_stmt *st;
+    unsigned mark;             /* the serial of the last batch that used it */
   } cache[SQ_CACHE];           /* db:batch's prepared statements, oldest replaced first */
   int cache_next;
+  unsigned serial;             /* of the batch being built */
 } sq_db;
 
 typedef struct sq_stmt {
@@ -59,6 +61,8 @@ struct sq_batch {
   size_t nvals, capvals;
   char *bytes;
   size_t nbytes, capbytes;
+  sqlite3_stmt **own;          /* statements beyond the cache, finalized with the batch */
+  size_t nown, capown;
   int done;                    /* the thread pool has finished with it */
   int cancelled;               /* the task was cancelled while it ran */
   int rc;                      /* its outcome: SQLITE_OK, or the failing step's code */
@@ -438,6 +442,10 @@ static int stmt_gc(lua_State *L) {
 /* ------------------------------------------------------------ db:batch */
 
 static void batch_free(sq_batch *b) {
+  size_t i;
+  for (i = 0; i < b->nown; i++)
+    sqlite3_finalize(b->own[i]);
+  free(b->own);
   free(b->ops);
   free(b->vals);
   free(b->bytes);
@@ -445,52 +453,73 @@ static void batch_free(sq_batch *b) {
   free(b);
 }
 
-/* Makes room for `need` elements of `size` bytes in *p; 0, or -1 when out of memory. */
-static int grow(void **p, size_t *cap, size_t need, size_t size) {
+/* Makes room for `need` elements of `size` bytes in p (allocating at least once, so a
+ * non-NULL result always means success); returns the block, or NULL when out of memory
+ * (p is then left as it was). */
+static void *grow(void *p, size_t *cap, size_t need, size_t size) {
   size_t ncap = *cap ? *cap : 16;
   void *np;
-  if (need <= *cap)
-    return 0;
+  if (p != NULL && need <= *cap)
+    return p;
   while (ncap < need)
     ncap *= 2;
-  np = realloc(*p, ncap * size);
-  if (np == NULL)
-    return -1;
-  *p = np;
-  *cap = ncap;
-  return 0;
+  np = realloc(p, ncap * size);
+  if (np != NULL)
+    *cap = ncap;
+  return np;
 }
 
-/* A statement of the connection's cache for sql, preparing it if needed; NULL with *rc set
- * when it does not compile. */
-static sqlite3_stmt *cached_stmt(sq_db *d, const char *sql, size_t len, int *rc) {
-  int i;
+/* A statement for sql: from the connection's cache, prepared into it if needed, or, when
+ * every cached statement is used by this batch already, one the batch owns. NULL with *rc
+ * set when sql does not compile. */
+static sqlite3_stmt *batch_stmt(sq_batch *b, const char *sql, size_t len, int *rc) {
+  sq_db *d = b->d;
+  int i, slot = -1;
   sqlite3_stmt *st = NULL;
   for (i = 0; i < SQ_CACHE; i++) {
     if (d->cache[i].sql != NULL && strlen(d->cache[i].sql) == len &&
-        memcmp(d->cache[i].sql, sql, len) == 0)
+        memcmp(d->cache[i].sql, sql, len) == 0) {
+      d->cache[i].mark = d->serial;
       return d->cache[i].st;
+    }
   }
   *rc = sqlite3_prepare_v2(d->db, sql, (int)len, &st, NULL);
   if (*rc != SQLITE_OK || st == NULL) {
     if (*rc == SQLITE_OK)
-      *rc = SQLITE_MISUSE;
+      *rc = SQLITE_MISUSE;   /* (no statement in the text) */
     return NULL;
   }
-  i = d->cache_next;
-  d->cache_next = (d->cache_next + 1) % SQ_CACHE;
-  sqlite3_finalize(d->cache[i].st);
-  free(d->cache[i].sql);
-  d->cache[i].sql = (char *)malloc(len + 1);
-  if (d->cache[i].sql == NULL) {
+  for (i = 0; i < SQ_CACHE && slot < 0; i++) {   /* the oldest not used by this batch */
+    int j = (d->cache_next + i) % SQ_CACHE;
+    if (d->cache[j].st == NULL || d->cache[j].mark != d->serial)
+      slot = j;
+  }
+  if (slot < 0) {
+    sqlite3_stmt **own = (sqlite3_stmt **)grow(b->own, &b->capown, b->nown + 1,
+                                               sizeof(sqlite3_stmt *));
+    if (own == NULL) {
+      sqlite3_finalize(st);
+      *rc = SQLITE_NOMEM;
+      return NULL;
+    }
+    b->own = own;
+    b->own[b->nown++] = st;
+    return st;
+  }
+  d->cache_next = (slot + 1) % SQ_CACHE;
+  sqlite3_finalize(d->cache[slot].st);
+  free(d->cache[slot].sql);
+  d->cache[slot].st = NULL;
+  d->cache[slot].sql = (char *)malloc(len + 1);
+  if (d->cache[slot].sql == NULL) {
     sqlite3_finalize(st);
-    d->cache[i].st = NULL;
     *rc = SQLITE_NOMEM;
     return NULL;
   }
-  memcpy(d->cache[i].sql, sql, len);
-  d->cache[i].sql[len] = '\0';
-  d->cache[i].st = st;
+  memcpy(d->cache[slot].sql, sql, len);
+  d->cache[slot].sql[len] = '\0';
+  d->cache[slot].st = st;
+  d->cache[slot].mark = d->serial;
   return st;
 }
 
@@ -501,7 +530,9 @@ static int batch_add(lua_State *L, sq_batch *b, lua_Integer k) {
   size_t len, i;
   const char *sql;
   int rc = SQLITE_OK, n;
-  sq_op *op;
+  sq_op *op, *ops;
+  sq_val *vals;
+  sqlite3_stmt *st;
   if (lua_type(L, -1) != LUA_TTABLE) {
     lua_pushfstring(L, "statement %I is not a table ({sql, values...})", k);
     return -1;
@@ -511,16 +542,19 @@ static int batch_add(lua_State *L, sq_batch *b, lua_Integer k) {
     return -1;
   }
   sql = lua_tolstring(L, -1, &len);
-  sqlite3_stmt *st = cached_stmt(b->d, sql, len, &rc);
+  st = batch_stmt(b, sql, len, &rc);
   lua_pop(L, 1);
   if (st == NULL)   /* (SQL that does not compile is a failure, not a misuse: fail triple) */
     return rc;
   n = sqlite3_bind_parameter_count(st);
-  if (grow((void **)&b->ops, &b->capops, b->nops + 1, sizeof(sq_op)) != 0 ||
-      grow((void **)&b->vals, &b->capvals, b->nvals + (size_t)n, sizeof(sq_val)) != 0) {
+  if ((ops = (sq_op *)grow(b->ops, &b->capops, b->nops + 1, sizeof(sq_op))) != NULL)
+    b->ops = ops;
+  if (ops == NULL ||
+      (vals = (sq_val *)grow(b->vals, &b->capvals, b->nvals + (size_t)n, sizeof(sq_val))) == NULL) {
     lua_pushliteral(L, "out of memory");
     return -1;
   }
+  b->vals = vals;
   op = &b->ops[b->nops++];
   op->st = st;
   op->nvals = n;
@@ -543,10 +577,12 @@ static int batch_add(lua_State *L, sq_batch *b, lua_Integer k) {
     } else if (t == LUA_TSTRING) {
       const char *s = lua_tolstring(L, -1, &v->len);
       v->type = SQLITE_TEXT;
-      if (grow((void **)&b->bytes, &b->capbytes, b->nbytes + v->len + 1, 1) != 0) {
+      char *bytes = (char *)grow(b->bytes, &b->capbytes, b->nbytes + v->len + 1, 1);
+      if (bytes == NULL) {
         lua_pushliteral(L, "out of memory");
         return -1;
       }
+      b->bytes = bytes;
       memcpy(b->bytes + b->nbytes, s, v->len);
       v->u.off = b->nbytes;
       b->nbytes += v->len;
@@ -668,6 +704,7 @@ static int db_batch(lua_State *L) {
   if (b == NULL)
     return luaL_error(L, "sqlite: out of memory");
   b->d = d;
+  d->serial++;
   n = luaL_len(L, 2);
   for (k = 1; k <= n; k++) {
     lua_geti(L, 2, k);

@@ -121,6 +121,14 @@ describe("sluice.sqlite", function()
       .. "expected, got table)")
     assert.has_error(function() db:batch{"INSERT"} end)
     assert.is_true(db:batch{})
+    -- more distinct statements than the connection keeps prepared, twice over
+    for _ = 1, 2 do
+      list = {}
+      for i = 1, 20 do list[i] = {"INSERT INTO t (a, b) VALUES (?, " .. i .. ")", i} end
+      assert.is_true(db:batch(list))
+    end
+    for r in db:rows("SELECT count(*) AS n, sum(a) AS a, sum(b) AS b FROM t") do n = r end
+    assert.same({n = 40, a = 420, b = 420}, n)
   end)
 
   it("keeps the loop running while a batch works on the thread pool", function()
