@@ -3,9 +3,9 @@
 # when root.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libxml-2.0 openssl
+PKGS    := lua5.4 libuv libxml-2.0 openssl sqlite3
 DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make \
-           zlib1g-dev libxml2-dev libssl-dev openssl
+           zlib1g-dev libxml2-dev libssl-dev openssl libsqlite3-dev sqlite3
 # Optional: installed when missing if possible, and the build goes on without them otherwise.
 DEBS_OPT := libreadline-dev
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wmissing-prototypes \

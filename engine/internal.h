@@ -229,6 +229,12 @@ int luaopen_sluice_http_client(lua_State *L);
 /* The REPL's C half, "sluice.repl_core" in package.preload (repl.c). */
 int luaopen_sluice_repl_core(lua_State *L);
 
+/* "sluice.sqlite" (sqlite.c): SQLite connections, statements, and batches run on libuv's
+ * thread pool. */
+#define SL_SQLITE_DB_MT   "sluice.sqlite.db"
+#define SL_SQLITE_STMT_MT "sluice.sqlite.stmt"
+int luaopen_sluice_sqlite(lua_State *L);
+
 /* ------------------------------------------------ network, shared parts */
 /* (tcp.c, http_server.c and http_client.c add what they share below this line.) */
 

@@ -209,6 +209,8 @@ static lua_State *new_state(void) {
   lua_setfield(L, -2, "sluice.url");
   lua_pushcfunction(L, luaopen_sluice_html);
   lua_setfield(L, -2, "sluice.html");
+  lua_pushcfunction(L, luaopen_sluice_sqlite);
+  lua_setfield(L, -2, "sluice.sqlite");
   lua_pop(L, 1);
   /* SLUICE_LUA_PATH=lua loads lua/ from the source tree, so edits need no rebuild. */
   devpath = getenv("SLUICE_LUA_PATH");

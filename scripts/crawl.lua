@@ -10,7 +10,10 @@
   --depth N         follow links at most N steps from a seed (default: no limit)
   --max-pages N     stop after N records (default: no limit)
   --same-host       only follow links to the seeds' hosts (scheme, host and port)
-  --out FILE        where the JSON lines go (default: standard output)
+  --out FILE        where the records go (default: standard output): JSON lines, or by its
+                    extension CSV (.csv: the emitted items, one row each) or SQLite
+                    (.sqlite, .sqlite3, .db: tables pages and items)
+  --format F        jsonl, csv or sqlite: the output's format, whatever its extension
   --state DIR       journal the crawl in DIR; the same command resumes it after a kill,
                     and --out is then appended to
   --user-agent S    the User-Agent sent, and matched against robots.txt (default
@@ -18,7 +21,7 @@
   --ignore-robots   do not fetch or obey robots.txt
 
 Each line: {"url", "status", "depth", "parent", "bytes", "links", "time", "error"} (and
-"redirect" for a 3xx). A live status line goes to stderr when it is a terminal, and a
+"redirect" for a 3xx); with SQLite, the same fields as a row of the table pages. A live status line goes to stderr when it is a terminal, and a
 summary at the end always. Exit status: 0 when the crawl ran to its end (pages that failed
 are in the output with their error), 2 for bad arguments, 130 after Ctrl-C (with --state,
 run the same command to go on), 1 if the crawl itself failed (e.g. the disk is full).
@@ -29,7 +32,7 @@ Example (the offline test site; see README):
 local crawl = require "sluice.crawl"
 
 local USAGE = "usage: sluice scripts/crawl.lua [--limit N] [--per-host N] [--delay S] "
-  .. "[--depth N] [--max-pages N] [--same-host] [--out FILE] [--state DIR] "
+  .. "[--depth N] [--max-pages N] [--same-host] [--out FILE] [--format F] [--state DIR] "
   .. "[--user-agent S] [--ignore-robots] (SEED... | -f FILE)\n"
 
 local function usage(msg)
@@ -42,7 +45,8 @@ local OPTS = {
   ["--limit"] = {"limit", "int", 1}, ["--per-host"] = {"per_host", "int", 1},
   ["--delay"] = {"delay", "num", 0}, ["--depth"] = {"depth", "int", 0},
   ["--max-pages"] = {"max_pages", "int", 0}, ["--same-host"] = {"same_host", "flag"},
-  ["--out"] = {"out", "str"}, ["--state"] = {"state", "str"},
+  ["--out"] = {"out", "str"}, ["--format"] = {"format", "str"},
+  ["--state"] = {"state", "str"},
   ["--user-agent"] = {"user_agent", "str"}, ["--ignore-robots"] = {"robots", "flag"},
   ["-f"] = {"file", "str"},
 }
@@ -72,6 +76,9 @@ while arg[i] do
       elseif kind == "num" then
         v = tonumber(v)
         if not v or v < min then usage(name .. " needs a number >= " .. min) end
+      end
+      if field == "format" and v ~= "jsonl" and v ~= "csv" and v ~= "sqlite" then
+        usage("--format needs jsonl, csv or sqlite")
       end
       if field == "file" then files[#files + 1] = v else opts[field] = v end
       i = i + (inline and 1 or 2)

@@ -16,6 +16,8 @@
 --   `html.NAME(`   functions of require "sluice.html"   `p:NAME(`    its parsers
 --   `doc:NAME(`    its documents (html.parse)          `sel:NAME(`  their selections
 --   `css.NAME(`    functions of require "sluice.css"
+--   `sqlite.NAME(`  functions of require "sluice.sqlite" `db:NAME(`   its databases,
+--                                                       `stmt:NAME(` their statements
 --   `cjson.NAME(`  lua-cjson                         (`cjson.NAME` for its values)
 --   `NAME(`        the busted API                    (`NAME` for assert, spy, stub, ...)
 -- Names starting with "_" are internal and need no documentation.
@@ -25,6 +27,7 @@ require "sluice.tcp"   -- registers the socket and listener types checked below
 local http = require "sluice.http"   -- and the HTTP client's and server's
 local url = require "sluice.url"     -- the seen set's type
 local html = require "sluice.html"   -- the HTML parser's type
+local sqlite = require "sluice.sqlite" -- the database's and statement's types
 
 -- Every "sluice.*" metatable in the registry: the prefix README writes its methods with,
 -- or false for a type with no public methods. A type missing here makes the spec fail.
@@ -48,6 +51,8 @@ local TYPES = {
   ["sluice.html.document"] = "doc:",
   ["sluice.html.selection"] = "sel:",   -- a node is a selection of one: node methods are sel:
   ["sluice.html.xpath"] = false,    -- internal: a compiled XPath expression in the cache
+  ["sluice.sqlite.db"] = "db:",
+  ["sluice.sqlite.stmt"] = "stmt:",
 }
 
 -- Every module under lua/ or in package.preload: the prefix of its documented functions, or
@@ -78,6 +83,9 @@ local MODULES = {
   ["sluice.crawl.report"] = false,
   ["sluice.crawl.robots"] = false,
   ["sluice.crawl.state"] = false,
+  ["sluice.crawl.out"] = false,
+  ["sluice.crawl.out_sqlite"] = false,
+  ["sluice.sqlite"] = "sqlite.",
 }
 
 local function is_internal_module(name)
@@ -171,6 +179,7 @@ local function surfaces()
     {what = "function of require \"sluice.url\"", prefix = "url.", t = url},
     {what = "function of require \"sluice.html\"", prefix = "html.", t = html},
     {what = "function of require \"sluice.css\"", prefix = "css.", t = require "sluice.css"},
+    {what = "function and value of require \"sluice.sqlite\"", prefix = "sqlite.", t = sqlite},
     {what = "function of require \"sluice.crawl\"", prefix = "crawl.", t = require "sluice.crawl"},
     {what = "crawler method", prefix = "crawler:",
      t = getmetatable(require("sluice.crawl").new{seeds = {"http://127.0.0.1/"}}).__index},

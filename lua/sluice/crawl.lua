@@ -11,6 +11,7 @@ local fetch = require "sluice.crawl.fetch"
 local frontier = require "sluice.crawl.frontier"
 local journal = require "sluice.crawl.state"
 local report = require "sluice.crawl.report"
+local output = require "sluice.crawl.out"
 
 local normalize, origin_of = url.normalize, url.origin
 local now, spawn = sl.now, sl.spawn
@@ -31,7 +32,8 @@ local OPTIONS = {
   timeout = {"number", 30, 0, false_ok = true}, max_body = {"integer", 16 * 1024 * 1024, 1},
   max_queued = {"integer", 10000, 1}, seen = {"string", "exact"},
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
-  headers = {"table"}, tls_verify = {"boolean", true}, ca_file = {"string"}, out = {"any"}, state = {"string"}, status = {"boolean"}, log = {"userdata"},
+  headers = {"table"}, tls_verify = {"boolean", true}, ca_file = {"string"}, out = {"any"}, format = {"string"},
+  state = {"string"}, status = {"boolean"}, log = {"userdata"},
 }
 
 local function check_options(opts, lvl)
@@ -57,6 +59,10 @@ local function check_options(opts, lvl)
   end
   if o.seen ~= "exact" and o.seen ~= "bloom" then
     error("crawl: bad option 'seen' (\"exact\" or \"bloom\" expected, got " .. o.seen .. ")", lvl)
+  end
+  if o.format and o.format ~= "jsonl" and o.format ~= "csv" and o.format ~= "sqlite" then
+    error("crawl: bad option 'format' (\"jsonl\", \"csv\" or \"sqlite\" expected, got "
+          .. o.format .. ")", lvl)
   end
   if o.fp_rate <= 0 or o.fp_rate >= 1 then
     error("crawl: bad option 'fp_rate' (a number between 0 and 1 expected)", lvl)
@@ -135,7 +141,8 @@ local function add(self, u, depth, parent)
   return true
 end
 
---- Writes the record of a URL (exactly once per URL) and journals it as done.
+--- Writes the record of a URL (exactly once per URL); the output confirms it (at once for
+-- a file, after its transaction for SQLite), and only then is it journaled as done.
 local function record(self, rec)
   local ok_json, line = pcall(report.json, rec)
   if not ok_json then
@@ -144,38 +151,17 @@ local function record(self, rec)
     rec.error = "handler: cannot write the emitted items: " .. tostring(line)
     line = report.json(rec)
   end
-  local out = self.out
-  if type(out) == "function" then out(line, rec)
-  else
-    local ok, err = out:write(line)
-    if not ok then error("crawl: cannot write a record: " .. tostring(err), 0) end
-    self.offset = self.offset + #line
-    if self.journal then
-      ok, err = out:flush()
-      if not ok then error("crawl: cannot write a record: " .. tostring(err), 0) end
-    end
-  end
-  if self.journal then self.journal:done(rec.url, self.offset, rec.status) end
-  self.report:count(rec)
+  self.out:write(rec, line)
 end
 
--- Opens the output: a path (appended to with a state directory, truncated without), a file
--- handle, or a function(line, record).
+-- Opens the output (see sluice.crawl.out): a path (appended to with a state directory,
+-- truncated without), a file handle, a function(line, record), or a SQLite database.
 local function open_out(self)
-  local out = self.opts.out or io.stdout
-  if type(out) == "string" then
-    local f, err
-    if self.opts.state then f = io.open(out, "r+b") end
-    if not f then f, err = io.open(out, "w+b") end
-    if not f then error("crawl: cannot open the output: " .. err, 0) end
-    f:setvbuf("full", 65536)
-    self.out, self.out_path = f, out
-  elseif io.type(out) == "file" or type(out) == "function" then
-    self.out = out
-  else
-    error("crawl: bad option 'out' (a path, a file or a function expected)", 0)
-  end
-  self.offset = io.type(self.out) == "file" and (self.out:seek("end") or 0) or 0
+  self.out = output.open(self, function(rec, offset, more)
+    if self.journal then self.journal:done(rec.url, offset, rec.status, more) end
+    self.report:count(rec)
+  end)
+  self.out_path = self.out.path
 end
 
 -- With a state directory: replays the journal into the seen set and the frontier, and cuts
@@ -189,36 +175,15 @@ local function resume(self)
     error("crawl: the crawl in " .. self.opts.state .. " wrote its records to " .. st.out
           .. "; resume it with the same output (or start afresh with another state directory)", 0)
   end
-  if not st.out then st:set_out(out_path, self.offset) end
+  if not st.out then st:set_out(out_path, self.out.offset) end
   if st.fresh then return end
   local scratch = url.seen_set()
   local ndone, offset = st:replay(self.seen, scratch, function(u, d, p)
     self.frontier:push(u, d, p)
   end)
   self.report:resumed(ndone, self.frontier.queued + self.frontier.spilled)
-  if self.out_path then
-    -- (before the first confirmed record: the size the file had when the crawl began)
-    offset = offset or st.out_start or 0
-    if self.offset < offset then
-      self.report:log_line(string.format("crawl: resume: %s is shorter than the %d bytes of records "
-                                    .. "the journal confirmed: some records are gone from it",
-                                    self.out_path, offset))
-    elseif self.offset > offset then
-      -- Only cut at the end of a record: anything else is not the file this crawl wrote.
-      local f = self.out
-      f:seek("set", math.max(offset - 1, 0))
-      if offset > 0 and offset ~= st.out_start and f:read(1) ~= "\n" then
-        st:close()
-        error("crawl: " .. self.out_path .. " does not end a record at byte " .. offset
-              .. ", where the journal in " .. self.opts.state .. " says; not cutting it", 0)
-      end
-      assert(core._truncate(self.out, offset))
-      self.report:log_line(string.format("crawl: resume: %d bytes of records the journal never "
-                                    .. "confirmed were cut from %s", self.offset - offset,
-                                    self.out_path))
-    end
-    self.offset = self.out:seek("end")
-  end
+  -- (before the first confirmed record: the size the output had when the crawl began)
+  if self.out_path then self.out:cut(self, st, offset or st.out_start or 0) end
   self.done_before = ndone
 end
 
@@ -317,12 +282,9 @@ function C:run()
   for t in pairs(self.tasks) do list[#list + 1] = t end
   for _, t in ipairs(list) do t:cancel() end
   for _, t in ipairs(list) do pcall(t.wait, t) end
-  if io.type(self.out) == "file" then
-    local flushed, ferr = self.out:flush()
-    if not flushed and ok then
-      ok, err = false, "crawl: cannot write a record: " .. tostring(ferr)
-    end
-    if self.out_path then self.out:close() end
+  if self.out then
+    local closed, cerr = self.out:close()
+    if not closed and ok then ok, err = false, cerr end
   end
   if self.journal then self.journal:close() end
   self.frontier:close()

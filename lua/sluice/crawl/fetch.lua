@@ -134,6 +134,18 @@ function Page:emit(value)
   items[#items + 1] = value
 end
 
+-- What a handler returned, emitted after what it emitted itself. A table whose [1] is a
+-- table is a list of items (each of t[1] .. t[#t] emitted), an empty table is no item, and
+-- any other table is one item; values that are not tables are ignored (so a handler ending
+-- in `return page:follow(u)` emits nothing).
+local function emit_returned(page, t)
+  if type(t[1]) == "table" then
+    for i = 1, #t do page:emit(t[i]) end
+  elseif next(t) ~= nil then
+    page:emit(t)
+  end
+end
+
 -- Handles a response (any status that is not retried): links, handler, record.
 local function process(self, h, u, depth, parent, res, elapsed)
   local st, body = res.status, res.body or ""
@@ -163,6 +175,8 @@ local function process(self, h, u, depth, parent, res, elapsed)
       if is_cancelled(err) then error(err, 0) end
       rec.error = "handler: " .. tostring(err)
       self.report:handler_failed(u, err)
+    elseif type(err) == "table" then
+      emit_returned(page, err)
     end
     rec.items = page.items
     if type(page.links) ~= "table" then

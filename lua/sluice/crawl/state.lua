@@ -1,6 +1,7 @@
 -- sluice.crawl.state: the journal behind `--state DIR`. Every URL let into the frontier is
 -- written as `+ depth url parent`, every URL whose record is out as `= url offset status`
--- (offset: the size of the output file once the record is in it). After a kill, replaying
+-- (offset: the size of the output file once the record is in it; for SQLite, the record's
+-- number, its `seq`). After a kill, replaying
 -- the journal gives back the seen set, what is done, and what is still to fetch, in the
 -- order it was found; records the journal never confirmed are cut from the output.
 local core = require "sluice.core"
@@ -151,11 +152,12 @@ function S:skipped(u)
   self.f:write("-\t", u, "\n")
 end
 
---- Journals a record as out (the output was flushed up to `offset`), and flushes.
-function S:done(u, offset, status)
+--- Journals a record as out (the output was flushed up to `offset`: its size in bytes for a
+-- file, the record's number for SQLite), and flushes unless `more` records follow at once.
+function S:done(u, offset, status, more)
   local f = self.f
   f:write("=\t", u, "\t", offset, "\t", status or "-", "\n")
-  f:flush()
+  if not more then f:flush() end
 end
 
 function S:flush()
