@@ -129,11 +129,13 @@ bench: sluice
 	bash scripts/bench/run.sh
 
 # The seeds' limited_as_completed demo, their HTTP client against a local delay server, then
-# a crawl of the offline test site, ending with the crawler's summary.
+# a crawl of the offline test site, ending with the crawler's summary, and a scrape of its shop
+# into SQLite (three rows printed with sqlite3).
 demo: sluice
 	./sluice scripts/demo.lua
 	bash scripts/demo_http.sh
 	bash scripts/demo_crawl.sh
+	bash scripts/demo_scrape.sh
 
 # The binary holds its Lua modules, so it needs nothing else installed beside it; the man
 # page (scripts/sluice.1) goes where man(1) finds it. DESTDIR is for staged installs.

@@ -16,6 +16,7 @@ static void print_usage(FILE *f) {
     "usage: %s [options] [script [args]]\n"
     "       %s test [paths] [test options]   (run specs; see: sluice test --help)\n"
     "       %s shell [URL]                   (the REPL with fetch() and page:css())\n"
+    "       %s crawl [options] URL...        (the crawler; see: sluice crawl --help)\n"
     "Available options are:\n"
     "  -e stat   execute string 'stat' (inside the main task)\n"
     "  -i        enter interactive mode after executing 'script'\n"
@@ -27,7 +28,7 @@ static void print_usage(FILE *f) {
     "  -         execute stdin and stop handling options\n"
     "Every piece of code runs as a task on the event loop; the process ends when the\n"
     "main script and every task it started have ended.\n",
-    progname, progname, progname);
+    progname, progname, progname, progname);
 }
 
 /* One-line error for problems found before the loop starts; exit status 1. */
@@ -153,14 +154,13 @@ static int load_actions(lua_State *L, int argc, char **argv, const options *o) {
   return 0;
 }
 
-/* `sluice shell [URL]`: the REPL, after an action that runs sluice.shell's main with
- * whether stdin is a terminal and the command's arguments. Returns 0, or 1 after reporting. */
-static int load_shell(lua_State *L, int argc, char **argv) {
-  static const char chunk[] = "return require('sluice.shell').main(...)";
+/* `sluice shell [URL]` and `sluice crawl ...`: an action that runs `chunk` with whether
+ * stdin is a terminal and the command's arguments. Returns 0, or 1 after reporting. */
+static int load_command(lua_State *L, int argc, char **argv, const char *chunk) {
   int i;
   create_arg_table(L, argc, argv, 1);
   lua_createtable(L, argc, 2);
-  if (luaL_loadbuffer(L, chunk, sizeof chunk - 1, "=(shell)") != LUA_OK)
+  if (luaL_loadbuffer(L, chunk, strlen(chunk), "=(command)") != LUA_OK)
     return startup_error(L, lua_tostring(L, -1));
   lua_setfield(L, -2, "fn");
   lua_pushboolean(L, isatty(0));
@@ -277,7 +277,14 @@ int main(int argc, char **argv) {
     }
   } else if (argc >= 2 && strcmp(argv[1], "shell") == 0) {
     mode = "repl";
-    if (load_shell(L, argc, argv) != 0) {
+    if (load_command(L, argc, argv, "return require('sluice.shell').main(...)") != 0) {
+      status = 1;
+      goto done;
+    }
+  } else if (argc >= 2 && strcmp(argv[1], "crawl") == 0) {
+    if (load_command(L, argc, argv,
+                     "return require('sluice.crawl.cli').main('sluice crawl', select(2, ...))")
+        != 0) {
       status = 1;
       goto done;
     }

@@ -85,6 +85,7 @@ local MODULES = {
   ["sluice.crawl.state"] = false,
   ["sluice.crawl.out"] = false,
   ["sluice.crawl.out_sqlite"] = false,
+  ["sluice.crawl.cli"] = false,      -- `sluice crawl`, documented as such
   ["sluice.sqlite"] = "sqlite.",
 }
 

@@ -116,15 +116,82 @@ local function is_html(res)
   return ct:find("text/html", 1, true) ~= nil or ct:find("xhtml", 1, true) ~= nil
 end
 
--- The page a handler sees; page:follow and page:emit act on it.
+-- The page a handler sees; page:follow and page:emit act on it. Its document (html.parse's
+-- tree, for page:css and page:xpath) is built on first use only, so a handler that never
+-- asks costs nothing more than the streaming link pass, and is closed when the handler
+-- returns, so a crawl never holds more trees than it runs handlers.
 local Page = {}
 Page.__index = Page
 
---- page:follow(url): queues url (resolved against the page) at the next depth.
-function Page:follow(u)
-  local abs = normalize(tostring(u), self.url)
+-- The charset parameter of a Content-Type value ("text/html; charset=ISO-8859-1"), or nil.
+local function charset_of(content_type)
+  if type(content_type) ~= "string" then return nil end
+  return content_type:lower():match(";%s*charset%s*=%s*\"?([^%s;\"]+)")
+end
+
+local function document(self)
+  local doc = rawget(self, "_doc")
+  if doc == nil then
+    if rawget(self, "_closed") then
+      error("attempt to query a page whose handler has returned (its document is freed)", 3)
+    end
+    doc = html.parse(self.body, self.url, charset_of(self.headers["content-type"]))
+    rawset(self, "_doc", doc)
+  end
+  return doc
+end
+
+--- page:css(selector) → selection of the page's document (parsed on first use).
+function Page:css(selector)
+  return document(self):css(selector)
+end
+
+--- page:xpath(expr) → selection of the page's document (parsed on first use).
+function Page:xpath(expr)
+  return document(self):xpath(expr)
+end
+
+-- Frees the document, if the handler made one; later queries raise.
+local function close_page(page)
+  local doc = rawget(page, "_doc")
+  page._doc, page._closed = nil, true
+  if doc then doc:close() end
+end
+
+-- The selection metatable, to tell a selection from other userdata.
+local SELECTION = debug.getregistry()["sluice.html.selection"]
+
+-- Queues one link (a string) resolved against base; the normalized URL, or nil.
+local function follow_one(self, u, base)
+  local abs = normalize(tostring(u), base)
   if abs then self.links[#self.links + 1] = abs end
   return abs
+end
+
+--- page:follow(url) → normalized URL or nil; page:follow(selection or list) → count.
+-- Queues links at the next depth, resolved against the page's base (its <base href>, or
+-- its URL). A selection gives its results: an element's href (a, area, link), an
+-- attribute's or a text's value.
+function Page:follow(x)
+  local doc = rawget(self, "_doc")
+  local base = doc and doc.base or self._base or self.url
+  if getmetatable(x) == SELECTION then
+    local n = 0
+    for i = 1, #x do
+      local r = x[i]
+      local v
+      if r.tag then v = r:attr("href") else v = r:get() end
+      if type(v) == "string" and follow_one(self, v, base) then n = n + 1 end
+    end
+    return n
+  elseif type(x) == "table" then
+    local n = 0
+    for i = 1, #x do
+      if follow_one(self, x[i], base) then n = n + 1 end
+    end
+    return n
+  end
+  return follow_one(self, x, base)
 end
 
 --- page:emit(value): adds value to this URL's record, under "items".
@@ -169,8 +236,10 @@ local function process(self, h, u, depth, parent, res, elapsed)
   if handler then
     local page = setmetatable({url = u, depth = depth, parent = parent, status = st,
                                headers = res.headers, body = body, links = links,
-                               title = info and info.title, response = res}, Page)
+                               title = info and info.title, response = res,
+                               _base = info and info.base}, Page)
     local ok, err = pcall(handler, page)
+    close_page(page)
     if not ok then
       if is_cancelled(err) then error(err, 0) end
       rec.error = "handler: " .. tostring(err)
