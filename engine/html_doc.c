@@ -44,6 +44,7 @@ typedef struct html_sel {
 typedef struct xpath_box {
   xmlXPathCompExprPtr comp;
   xmlXPathCompExprPtr fast;    /* the same taking steps from the element index, or NULL */
+  int deep;                    /* whether fast looks at every found node's ancestors */
 } xpath_box;
 
 static xmlXPathContextPtr compile_ctx;   /* compiles every expression; lives as long as the
@@ -302,6 +303,8 @@ done:
  * rewritten to call INDEX_FN('NAME') there, which gives the same nodes in the same
  * (document) order. index_fast says where that holds. */
 #define INDEX_FN "sluice-elements"
+#define INDEX_PARENTS "sluice-parents"
+#define INDEX_DEPTH_MAX 256
 
 typedef struct el_group {
   const xmlChar *name;
@@ -314,6 +317,7 @@ typedef struct doc_index {
   el_group *group;             /* one per name, in order of first appearance */
   unsigned *slot;              /* open addressing on the name's hash: group + 1, 0 free */
   size_t nel, ngroup, cap;     /* cap: slots, a power of two, at least twice ngroup */
+  size_t depth;                /* how deeply elements nest, at most */
 } doc_index;
 
 static size_t name_hash(const xmlChar *s) {
@@ -378,7 +382,7 @@ static doc_index *index_build(xmlDocPtr doc) {
   unsigned seen_group[SEEN];
   doc_index *x = (doc_index *)calloc(1, sizeof *x);
   unsigned *gid = NULL;
-  size_t cap = 0, i, at = 0;
+  size_t cap = 0, i, at = 0, depth = 1;
   xmlNodePtr cur = doc->children;
   if (x == NULL)
     return NULL;
@@ -392,13 +396,18 @@ static doc_index *index_build(xmlDocPtr doc) {
         cap = cap ? 2 * cap : 1024;
       }
       x->all[x->nel++] = cur;
+      if (depth > x->depth)
+        x->depth = depth;
       if (cur->children != NULL) {
         cur = cur->children;
+        depth++;
         continue;
       }
     }
-    while (cur != NULL && cur->next == NULL)
+    while (cur != NULL && cur->next == NULL) {
       cur = cur->parent == (xmlNodePtr)doc ? NULL : cur->parent;
+      depth--;
+    }
     if (cur != NULL)
       cur = cur->next;
   }
@@ -477,10 +486,67 @@ static void index_fn(xmlXPathParserContextPtr ctxt, int nargs) {
   valuePush(ctxt, xmlXPathWrapNodeSet(set));
 }
 
-/* Whether an expression rewritten by index_rewrite gives what the original does with node
- * as the context node: node is the root element and the only element at the top, so that
- * its descendants-or-self are all the document's elements. */
-static int index_fast(html_doc *d, xmlNodePtr node) {
+static int doc_order_cmp(const void *a, const void *b) {
+  return -xmlXPathCmpNodes(*(xmlNodePtr const *)a, *(xmlNodePtr const *)b);
+}
+
+/* INDEX_PARENTS(name): the parents of the document's elements of that name, in document
+ * order. */
+static void index_parents_fn(xmlXPathParserContextPtr ctxt, int nargs) {
+  html_doc *d = (html_doc *)ctxt->context->userData;
+  xmlXPathObjectPtr name;
+  xmlNodeSetPtr set;
+  xmlNodePtr *src = NULL, *p;
+  size_t n = 0, i, k = 0;
+  unsigned *slot;
+  CHECK_ARITY(1);
+  CAST_TO_STRING;
+  CHECK_TYPE(XPATH_STRING);
+  if (d == NULL || d->doc == NULL)
+    XP_ERROR(XPATH_INVALID_CTXT);
+  if (d->index == NULL && (d->index = index_build(d->doc)) == NULL)
+    XP_ERROR(XPATH_MEMORY_ERROR);
+  name = valuePop(ctxt);
+  if (xmlStrEqual(name->stringval, BAD_CAST "*")) {
+    src = d->index->all;
+    n = d->index->nel;
+  } else if (*(slot = index_slot(d->index, name->stringval)) != 0) {
+    src = d->index->by_name + d->index->group[*slot - 1].start;
+    n = d->index->group[*slot - 1].n;
+  }
+  xmlXPathFreeObject(name);
+  if ((set = xmlXPathNodeSetCreate(NULL)) == NULL)
+    XP_ERROR(XPATH_MEMORY_ERROR);
+  if (n > 0) {
+    if (n > INT_MAX || (p = (xmlNodePtr *)xmlMalloc(n * sizeof *p)) == NULL) {
+      xmlXPathFreeNodeSet(set);
+      XP_ERROR(XPATH_MEMORY_ERROR);
+    }
+    for (i = 0; i < n; i++)    /* siblings come together, mostly */
+      if (src[i]->parent != NULL && (k == 0 || p[k - 1] != src[i]->parent))
+        p[k++] = src[i]->parent;
+    qsort(p, k, sizeof *p, doc_order_cmp);
+    for (i = n = 0; i < k; i++)
+      if (n == 0 || p[n - 1] != p[i])
+        p[n++] = p[i];
+    set->nodeTab = p;
+    set->nodeNr = set->nodeMax = (int)n;
+  }
+  valuePush(ctxt, xmlXPathWrapNodeSet(set));
+}
+
+/* Whether b's expression rewritten by index_rewrite gives what the original does with node
+ * as the context node (node is the root element and the only element at the top, so that
+ * its descendants-or-self are all the document's elements), and costs less: one that looks
+ * at ancestors takes the depth for each node found, which a tree nested deeper than
+ * INDEX_DEPTH_MAX would make quadratic. */
+static int index_fast(html_doc *d, const struct xpath_box *b, xmlNodePtr node) {
+  if (b->fast == NULL)
+    return 0;
+  if (b->deep && d->index == NULL && (d->index = index_build(d->doc)) == NULL)
+    return 0;
+  if (b->deep && d->index->depth > INDEX_DEPTH_MAX)
+    return 0;
   if (d->fast < 0) {
     xmlNodePtr c;
     int roots = 0;
@@ -613,24 +679,96 @@ static int x_pred_plain(const char *s, size_t n) {
   return 1;
 }
 
+/* A growing string; on failure of memory it frees itself and keeps p NULL. */
+typedef struct x_buf {
+  char *p;
+  size_t n, cap;
+  int failed;
+} x_buf;
+
+static void x_put(x_buf *b, const char *s, size_t n) {
+  if (b->failed)
+    return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = 2 * (b->n + n + 1) + 64;
+    char *p = (char *)realloc(b->p, cap);
+    if (p == NULL) {
+      free(b->p);
+      memset(b, 0, sizeof *b);
+      b->failed = 1;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = '\0';
+}
+
+static void x_puts(x_buf *b, const char *s) {
+  x_put(b, s, strlen(s));
+}
+
+/* The end of the name test at s[i] ("*" or an ASCII name without a prefix, not a node type
+ * test nor an axis), or i when there is none. */
+static size_t x_name_test(const char *s, size_t n, size_t i) {
+  size_t end = i, k;
+  if (end < n && s[end] == '*') {
+    end++;
+  } else if (end < n && x_name_start((unsigned char)s[end])) {
+    while (end < n && x_name_char((unsigned char)s[end]))
+      end++;
+  }
+  if (end == i || (end < n && ((unsigned char)s[end] >= 0x80 || s[end] == ':')))
+    return i;
+  for (k = end; k < n && x_space(s[k]);)
+    k++;
+  return k < n && (s[k] == '(' || s[k] == ':') ? i : end;
+}
+
+/* The end of the predicates at s[i] (after white space), and in *plain whether all are
+ * x_pred_plain. */
+static size_t x_preds(const char *s, size_t n, size_t i, int *plain) {
+  *plain = 1;
+  while (i < n && x_space(s[i]))
+    i++;
+  while (i < n && s[i] == '[') {
+    size_t e = x_skip_group(s, n, i);
+    if (s[e - 1] != ']') {
+      *plain = 0;
+      return n;
+    }
+    *plain = *plain && x_pred_plain(s + i + 1, e - i - 2);
+    for (i = e; i < n && x_space(s[i]);)
+      i++;
+  }
+  return i;
+}
+
 /* The expression with the first steps it can take from the index rewritten (a malloc'd
- * string), or NULL when there are none. At a path's start (nothing or one of ( , | [ = < >
- * + before it):
+ * string), or NULL when there are none; *deep is set when it looks at ancestors. At a
+ * path's start (nothing or one of ( , | [ = < > + before it):
  *   descendant-or-self::NAME   outside any predicate, whatever follows: from the root
  *                              element that axis gives its elements in document order, and
  *                              the predicates count positions in that order, as they do on
  *                              a node set
  *   //NAME                     anywhere, when every predicate right after is plain
  *                              (x_pred_plain): //NAME[1] counts per parent
- * NAME is an ASCII name without a prefix, or "*". */
-static char *index_rewrite(const char *s) {
-  static const char DOS[] = "descendant-or-self::";
-  size_t n = strlen(s), i = 0, done = 0, cap = 0, len = 0;
+ * NAME is an ASCII name without a prefix, or "*". Then, while the predicates are plain, a
+ * descendant step (CSS's "A B": A/descendant-or-self::* /B without the space, or A//B)
+ * becomes a condition on B's ancestors: INDEX_FN('B')[...][ancestor::A[...]]. libxml2 would walk below every A and
+ * merge the node sets, comparing each node with all found before: quadratic in nested
+ * lists. */
+static char *index_rewrite(const char *s, int *deep) {
+  static const char DOS[] = "descendant-or-self::", DESC[] = "/descendant-or-self::*/";
+  size_t n = strlen(s), i = 0, done = 0;
   int bracket = 0;
-  char prev = 0, *out = NULL;
+  char prev = 0;
+  x_buf out = {0}, head = {0}, preds = {0};
+  *deep = 0;
   while (i < n) {
     char c = s[i];
-    size_t name = 0, end;
     if (c == '\'' || c == '"') {
       i = x_skip_group(s, n, i);
       prev = '\'';
@@ -639,45 +777,62 @@ static char *index_rewrite(const char *s) {
     if ((prev == 0 || strchr("(,|[=<>+", prev)) &&
         ((c == '/' && i + 1 < n && s[i + 1] == '/') ||
          (bracket == 0 && strncmp(s + i, DOS, sizeof DOS - 1) == 0))) {
-      name = c == '/' ? i + 2 : i + sizeof DOS - 1;
-      end = name;
-      if (end < n && s[end] == '*') {
-        end++;
-      } else if (end < n && x_name_start((unsigned char)s[end])) {
-        while (end < n && x_name_char((unsigned char)s[end]))
-          end++;
-      }
-      if (end > name && (end == n || !((unsigned char)s[end] >= 0x80 || s[end] == ':'))) {
-        size_t k = end;
-        int ok = 1;
-        while (k < n && x_space(s[k]))
-          k++;
-        if (k < n && (s[k] == '(' || s[k] == ':'))
-          ok = 0;
-        while (ok && c == '/' && k < n && s[k] == '[') {
-          size_t e = x_skip_group(s, n, k);
-          ok = e <= n && s[e - 1] == ']' && x_pred_plain(s + k + 1, e - k - 2);
-          for (k = e; k < n && x_space(s[k]);)
-            k++;
-        }
-        if (ok) {
-          size_t need = len + (i - done) + sizeof INDEX_FN + (end - name) + 8 + (n - end);
-          if (need > cap) {
-            char *p = (char *)realloc(out, need);
-            if (p == NULL) {
-              free(out);
-              return NULL;
-            }
-            out = p;
-            cap = need;
+      size_t name = c == '/' ? i + 2 : i + sizeof DOS - 1, end = x_name_test(s, n, name), k;
+      const char *fn = INDEX_FN;
+      int plain;
+      if (end > name && ((k = x_preds(s, n, end, &plain)), plain || c != '/')) {
+        head.n = preds.n = 0;
+        x_put(&head, s + name, end - name);
+        x_put(&preds, s + end, k - end);
+        while (plain) {        /* descendant steps */
+          size_t b = k + (strncmp(s + k, DESC, sizeof DESC - 1) == 0 ? sizeof DESC - 1
+                          : strncmp(s + k, "//", 2) == 0 ? 2 : 0), be, bk;
+          int bplain;
+          if (b == k || (be = x_name_test(s, n, b)) == b)
+            break;
+          bk = x_preds(s, n, be, &bplain);
+          if (!bplain) {       /* B's positions count among its parent's B children */
+            x_buf t = {0};
+            x_puts(&t, "[ancestor-or-self::");
+            x_put(&t, head.p, head.n);
+            x_put(&t, preds.p, preds.n);
+            x_puts(&t, "]/");
+            x_put(&t, s + b, bk - b);
+            free(preds.p);
+            preds = t;
+            head.n = 0;
+            x_put(&head, s + b, be - b);
+            fn = INDEX_PARENTS;
+            *deep = 1;
+            k = bk;
+            break;
           }
-          memcpy(out + len, s + done, i - done);
-          len += i - done;
-          len += (size_t)sprintf(out + len, INDEX_FN "('%.*s')", (int)(end - name), s + name);
-          done = i = end;
-          prev = ')';
-          continue;
+          {
+            x_buf t = {0};
+            x_put(&t, s + be, bk - be);
+            x_puts(&t, "[ancestor::");
+            x_put(&t, head.p, head.n);
+            x_put(&t, preds.p, preds.n);
+            x_puts(&t, "]");
+            free(preds.p);
+            preds = t;
+          }
+          head.n = 0;
+          x_put(&head, s + b, be - b);
+          *deep = 1;
+          k = bk;
         }
+        x_put(&out, s + done, i - done);
+        x_puts(&out, fn);
+        x_puts(&out, "('");
+        x_put(&out, head.p, head.n);
+        x_puts(&out, "')");
+        x_put(&out, preds.p, preds.n);
+        if (head.failed || preds.failed)
+          out.failed = 1;
+        done = i = k;
+        prev = ']';
+        continue;
       }
     }
     if (c == '[')
@@ -688,11 +843,14 @@ static char *index_rewrite(const char *s) {
       prev = c;
     i++;
   }
-  if (out == NULL)
+  free(head.p);
+  free(preds.p);
+  if (out.p == NULL || out.failed) {
+    free(out.p);
     return NULL;
-  memcpy(out + len, s + done, n - done);
-  out[len + n - done] = '\0';
-  return out;
+  }
+  x_put(&out, s + done, n - done);
+  return out.p;
 }
 
 /* ------------------------------------------------------------ documents */
@@ -903,6 +1061,7 @@ static void cache_put(lua_State *L, void *cache_key, int key_idx) {
 static xpath_box *xpath_compiled(lua_State *L, int idx) {
   const char *expr = lua_tostring(L, idx);
   char *fast;
+  int deep;
   xpath_box *b;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_xpath_key);
   lua_pushvalue(L, idx);
@@ -914,11 +1073,14 @@ static xpath_box *xpath_compiled(lua_State *L, int idx) {
   lua_pop(L, 2);
   b = (xpath_box *)lua_newuserdatauv(L, sizeof *b, 0);
   b->comp = b->fast = NULL;
+  b->deep = 0;
   luaL_setmetatable(L, SL_HTML_XPATH_MT);
   xmlResetError(&compile_ctx->lastError);
   if ((b->comp = xmlXPathCtxtCompile(compile_ctx, BAD_CAST expr)) == NULL)
     xpath_raise(L, compile_ctx, expr, "bad");
-  if ((fast = index_rewrite(expr)) != NULL) {  /* none when it does not compile: comp does */
+  if ((fast = index_rewrite(expr, &deep)) != NULL) {
+    b->deep = deep;
+    if (getenv("DBGRW")) fprintf(stderr, "RW %s\n   => %s\n", expr, fast); /*DBG*/  /* none when it does not compile: comp does */
     b->fast = xmlXPathCtxtCompile(compile_ctx, BAD_CAST fast);
     xmlResetError(&compile_ctx->lastError);
     free(fast);
@@ -1064,7 +1226,8 @@ static void sel_eval(lua_State *L, html_doc *d, xpath_box *b, xmlNodePtr *ctx,
       luaL_error(L, "not enough memory");
     d->xctx->error = xpath_silent;
     d->xctx->userData = d;
-    if (xmlXPathRegisterFunc(d->xctx, BAD_CAST INDEX_FN, index_fn) != 0)
+    if (xmlXPathRegisterFunc(d->xctx, BAD_CAST INDEX_FN, index_fn) != 0 ||
+        xmlXPathRegisterFunc(d->xctx, BAD_CAST INDEX_PARENTS, index_parents_fn) != 0)
       luaL_error(L, "not enough memory");
   }
   memset(&spare, 0, sizeof spare);
@@ -1074,8 +1237,8 @@ static void sel_eval(lua_State *L, html_doc *d, xpath_box *b, xmlNodePtr *ctx,
     if (!queryable(ctx[i]))
       continue;
     d->xctx->node = ctx[i];
-    if ((r = xmlXPathCompiledEval(b->fast != NULL && index_fast(d, ctx[i]) ? b->fast : b->comp,
-                                  d->xctx)) == NULL) {
+    if ((r = xmlXPathCompiledEval(index_fast(d, b, ctx[i]) ? b->fast : b->comp, d->xctx)) ==
+        NULL) {
       found_done(&v);
       xpath_raise(L, d->xctx, lua_tostring(L, q_idx), "failed");
     }
