@@ -401,3 +401,66 @@ describe("html.parse memory", function()
     assert.is_true(peak_lua < 64 * 1024, "Lua heap reached " .. peak_lua .. " KB")
   end, {timeout = 120})
 end)
+
+describe("html.parse element index", function()
+  -- Queries starting with descendant-or-self::NAME or //NAME take that step from a list of
+  -- the document's elements, and descendant steps after it become conditions on ancestors
+  -- (html_doc.c, index_rewrite): the answers must be libxml2's own, which the same queries
+  -- give when written so that no rewriting applies (self::node()/..., /descendant-or-self::
+  -- node()/...).
+  local PAGE2 = [[<html><head><title>t</title><link rel=next href=/n></head><body>
+<ul class=toc><li><a href=#1>1</a><ul><li><a href=#1.1>1.1</a></li><li><a href=#1.2>1.2</a>
+<ul><li><a href=#1.2.1>x</a></li></ul></li></ul></li><li class=last><a href=/2>2</a></li></ul>
+<table class=t><tr><td><p>a</p><table><tr><td>in</td></tr><tr><td><p>in2</p></td></tr></table>
+</td><td>b</td></tr><tr><td>c</td></tr><tr><td><span class=pre>d</span></td></tr></table>
+<div class=x><p>p1 <code class=c><span class=pre>s1</span><span class=pre>s2</span></code></p>
+<div><pre><span class=k>def</span> <span class=k>if</span></pre></div></div>
+<p id=last><a href=http://e.com/>e</a><a href=../up>u</a><a>none</a></p></body></html>]]
+  local function plain(q)
+    q = q:gsub("^descendant%-or%-self::", "self::node()/descendant-or-self::")
+    q = q:gsub(" | descendant%-or%-self::", " | self::node()/descendant-or-self::")
+    return (q:gsub("//", "/descendant-or-self::node()/"))
+  end
+  local css = require "sluice.css"
+
+  it("gives libxml2's answers to XPath", function()
+    local doc = html.parse(PAGE2)
+    local queries = {
+      "//li/a/@href", "count(//a)", "string(//title)", "//ul//li[1]/a/text()",
+      "//ul//li[last()]/a/text()", "//table//tr[position() mod 2 = 0]/td[1]//text()",
+      "//table//tr[2]//p/text()", "//span[@class='pre'][1]/text()", "//span[@class='pre']/text()",
+      "(//*[@id])[1]/@id", "//a[@href][following-sibling::a]/@href", "//*[@class]/@class",
+      "//link[@rel='next']/@href | //link[@rel='prev']/@href", "//ul//ul//a/text()",
+      "//div//span[not(@class='x')]/text()", "descendant-or-self::li[2]/a/text()",
+      "descendant-or-self::li[last()]/a/text()", "descendant-or-self::*[3]", "//td[p]//text()",
+      "//nothing", "count(//td[.//table])", "name(//body/*[1])", "//li[a][ul]/a/text()",
+    }
+    for _, q in ipairs(queries) do
+      assert.same(doc:xpath(plain(q)):getall(), doc:xpath(q):getall(), q)
+    end
+  end)
+
+  it("gives libxml2's answers to CSS", function()
+    local doc = html.parse(PAGE2)
+    local selectors = {
+      "ul li:last-child > a::attr(href)", "ul ul a::text", "table td p::text",
+      "table table td::text", "div.x pre span.k::text", "p > code.c span.pre::text",
+      "li:nth-child(2) > a::text", "tr:nth-child(odd) > td:first-child p::text", "ul, table",
+      "div :not(span)", "* li", "body > p a:not([href^='http']):not([href^='../'])::attr(href)",
+      "ul li ul li a", "td:has(table) > p::text",
+    }
+    for _, s in ipairs(selectors) do
+      assert.same(doc:xpath(plain(css.xpath(s))):getall(), doc:css(s):getall(), s)
+    end
+  end)
+
+  it("answers the same from other contexts, and after the document is closed raises", function()
+    local doc = html.parse(PAGE2)
+    local inner = doc:css("ul ul")
+    assert.same({"1.1", "1.2", "x", "x"}, inner:css("li a::text"):getall())  -- each ul's
+    assert.same({"#1.1", "#1.2", "#1.2.1"}, inner[1]:xpath("descendant-or-self::a/@href"):getall())
+    assert.equal(10, #inner:xpath("//li"))   -- the 5 of the document, for each
+    doc:close()
+    assert.has_error(function() inner:css("a") end)
+  end)
+end)
