@@ -510,6 +510,7 @@ int luaopen_sluice_html(lua_State *L) {
     {"__close", html_close_l},
     {NULL, NULL}
   };
+  sl_html_mem_init();
   xmlInitParser();
   xmlSetGenericErrorFunc(NULL, html_silent);
   xmlSetStructuredErrorFunc(NULL, html_silent_structured);

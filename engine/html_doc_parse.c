@@ -72,7 +72,15 @@ static void doc_meta(htmlParserCtxtPtr ctxt, doc_sniff *sn, const xmlChar **atts
  * cost (16 to 32 bytes each, a tenth of the tree). The tree refers to the dictionary from
  * its first element on, so that freeing any of it frees no name of the dictionary's. A name
  * the dictionary cannot take (no memory) stays a copy. */
-static void doc_intern(htmlParserCtxtPtr ctxt) {
+/* The dictionary's copy of name: given (what the parser passed, nearly always the
+ * dictionary's own already), else a lookup. */
+static const xmlChar *doc_name(xmlDictPtr dict, const xmlChar *name, const xmlChar *given) {
+  if (given != NULL && given != name && xmlStrEqual(name, given) && xmlDictOwns(dict, given) == 1)
+    return given;
+  return xmlDictLookup(dict, name, -1);
+}
+
+static void doc_intern(htmlParserCtxtPtr ctxt, const xmlChar *given, const xmlChar **atts) {
   xmlNodePtr node = ctxt->node;
   xmlDocPtr doc = ctxt->myDoc;
   const xmlChar *name;
@@ -85,13 +93,16 @@ static void doc_intern(htmlParserCtxtPtr ctxt) {
   }
   if (doc->dict != ctxt->dict)
     return;
-  if ((name = xmlDictLookup(doc->dict, node->name, -1)) != NULL && name != node->name) {
+  if ((name = doc_name(doc->dict, node->name, given)) != NULL && name != node->name) {
     if (!xmlDictOwns(doc->dict, node->name))
       xmlFree((xmlChar *)node->name);
     node->name = name;
   }
   for (a = node->properties; a != NULL; a = a->next) {
-    if ((name = xmlDictLookup(doc->dict, a->name, -1)) != NULL && name != a->name) {
+    given = atts != NULL && atts[0] != NULL ? atts[0] : NULL;
+    if (given != NULL)
+      atts += 2;               /* the attributes come in the order of atts */
+    if ((name = doc_name(doc->dict, a->name, given)) != NULL && name != a->name) {
       if (!xmlDictOwns(doc->dict, a->name))
         xmlFree((xmlChar *)a->name);
       a->name = name;
@@ -103,7 +114,7 @@ static void doc_start_cb(void *ctx, const xmlChar *name, const xmlChar **atts) {
   htmlParserCtxtPtr ctxt = (htmlParserCtxtPtr)ctx;
   doc_sniff *sn = (doc_sniff *)ctxt->_private;
   sn->start(ctx, name, atts);
-  doc_intern(ctxt);
+  doc_intern(ctxt, name, atts);
   if (sn->open && name[0] == 'm' && strcmp((const char *)name, "meta") == 0)
     doc_meta(ctxt, sn, atts);
 }

@@ -703,6 +703,9 @@ uint64_t sl_url_mix(uint64_t h);                     /* a 64-bit finalizer (fmix
 void sl_seen_register(lua_State *L);   /* adds url.seen_set to the table at the top */
 int luaopen_sluice_url(lua_State *L);
 int luaopen_sluice_html(lua_State *L);
+/* html_mem.c: libxml2 allocates through malloc keeping freed small blocks for the next
+ * tree; called before libxml2's first allocation. */
+void sl_html_mem_init(void);
 /* Adds html.parse to the table at the top and makes the document and selection types. */
 void sl_html_doc_register(lua_State *L);
 
@@ -759,6 +762,7 @@ typedef struct sl_html_tok {
   uint8_t tag_renamed;         /* its name was given a namespace prefix */
   uint8_t name_odd;            /* its name has bytes libxml2 does not take in a name */
   uint8_t tag_dropped;         /* it is left out */
+  uint8_t drop_attrs;          /* its attributes are left out: no result reads them */
   uint8_t started;             /* a start tag was seen */
   uint8_t name_here, lt_here;  /* name_at, lt_at are in the chunk being read */
   uint8_t name_len;            /* bytes of the name (saturates at 255) */
