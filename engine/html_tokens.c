@@ -62,6 +62,8 @@ typedef struct tok_run {
   size_t from;                 /* s[from..] is not in t->out yet */
   int copying;                 /* t->out holds s[0..from) rewritten */
   int failed;                  /* an allocation failed */
+  int dropping;                /* s[drop_from..] is attributes to leave out (drop_attrs) */
+  size_t drop_from;
 } tok_run;
 
 static int is_space(unsigned c) {
@@ -90,6 +92,16 @@ static void tok_replace(tok_run *r, size_t at, size_t len, const char *rep, size
       (rn > 0 && hc_buf_add(&t->out, rep, rn) < 0))
     r->failed = 1;
   r->from = at + len;
+}
+
+/* Leaves out the attributes read since drop_from, up to end: in one piece, not a byte at a
+ * time. */
+static void tok_drop_flush(tok_run *r, size_t end) {
+  if (r->dropping) {
+    r->dropping = 0;
+    if (end > r->drop_from)
+      tok_replace(r, r->drop_from, end - r->drop_from, "", 0);
+  }
 }
 
 /* The name id of t->name, or N_OTHER; N_BREAKOUT is told apart only in foreign content,
@@ -292,6 +304,7 @@ static void tok_name_done(tok_run *r, size_t i) {
 /* The tag ends at s[i] == '>'. */
 static void tok_tag_end(tok_run *r, size_t i) {
   sl_html_tok *t = r->t;
+  tok_drop_flush(r, i);
   t->state = T_DATA;
   if (t->tag_dropped)
     tok_replace(r, i, 1, "", 0);
@@ -305,13 +318,14 @@ static void tok_attr_first(tok_run *r, size_t i, unsigned c) {
     tok_replace(r, i, 1, "_", 1);
 }
 
-enum { A_NEXT, A_KEEP, A_REREAD };
+enum { A_NEXT, A_REREAD };
 
-/* One byte s[*ip] == c of a tag after its name, in one of the attribute states. Returns
- * A_REREAD when c is to be read again in the new state, A_KEEP when it is consumed and
- * stays, A_NEXT when it is consumed and goes if the tag's attributes do (an end tag's mean
- * nothing, and after its name libxml2 misreads what follows: only "</name>" is left; a
- * start tag's that no result reads). nul: the chunk holds NUL bytes. */
+/* One byte s[*ip] == c of a tag after its name, in one of the attribute states (up to
+ * *ip when it reads ahead). Returns A_REREAD when c is to be read again in the new state,
+ * A_NEXT when it is consumed. Rewrites only when the tag keeps its attributes (edit): an
+ * end tag's mean nothing, and after its name libxml2 misreads what follows, so only
+ * "</name>" is left; a start tag's that no result reads go too (tok_drop_flush). nul: the
+ * chunk holds NUL bytes. */
 static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
   sl_html_tok *t = r->t;
   size_t i = *ip;
@@ -323,7 +337,7 @@ static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
       return A_NEXT;
     if (c == '>') {
       tok_tag_end(r, i);
-      return A_KEEP;
+      return A_NEXT;
     }
     if (c == '/') {
       /* "/>" makes an SVG element empty, and a '/' elsewhere separates attributes
@@ -363,7 +377,7 @@ static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
       t->state = T_VALUE_SQ;
     } else if (c == '>') {
       tok_tag_end(r, i);
-      return A_KEEP;
+      return A_NEXT;
     } else if (!is_space(c)) {
       t->state = T_VALUE_UNQ;
       return A_REREAD;
@@ -375,11 +389,9 @@ static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
     if (!nul) {                /* skip to the closing quote */
       const char *q = (const char *)memchr(r->s + i, (int)quote, r->n - i);
       size_t end = q != NULL ? (size_t)(q - r->s) : r->n;
-      if (!edit && end > i)
-        tok_replace(r, i, end - i, "", 0);
       if (q == NULL) {
         *ip = r->n - 1;
-        return A_KEEP;
+        return A_NEXT;
       }
       *ip = i = end;
       c = quote;
@@ -393,7 +405,7 @@ static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
   case T_VALUE_UNQ:
     if (c == '>') {
       tok_tag_end(r, i);
-      return A_KEEP;
+      return A_NEXT;
     }
     if (is_space(c))
       t->state = T_BEFORE_ATTR;
@@ -409,7 +421,7 @@ static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
     if (c == '>') {
       t->self_closing = 1;
       tok_tag_end(r, i);
-      return A_KEEP;
+      return A_NEXT;
     }
     t->state = T_BEFORE_ATTR;
     return A_REREAD;
@@ -572,13 +584,13 @@ static void tok_scan(tok_run *r) {
     case T_VALUE_UNQ:
     case T_AFTER_VALUE:
     case T_SELF_CLOSING:
+      if (t->drop_attrs && !r->dropping) {   /* up to the '>' or the chunk's end */
+        r->dropping = 1;
+        r->drop_from = i;
+      }
       for (;;) {               /* the rest of the tag in one go */
-        int what = tok_attr(r, &i, c, nul);
-        if (what != A_REREAD) {
-          if (what == A_NEXT && t->drop_attrs)
-            tok_replace(r, i, 1, "", 0);
+        if (tok_attr(r, &i, c, nul) != A_REREAD)
           i++;
-        }
         if (t->state < T_BEFORE_ATTR || t->state > T_SELF_CLOSING || i >= n)
           break;
         c = (unsigned char)s[i];
@@ -725,7 +737,9 @@ int sl_html_tok_run(sl_html_tok *t, const char *s, size_t n, const char **out,
   r.failed = 0;
   t->lt_here = 0;              /* positions kept from an earlier chunk are gone */
   t->name_here = 0;
+  r.dropping = 0;
   tok_scan(&r);
+  tok_drop_flush(&r, n);
   if (r.copying)
     tok_replace(&r, n, 0, "", 0);
   if (r.failed)

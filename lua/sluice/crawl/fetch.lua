@@ -234,6 +234,7 @@ local function process(self, h, u, depth, parent, res, elapsed)
   rec.links = #links
   local handler = self.opts.handler
   if handler then
+    local extracted = table.move(links, 1, #links, 1, {})
     local page = setmetatable({url = u, depth = depth, parent = parent, status = st,
                                headers = res.headers, body = body, links = links,
                                title = info and info.title, response = res,
@@ -252,10 +253,11 @@ local function process(self, h, u, depth, parent, res, elapsed)
       rec.error = rec.error or "handler: page.links is not a list (" .. type(page.links) .. ")"
       links = {}
     else
-      -- The handler may have put anything there: normalize it all again.
+      -- The handler may have put anything there: normalize all again but the links it
+      -- left as they were extracted (normalized already).
       links = {}
-      for _, l in ipairs(page.links) do
-        local abs = type(l) == "string" and normalize(l, u)
+      for i, l in ipairs(page.links) do
+        local abs = l == extracted[i] and l or type(l) == "string" and normalize(l, u)
         if abs then links[#links + 1] = abs end
       end
     end
