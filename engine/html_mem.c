@@ -2,11 +2,12 @@
  * texts, names) made and freed together, a page at a time; malloc keeps only 7 freed
  * blocks of a size at hand (its tcache) and sends the rest through its slower bins, which
  * cost a parse a fifth of its time. These functions are malloc's own, with freed blocks up
- * to MEM_SMALL bytes kept on lists by size (MEM_KEEP bytes at most per thread) for the next
- * tree. Every block is a malloc block, so memory libxml2 allocated may be freed with free()
+ * to MEM_SMALL bytes kept on lists by size (MEM_KEEP bytes at most) for the next tree, by
+ * the thread that set them up (the loop's; other threads use malloc's own). Every block is a malloc block, so memory libxml2 allocated may be freed with free()
  * and memory from malloc() with xmlFree(), as before. In sanitizer builds the blocks on the
  * lists are poisoned, so that a use after free in a tree is still caught. */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@
 #define MEM_LISTS  63
 #define MEM_SMALL  (MEM_MIN + (MEM_LISTS - 1) * MEM_STEP)   /* 1016: larger blocks are
                                                                malloc's alone */
-#define MEM_KEEP   (2u << 20)            /* bytes kept per thread */
+#define MEM_KEEP   (2u << 20)            /* bytes kept on the lists */
 
 typedef struct mem_block {
   struct mem_block *next;
@@ -46,7 +47,10 @@ typedef struct mem_cache {
   size_t kept;                 /* bytes on the lists */
 } mem_cache;
 
-static _Thread_local mem_cache cache;
+/* Not thread-local: a leak checker finds the blocks of a global (LeakSanitizer does not
+ * look into the thread-local storage of libFuzzer's runs). */
+static mem_cache cache;
+static pthread_t owner;        /* the thread the lists are for */
 
 /* The list serving a request of n bytes (n <= MEM_SMALL): its blocks are all large enough. */
 static size_t mem_list_for(size_t n) {
@@ -54,11 +58,10 @@ static size_t mem_list_for(size_t n) {
 }
 
 static void *mem_malloc(size_t n) {
-  if (n <= MEM_SMALL) {
+  if (n <= MEM_SMALL && pthread_equal(pthread_self(), owner)) {
     size_t i = mem_list_for(n);
     mem_block *b = cache.list[i];
     if (b != NULL) {
-      MEM_UNPOISON(b, sizeof *b);
       cache.list[i] = b->next;
 #ifdef MEM_ASAN
       MEM_UNPOISON(b, malloc_usable_size(b));
@@ -77,14 +80,16 @@ static void mem_free(void *p) {
   if (p == NULL)
     return;
   u = malloc_usable_size(p);
-  if (u < MEM_MIN || u > MEM_SMALL || cache.kept >= MEM_KEEP) {
+  if (u < MEM_MIN || u > MEM_SMALL || cache.kept >= MEM_KEEP ||
+      !pthread_equal(pthread_self(), owner)) {
     free(p);
     return;
   }
   i = (u - MEM_MIN) / MEM_STEP;
   ((mem_block *)p)->next = cache.list[i];
   cache.list[i] = (mem_block *)p;
-  MEM_POISON(p, u);
+  /* (not the link: LeakSanitizer follows no pointer in poisoned memory) */
+  MEM_POISON((char *)p + sizeof(mem_block), u - sizeof(mem_block));
   cache.kept += MEM_MIN + i * MEM_STEP;
 }
 
@@ -122,7 +127,6 @@ static void mem_drain(void) {
   for (i = 0; i < MEM_LISTS; i++) {
     while (cache.list[i] != NULL) {
       mem_block *b = cache.list[i];
-      MEM_UNPOISON(b, sizeof *b);
       cache.list[i] = b->next;
       free(b);
     }
@@ -135,6 +139,7 @@ void sl_html_mem_init(void) {
   static int done;
   if (!done) {
     done = 1;
+    owner = pthread_self();
     xmlMemSetup(mem_free, mem_malloc, mem_realloc, mem_strdup);
     atexit(mem_drain);
   }
