@@ -92,16 +92,6 @@ static void html_oom(html_parser *p) {
   xmlStopParser(p->ctxt);
 }
 
-/* The value of attribute name in a SAX attribute list, or NULL. */
-static const char *html_attr(const xmlChar **atts, const char *name) {
-  if (atts == NULL)
-    return NULL;
-  for (; atts[0] != NULL; atts += 2)
-    if (xmlStrcasecmp(atts[0], (const xmlChar *)name) == 0)
-      return (const char *)atts[1];
-  return NULL;
-}
-
 /* Records a link's href, trimmed. Empty hrefs and fragment-only ones (the page itself)
  * are not links to follow. */
 static void html_add_href(html_parser *p, const char *href) {
@@ -152,15 +142,9 @@ static void html_add_robots(html_parser *p, const char *content) {
  * switches it). The first known label decides; after a BOM, or once libxml2 has fallen back
  * to Latin-1 on bytes that are not UTF-8, none is followed. */
 static void html_meta_charset(html_parser *p, const xmlChar **atts) {
-  const char *label = html_attr(atts, "charset"), *equiv;
-  size_t n = label != NULL ? strlen(label) : 0;
   xmlCharEncodingHandler *handler;
-  int kind;
-  if (label == NULL && (equiv = html_attr(atts, "http-equiv")) != NULL &&
-      xmlStrcasecmp((const xmlChar *)equiv, BAD_CAST "content-type") == 0 &&
-      (label = html_attr(atts, "content")) != NULL)
-    label = sl_html_meta_charset(label, &n);
-  if (label == NULL || (kind = sl_html_charset(label, n, &handler)) == SL_CHARSET_UNKNOWN)
+  int kind = sl_html_meta(atts, &handler);
+  if (kind == SL_CHARSET_UNKNOWN)
     return;
   p->charset_fixed = 1;
   if (kind == SL_CHARSET_REPLACEMENT) {
@@ -179,10 +163,10 @@ static void html_start_cb(void *ctx, const xmlChar *xname, const xmlChar **atts)
   html_parser *p = (html_parser *)ctx;
   const char *name = (const char *)xname, *v;
   if (strcmp(name, "a") == 0 || strcmp(name, "area") == 0 || strcmp(name, "link") == 0) {
-    if ((v = html_attr(atts, "href")) != NULL)
+    if ((v = sl_html_attr(atts, "href")) != NULL)
       html_add_href(p, v);
   } else if (strcmp(name, "base") == 0) {
-    if (!p->has_base_href && (v = html_attr(atts, "href")) != NULL) {
+    if (!p->has_base_href && (v = sl_html_attr(atts, "href")) != NULL) {
       p->has_base_href = 1;
       if (v[0] != '\0' && hc_buf_add(&p->base_href, v, strlen(v)) < 0)
         html_oom(p);
@@ -191,9 +175,9 @@ static void html_start_cb(void *ctx, const xmlChar *xname, const xmlChar **atts)
     if (p->title_state == TITLE_NONE)
       p->title_state = TITLE_IN;
   } else if (strcmp(name, "meta") == 0) {
-    const char *what = html_attr(atts, "name");
+    const char *what = sl_html_attr(atts, "name");
     if (what != NULL && xmlStrcasecmp((const xmlChar *)what, BAD_CAST "robots") == 0 &&
-        (v = html_attr(atts, "content")) != NULL)
+        (v = sl_html_attr(atts, "content")) != NULL)
       html_add_robots(p, v);
     if (!p->charset_fixed && !sl_html_dec_has_bom(&p->dec))
       html_meta_charset(p, atts);

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include <libxml/encoding.h>
+#include <libxml/xmlstring.h>
 
 #include "internal.h"
 
@@ -361,7 +362,9 @@ int sl_html_charset(const char *label, size_t n, xmlCharEncodingHandler **handle
 
 /* ------------------------------------------------------------------ <meta> */
 
-const char *sl_html_meta_charset(const char *content, size_t *len) {
+/* The charset in a <meta http-equiv=content-type> content value (the HTML standard's
+ * extraction algorithm): points into content, *len bytes; NULL when there is none. */
+static const char *meta_content_charset(const char *content, size_t *len) {
   const char *s = content, *v, *end;
   for (;;) {
     const char *at = s;
@@ -392,4 +395,24 @@ const char *sl_html_meta_charset(const char *content, size_t *len) {
   }
   *len = (size_t)(end - v);
   return v;
+}
+
+const char *sl_html_attr(const unsigned char **atts, const char *name) {
+  if (atts == NULL)
+    return NULL;
+  for (; atts[0] != NULL; atts += 2)
+    if (xmlStrcasecmp(atts[0], (const xmlChar *)name) == 0)
+      return (const char *)atts[1];
+  return NULL;
+}
+
+int sl_html_meta(const unsigned char **atts, xmlCharEncodingHandler **handler) {
+  const char *label = sl_html_attr(atts, "charset"), *equiv;
+  size_t n = label != NULL ? strlen(label) : 0;
+  *handler = NULL;
+  if (label == NULL && (equiv = sl_html_attr(atts, "http-equiv")) != NULL &&
+      xmlStrcasecmp((const xmlChar *)equiv, BAD_CAST "content-type") == 0 &&
+      (label = sl_html_attr(atts, "content")) != NULL)
+    label = meta_content_charset(label, &n);
+  return label != NULL ? sl_html_charset(label, n, handler) : SL_CHARSET_UNKNOWN;
 }

@@ -1,8 +1,11 @@
-/* html_doc.h: what html_doc.c (documents, queries, selections) and html_xindex.c (the
- * element index that queries take their first step from) share. */
+/* html_doc.h: what html_doc.c (documents and queries), html_sel.c (the selections queries
+ * give) and html_xindex.c (the element index that queries take their first step from)
+ * share. */
 #ifndef SLUICE_HTML_DOC_H
 #define SLUICE_HTML_DOC_H
 
+#include <lua.h>
+#include <lauxlib.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 
@@ -20,6 +23,29 @@ typedef struct xpath_box {
   xmlXPathCompExprPtr fast;    /* the same taking steps from the element index, or NULL */
   int deep;                    /* whether fast looks at every found node's ancestors */
 } xpath_box;
+
+/* A selection: nodes of one document (uservalue 1), from a query (uservalue 2). An item
+ * that is NULL is a Lua value (an XPath number, string or boolean, or a namespace node's
+ * URI) kept at the same index in the table at uservalue 3. */
+typedef struct html_sel {
+  size_t n;
+  xmlNodePtr item[];
+} html_sel;
+
+/* html_doc.c: the compiled forms of the XPath expression (css: the CSS selector) at idx,
+ * from the cache or compiled now (a bad one raises). */
+xpath_box *sl_html_compiled(lua_State *L, int idx, int css);
+/* Evaluates b with each of ctx[0..nctx) as the context node and pushes the selection of
+ * all the results, in order (doc at doc_idx, the query string at q_idx). */
+void sl_html_eval(lua_State *L, html_doc *d, xpath_box *b, xmlNodePtr *ctx, size_t nctx,
+                  int doc_idx, int q_idx);
+
+/* html_sel.c: pushes a new selection with room for n items (none yet) of the document at
+ * doc_idx, for the query at q_idx. The methods, metamethods and __index (a closure over
+ * the methods) of its metatable, which sl_html_doc_register makes. */
+html_sel *sl_html_sel_new(lua_State *L, size_t n, int doc_idx, int q_idx);
+extern const luaL_Reg sl_html_sel_methods[], sl_html_sel_meta[];
+int sl_html_sel_index(lua_State *L);
 
 /* html_doc_parse.c: the tree of body[0..n), its encoding from the label (a charset from
  * the HTTP header, label_len 0 without), a BOM or a <meta>; NULL when out of memory. */

@@ -32,28 +32,13 @@ typedef struct doc_sniff {
   xmlCharEncodingHandler *handler;
 } doc_sniff;
 
-static const char *doc_attr(const xmlChar **atts, const char *name) {
-  if (atts == NULL)
-    return NULL;
-  for (; atts[0] != NULL; atts += 2)
-    if (xmlStrcasecmp(atts[0], (const xmlChar *)name) == 0)
-      return (const char *)atts[1];
-  return NULL;
-}
-
 /* A <meta charset> (or http-equiv content-type) before the first byte that is not UTF-8,
  * with a label of the Encoding standard, decides the encoding as in html.c; one asking for
  * other than UTF-8 stops the parse, which starts again in that encoding. */
 static void doc_meta(htmlParserCtxtPtr ctxt, doc_sniff *sn, const xmlChar **atts) {
-  const char *label = doc_attr(atts, "charset"), *equiv;
-  size_t n = label != NULL ? strlen(label) : 0;
   xmlCharEncodingHandler *handler;
-  int kind;
-  if (label == NULL && (equiv = doc_attr(atts, "http-equiv")) != NULL &&
-      xmlStrcasecmp((const xmlChar *)equiv, BAD_CAST "content-type") == 0 &&
-      (label = doc_attr(atts, "content")) != NULL)
-    label = sl_html_meta_charset(label, &n);
-  if (label == NULL || (kind = sl_html_charset(label, n, &handler)) == SL_CHARSET_UNKNOWN)
+  int kind = sl_html_meta(atts, &handler);
+  if (kind == SL_CHARSET_UNKNOWN)
     return;
   sn->open = 0;
   if (kind == SL_CHARSET_UTF8 || (size_t)(ctxt->input->cur - ctxt->input->base) > sn->utf8_end) {

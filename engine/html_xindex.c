@@ -163,13 +163,17 @@ fail:
   return NULL;
 }
 
-/* INDEX_FN(name): the document's elements of that name ("*": all), in document order. */
-static void index_fn(xmlXPathParserContextPtr ctxt, int nargs) {
+/* The argument of INDEX_FN or INDEX_PARENTS (popped): the document's elements of that name
+ * ("*": all), in document order, *n of them at *src; and *set, an empty node set for the
+ * result, or NULL when the call failed (an XPath error is then set). */
+static void index_arg(xmlXPathParserContextPtr ctxt, int nargs, xmlNodePtr **src, size_t *n,
+                      xmlNodeSetPtr *set) {
   html_doc *d = (html_doc *)ctxt->context->userData;
   xmlXPathObjectPtr name;
-  xmlNodeSetPtr set;
-  xmlNodePtr *src = NULL;
-  size_t n = 0;
+  unsigned *slot;
+  *src = NULL;
+  *n = 0;
+  *set = NULL;
   CHECK_ARITY(1);
   CAST_TO_STRING;
   CHECK_TYPE(XPATH_STRING);
@@ -179,18 +183,25 @@ static void index_fn(xmlXPathParserContextPtr ctxt, int nargs) {
     XP_ERROR(XPATH_MEMORY_ERROR);
   name = valuePop(ctxt);
   if (xmlStrEqual(name->stringval, BAD_CAST "*")) {
-    src = d->index->all;
-    n = d->index->nel;
-  } else {
-    unsigned *slot = index_slot(d->index, name->stringval);
-    if (*slot != 0) {
-      src = d->index->by_name + d->index->group[*slot - 1].start;
-      n = d->index->group[*slot - 1].n;
-    }
+    *src = d->index->all;
+    *n = d->index->nel;
+  } else if (*(slot = index_slot(d->index, name->stringval)) != 0) {
+    *src = d->index->by_name + d->index->group[*slot - 1].start;
+    *n = d->index->group[*slot - 1].n;
   }
   xmlXPathFreeObject(name);
-  if ((set = xmlXPathNodeSetCreate(NULL)) == NULL)
+  if ((*set = xmlXPathNodeSetCreate(NULL)) == NULL)
     XP_ERROR(XPATH_MEMORY_ERROR);
+}
+
+/* INDEX_FN(name): the document's elements of that name ("*": all), in document order. */
+static void index_fn(xmlXPathParserContextPtr ctxt, int nargs) {
+  xmlNodeSetPtr set;
+  xmlNodePtr *src;
+  size_t n;
+  index_arg(ctxt, nargs, &src, &n, &set);
+  if (set == NULL)
+    return;
   if (n > 0) {
     if (n > INT_MAX || (set->nodeTab = (xmlNodePtr *)xmlMalloc(n * sizeof *src)) == NULL) {
       xmlXPathFreeNodeSet(set);
@@ -209,30 +220,12 @@ static int doc_order_cmp(const void *a, const void *b) {
 /* INDEX_PARENTS(name): the parents of the document's elements of that name, in document
  * order. */
 static void index_parents_fn(xmlXPathParserContextPtr ctxt, int nargs) {
-  html_doc *d = (html_doc *)ctxt->context->userData;
-  xmlXPathObjectPtr name;
   xmlNodeSetPtr set;
-  xmlNodePtr *src = NULL, *p;
-  size_t n = 0, i, k = 0;
-  unsigned *slot;
-  CHECK_ARITY(1);
-  CAST_TO_STRING;
-  CHECK_TYPE(XPATH_STRING);
-  if (d == NULL || d->doc == NULL)
-    XP_ERROR(XPATH_INVALID_CTXT);
-  if (d->index == NULL && (d->index = index_build(d->doc)) == NULL)
-    XP_ERROR(XPATH_MEMORY_ERROR);
-  name = valuePop(ctxt);
-  if (xmlStrEqual(name->stringval, BAD_CAST "*")) {
-    src = d->index->all;
-    n = d->index->nel;
-  } else if (*(slot = index_slot(d->index, name->stringval)) != 0) {
-    src = d->index->by_name + d->index->group[*slot - 1].start;
-    n = d->index->group[*slot - 1].n;
-  }
-  xmlXPathFreeObject(name);
-  if ((set = xmlXPathNodeSetCreate(NULL)) == NULL)
-    XP_ERROR(XPATH_MEMORY_ERROR);
+  xmlNodePtr *src, *p;
+  size_t n, i, k = 0;
+  index_arg(ctxt, nargs, &src, &n, &set);
+  if (set == NULL)
+    return;
   if (n > 0) {
     if (n > INT_MAX || (p = (xmlNodePtr *)xmlMalloc(n * sizeof *p)) == NULL) {
       xmlXPathFreeNodeSet(set);

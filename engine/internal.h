@@ -745,9 +745,13 @@ enum { SL_CHARSET_UNKNOWN, SL_CHARSET_UTF8, SL_CHARSET_1252, SL_CHARSET_REPLACEM
        SL_CHARSET_OTHER };
 struct _xmlCharEncodingHandler;
 int sl_html_charset(const char *label, size_t n, struct _xmlCharEncodingHandler **handler);
-/* The charset in a <meta http-equiv=content-type> content value (the HTML standard's
- * extraction algorithm): points into content, *len bytes; NULL when there is none. */
-const char *sl_html_meta_charset(const char *content, size_t *len);
+/* The value of attribute name in a SAX attribute list (names compared ignoring case), or
+ * NULL. */
+const char *sl_html_attr(const unsigned char **atts, const char *name);
+/* What the <meta> with SAX attributes atts says of the page's encoding: sl_html_charset of
+ * its charset attribute, or of the charset in its content when it is http-equiv
+ * content-type; SL_CHARSET_UNKNOWN (and *handler NULL) when neither gives a label. */
+int sl_html_meta(const unsigned char **atts, struct _xmlCharEncodingHandler **handler);
 
 /* html_tokens.c: the pass that rewrites a page where libxml2's tokenizer would read it
  * otherwise than a browser's. */

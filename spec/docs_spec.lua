@@ -77,6 +77,7 @@ local MODULES = {
   ["sluice.url"] = "url.",
   ["sluice.html"] = "html.",
   ["sluice.css"] = "css.",
+  ["sluice.css_lex"] = false,        -- sluice.css's tokenizer
   ["sluice.crawl"] = "crawl.",
   ["sluice.crawl.fetch"] = false,    -- the crawler's parts, documented as sluice.crawl
   ["sluice.crawl.frontier"] = false,
