@@ -74,6 +74,7 @@ local MODULES = {
   ["sluice.repl"] = false,           -- the REPL behind `sluice -i`, documented as such
   ["sluice.repl_core"] = false,      -- its C half
   ["sluice.shell"] = false,          -- `sluice shell`, documented as such
+  ["sluice.page_doc"] = false,       -- page:css and page:xpath of sluice.crawl and sluice.shell
   ["sluice.url"] = "url.",
   ["sluice.html"] = "html.",
   ["sluice.css"] = "css.",
