@@ -110,12 +110,18 @@ local function readme()
   return text
 end
 
--- The text of a second-level section ("## title"), up to the next one.
-local function section(text, title)
-  local s = text:find("\n## " .. title .. "\n", 1, true)
-  assert(s, "README.md has no '## " .. title .. "' section")
-  local e = text:find("\n## ", s + 1, true)
-  return text:sub(s, e or #text)
+-- The text of a section ("## title", or "### title" for level 3), up to the next heading
+-- of its level or above.
+local function section(text, title, level)
+  level = level or 2
+  local head = ("#"):rep(level) .. " "
+  local s = text:find("\n" .. head .. title .. "\n", 1, true)
+  assert(s, "README.md has no '" .. head .. title .. "' section")
+  local e = #text
+  for l = 2, level do
+    e = math.min(e, text:find("\n" .. ("#"):rep(l) .. " ", s + 1, true) or e)
+  end
+  return text:sub(s, e)
 end
 
 -- The ```lua blocks of a text, each with the ### heading above it and the output its
@@ -302,20 +308,11 @@ end)
 -- The tour's scraping example: the handler README shows is scripts/scrape_catalogue.lua's,
 -- and the command README gives scrapes the test site's shop into SQLite.
 
--- The text of a third-level section ("### title") of a text, up to the next heading of
--- level 3 or above.
-local function subsection(text, title)
-  local s = text:find("\n### " .. title .. "\n", 1, true)
-  assert(s, "README.md has no '### " .. title .. "' section")
-  local e = text:find("\n##", s + 1, true)
-  return text:sub(s, e or #text)
-end
-
 describe("README's scraping example", function()
   local H = require "spec.helpers"
   local sqlite = require "sluice.sqlite"
   local cjson = require "cjson"
-  local scraping = subsection(section(readme(), "A five-minute tour"), "Scraping")
+  local scraping = section(section(readme(), "A five-minute tour"), "Scraping", 3)
 
   it("is scripts/scrape_catalogue.lua's handler, to the byte", function()
     local script = H.read_file(root .. "/scripts/scrape_catalogue.lua")
