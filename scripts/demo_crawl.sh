@@ -15,31 +15,12 @@ SLUICE=${SLUICE:-$ROOT/sluice}
 PAGES=${1:-2000}
 HOSTS=${2:-3}
 cd "$ROOT" || exit 1
-. scripts/bg_stop.sh
+. scripts/demo_common.sh
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-demo.XXXXXX")
 OUT=build/demo-crawl.jsonl
 STATE=build/demo-crawl.state
-SITE_PID=
-
-stop_site() { bg_stop "$SITE_PID"; SITE_PID=; }
-trap 'stop_site; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-"$SLUICE" scripts/testsite.lua --hosts "$HOSTS" --pages "$PAGES" \
-  --seeds-file "$TMP/seeds" >/dev/null 2>"$TMP/site.err" &
-SITE_PID=$!
-for _ in $(seq 100); do
-  [ -f "$TMP/seeds" ] && break
-  kill -0 "$SITE_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if [ ! -f "$TMP/seeds" ]; then
-  echo "demo: scripts/testsite.lua did not start:" >&2
-  cat "$TMP/site.err" >&2
-  exit 1
-fi
+demo_setup
+site_start --hosts "$HOSTS" --pages "$PAGES" || exit 1
 
 mkdir -p build
 rm -rf "$OUT" "$STATE"
@@ -50,7 +31,7 @@ echo "   ./sluice scripts/crawl.lua --limit 32 --per-host 4 --state $STATE --out
 "$SLUICE" scripts/crawl.lua --limit 32 --per-host 4 --state "$STATE" --out "$OUT" \
   -f "$TMP/seeds" 2>"$TMP/crawl.err"
 rc=$?
-stop_site
+bg_stop_all
 echo "   $(wc -l <"$OUT") records in $OUT; a few of them:"
 grep -m 1 '"status":200' "$OUT" | sed 's/^/   /'
 grep -m 1 '"status":301' "$OUT" | sed 's/^/   /'

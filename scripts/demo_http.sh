@@ -5,7 +5,7 @@
 # usage: bash scripts/demo_http.sh [REQUESTS=2000] [LIMIT=1000]      (`make demo` runs it)
 #
 # With 1,000 requests in flight and 1.5 s of delay per request on average, 2,000 requests
-# take 4-6 s. The server is stopped on every way out (Ctrl-C included) by the trap below.
+# take 4-6 s. The server is stopped on every way out (Ctrl-C included) by demo_common.sh.
 # When this build has no HTTP client or server yet, it says so and exits 0.
 set -u
 
@@ -14,7 +14,7 @@ SLUICE=${SLUICE:-$ROOT/sluice}
 REQUESTS=${1:-2000}
 LIMIT=${2:-1000}
 cd "$ROOT" || exit 1
-. scripts/bg_stop.sh
+. scripts/demo_common.sh
 
 if ! "$SLUICE" -e 'local h = require "sluice.http"; assert(h.client and h.serve)' >/dev/null 2>&1 ||
    [ ! -f scripts/delay_server.lua ]; then
@@ -22,24 +22,14 @@ if ! "$SLUICE" -e 'local h = require "sluice.http"; assert(h.client and h.serve)
   exit 0
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-demo.XXXXXX")
-SERVER_PID=
-
-# Stops the server: Ctrl-C first (sluice cancels its tasks and exits), then SIGKILL if it
-# has not gone within 5 s.
-stop_server() { bg_stop "$SERVER_PID"; SERVER_PID=; }
-trap 'stop_server; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+demo_setup
 # Port 0: the kernel picks a free port and the server prints it.
-"$SLUICE" scripts/delay_server.lua 0 3 >"$TMP/server.out" 2>&1 &
-SERVER_PID=$!
+bg_start "$TMP/server.out" "$SLUICE" scripts/delay_server.lua 0 3
 url=
 for _ in $(seq 100); do
   url=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$TMP/server.out" | head -n 1)
   [ -n "$url" ] && break
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+  if ! kill -0 "$BG_PID" 2>/dev/null; then break; fi
   sleep 0.1
 done
 if [ -z "$url" ]; then
@@ -54,5 +44,5 @@ echo "== The seeds' HTTP client: $REQUESTS GETs, at most $LIMIT at once, against
 echo "   scripts/delay_server.lua at $url (each answer after a random 0-3 s)"
 "$SLUICE" scripts/fetch_many.lua "$REQUESTS" --limit "$LIMIT" --url "$url/{}"
 rc=$?
-stop_server
+bg_stop_all
 exit $rc

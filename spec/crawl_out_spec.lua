@@ -9,7 +9,7 @@ local sqlite = require "sluice.sqlite"
 local cjson = require "cjson"
 local H = require "spec.helpers"
 
-local testsite = dofile("scripts/testsite.lua")
+local testsite = H.testsite()
 local devnull = assert(io.open("/dev/null", "w"))
 
 local function tmp(ext)
@@ -22,7 +22,8 @@ local function rm(...)
   for _, p in ipairs{...} do os.execute("rm -rf " .. H.quote(p) .. "*") end
 end
 
--- A whole CSV file (RFC 4180) as a list of records, each a list of fields.
+-- A whole CSV file (RFC 4180) as a list of records, each a list of fields: read here on its
+-- own, not by out.lua's reader, so that the writer is checked against an independent reading.
 local function parse_csv(s)
   local rows, row, pos = {}, {}, 1
   while pos <= #s do
@@ -88,39 +89,6 @@ local function run(site, opts)
   return crawl.run(opts)
 end
 
--- Starts `sluice ARGS` in the background; returns {pid, status = a file that gets its exit
--- status, err = its stderr, out = its stdout}.
-local function bg(args)
-  local p = {status = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(),
-             out = os.tmpname()}
-  os.remove(p.status)
-  os.remove(p.pidfile)
-  local words = {}
-  for i, a in ipairs(args) do words[i] = H.quote(a) end
-  os.execute(("(sh -c 'echo $$ >%s; exec \"$0\" \"$@\"' %s %s </dev/null >%s 2>%s; "
-              .. "echo $? >%s) >/dev/null 2>&1 &")
-             :format(H.quote(p.pidfile), H.quote(H.bin), table.concat(words, " "),
-                     H.quote(p.out), H.quote(p.err), H.quote(p.status)))
-  assert(H.poll(function() return H.read_file(p.pidfile):find("\n") end, 5))
-  p.pid = assert(tonumber(H.read_file(p.pidfile):match("%d+")))
-  return p
-end
-
-local function finished(p)
-  local s = H.read_file(p.status)
-  return s:find("\n") and tonumber(s:match("%d+")) or nil
-end
-
-local function cleanup(...)
-  for _, p in ipairs{...} do
-    if not finished(p) then os.execute("kill -9 " .. p.pid .. " 2>/dev/null") end
-    os.remove(p.err)
-    os.remove(p.out)
-    os.remove(p.status)
-    os.remove(p.pidfile)
-  end
-end
-
 local function rows(path, sql)
   local db = assert(sqlite.open(path, {readonly = true}))
   local t = {}
@@ -175,13 +143,11 @@ describe("crawl items out", function()
     assert.equals("n,name,_extra\r\n0,home,\r\n", H.read_file(out):sub(1, 24))
     rm(out)
     -- (in the background: this process serves the site)
-    local p = bg({"scripts/crawl.lua", "--format", "csv", "--max-pages", "2",
-                  "http://127.0.0.1:" .. site.port .. "/"})
-    assert.is_true(H.poll(function() return finished(p) end, 10))
-    assert.equals(0, finished(p), H.read_file(p.err))
+    local p = H.spawn({"scripts/crawl.lua", "--format", "csv", "--max-pages", "2",
+                      "http://127.0.0.1:" .. site.port .. "/"})
+    assert.equals(0, H.wait(p, 10), H.read_file(p.err))
     assert.equals("", H.read_file(p.out))   -- the command has no handler: no items, no rows
     H.has("crawl: done: 2 pages", H.read_file(p.err))
-    cleanup(p)
     local r
     r = H.run({"scripts/crawl.lua", "--format", "xml", "http://127.0.0.1:1/"})
     assert.equals(2, r.code)
@@ -290,16 +256,14 @@ describe("crawl items out with --state", function()
     local dir = tmp(".state")
     local args = {script, out, dir}
     for _, s in ipairs(site.seeds) do args[#args + 1] = s end
-    local p = bg(args)
-    assert.is_true(H.poll(function() return enough() or finished(p) end, 20))
-    assert.is_nil(finished(p), "the crawl ended before it could be killed")
+    local p = H.spawn(args)
+    assert.is_true(H.poll(function() return enough() or H.exited(p) end, 20))
+    assert.is_nil(H.exited(p), "the crawl ended before it could be killed")
     os.execute("kill -9 " .. p.pid)
-    assert.is_true(H.poll(function() return finished(p) end, 10))
-    local q = bg(args)
-    assert.is_true(H.poll(function() return finished(q) end, 40))
-    assert.equals(0, finished(q), H.read_file(q.err))
+    H.wait(p, 10)
+    local q = H.spawn(args)
+    assert.equals(0, H.wait(q, 40), H.read_file(q.err))
     H.has("resuming", H.read_file(q.err))
-    cleanup(p, q)
     return dir
   end
 

@@ -9,14 +9,8 @@ local sqlite = require "sluice.sqlite"
 local cjson = require "cjson"
 local H = require "spec.helpers"
 
-local testsite = dofile("scripts/testsite.lua")
+local testsite = H.testsite()
 local devnull = assert(io.open("/dev/null", "w"))
-
-local function start(opts)
-  local site = assert(testsite.start(opts))
-  finally(function() site:close(1) end)
-  return site
-end
 
 -- Runs a crawl in this process; returns the records by URL (items decoded) and the summary.
 local function run(opts)
@@ -28,12 +22,6 @@ local function run(opts)
   end
   opts.status, opts.log, opts.backoff = false, devnull, 0.01
   return by_url, crawl.run(opts)
-end
-
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
 end
 
 -- The product an item is about, by its page's URL, checked field by field.
@@ -58,7 +46,7 @@ end
 
 describe("crawl handlers with selectors", function()
   it("scrape the catalogue with scripts/scrape_catalogue.lua (page:css, page:follow of selections)", function()
-    local site = start{hosts = 1, pages = 5, catalogue = 45, plain = true}
+    local site = H.site{hosts = 1, pages = 5, catalogue = 45, plain = true}
     local by_url, summary = run{seeds = {site.hosts[1] .. "/catalogue/page/1.html"},
                                 handler = dofile("scripts/scrape_catalogue.lua")}
     -- the 3 listing pages and the 45 products, nothing else (the handler clears page.links)
@@ -79,7 +67,7 @@ describe("crawl handlers with selectors", function()
   end)
 
   it("page:xpath gives values and nodes, and returned items are kept", function()
-    local site = start{hosts = 1, pages = 5, catalogue = 25, plain = true}
+    local site = H.site{hosts = 1, pages = 5, catalogue = 25, plain = true}
     local by_url = run{seeds = {site.hosts[1] .. "/catalogue/page/1.html"}, handler = function(page)
       page.links = {}
       if page.url:find("/product/", 1, true) then
@@ -104,11 +92,11 @@ describe("crawl handlers with selectors", function()
       end
     end
     assert.equals(25, n)
-    assert.equals(27, count(by_url))
+    assert.equals(27, H.nkeys(by_url))
   end)
 
   it("parse a page once, only when asked, and free it when the handler returns", function()
-    local site = start{hosts = 1, pages = 5, catalogue = 25, plain = true}
+    local site = H.site{hosts = 1, pages = 5, catalogue = 25, plain = true}
     local seeds = {site.hosts[1] .. "/catalogue/page/1.html"}
     local kept_page, kept_sel
     local parses = counting_parses(function()
@@ -118,7 +106,7 @@ describe("crawl handlers with selectors", function()
         kept_page, kept_sel = page, page:css("a")
         page:follow(page:css("a.next::attr(href)"))
       end}
-      assert.equals(2, count(by_url))
+      assert.equals(2, H.nkeys(by_url))
     end)
     assert.equals(2, parses)   -- two pages, three queries each
     local ok, err = pcall(kept_page.css, kept_page, "h1")
@@ -135,7 +123,7 @@ describe("crawl handlers with selectors", function()
       by_url = run{seeds = seeds, depth = 1, handler = function(page) page:emit(page.title) end}
     end)
     assert.equals(0, parses)
-    assert.equals(23, count(by_url))   -- the listing, its 20 products, next, home (depth 1)
+    assert.equals(23, H.nkeys(by_url))   -- the listing, its 20 products, next, home (depth 1)
 
     -- A handler that fails after a query: recorded, and the document is freed all the same.
     parses = counting_parses(function()
@@ -183,7 +171,7 @@ describe("crawl handlers with selectors", function()
     assert.equals(2, got.list)
     assert.equals(0, got.none)
     assert.is_nil(by_url[origin .. "/"].items)
-    assert.equals(5, count(by_url))
+    assert.equals(5, H.nkeys(by_url))
     for _, p in ipairs{"/sub/x.html", "/sub/y.html", "/sub/z.html", "/w.html"} do
       assert.same({p}, by_url[origin .. p].items)
     end
@@ -193,45 +181,18 @@ end, {timeout = 30})
 ---------------------------------------------------------------------------------------------
 -- The command
 
--- Starts `sluice ARGS` in the background (this process serves the site): returns
--- {pid, status = a file that gets its exit status, out, err}.
-local function bg(args)
-  local p = {status = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(),
-             out = os.tmpname()}
-  os.remove(p.status)
-  os.remove(p.pidfile)
-  local words = {}
-  for i, a in ipairs(args) do words[i] = H.quote(a) end
-  os.execute(("(sh -c 'echo $$ >%s; exec \"$0\" \"$@\"' %s %s </dev/null >%s 2>%s; "
-              .. "echo $? >%s) >/dev/null 2>&1 &")
-             :format(H.quote(p.pidfile), H.quote(H.bin), table.concat(words, " "),
-                     H.quote(p.out), H.quote(p.err), H.quote(p.status)))
-  assert(H.poll(function() return H.read_file(p.pidfile):find("\n") end, 5))
-  p.pid = assert(tonumber(H.read_file(p.pidfile):match("%d+")))
-  finally(function()
-    if not H.read_file(p.status):find("\n") then os.execute("kill -9 " .. p.pid .. " 2>/dev/null") end
-    for _, f in ipairs{p.status, p.err, p.pidfile, p.out} do os.remove(f) end
-  end)
-  return p
-end
-
--- Waits (at most 15 s) for a background command to end; its exit status.
-local function wait_bg(p)
-  assert.is_true(H.poll(function() return H.read_file(p.status):find("\n") ~= nil end, 15))
-  return tonumber(H.read_file(p.status):match("%d+"))
-end
-
 describe("sluice crawl", function()
   it("runs a --handler file into SQLite, as scripts/crawl.lua does", function()
-    local site = start{hosts = 1, pages = 5, catalogue = 45, plain = true}
+    local site = H.site{hosts = 1, pages = 5, catalogue = 45, plain = true}
     local seed = site.hosts[1] .. "/catalogue/page/1.html"
     for _, cmd in ipairs{{"crawl"}, {"scripts/crawl.lua"}} do
       local db_path = os.tmpname() .. ".sqlite"
       finally(function() os.remove(db_path); os.remove(db_path .. "-wal"); os.remove(db_path .. "-shm") end)
       local args = {cmd[1], "--handler", "scripts/scrape_catalogue.lua", "--limit", "8",
                     "--per-host", "4", "--out", db_path, seed}
-      local p = bg(args)
-      assert.equals(0, wait_bg(p), H.read_file(p.err))
+      -- in the background: this process serves the site
+      local p = H.spawn(args)
+      assert.equals(0, H.wait(p, 15), H.read_file(p.err))
       H.has("crawl: done: 48 pages", H.read_file(p.err))
       local db = assert(sqlite.open(db_path, {readonly = true}))
       local n = 0

@@ -8,7 +8,7 @@ local crawl = require "sluice.crawl"
 local cjson = require "cjson"
 local H = require "spec.helpers"
 
-local testsite = dofile("scripts/testsite.lua")
+local testsite = H.testsite()
 
 local devnull = assert(io.open("/dev/null", "w"))
 
@@ -44,38 +44,6 @@ local function count_lines(path)
   return H.count("\n", H.read_file(path))
 end
 
--- Starts `sluice scripts/crawl.lua ARGS` in the background (stdout/stderr to files);
--- returns {pid = the crawler's pid, status = a file that gets its exit status, err =}.
-local function crawl_bg(args)
-  local p = {status = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname()}
-  os.remove(p.status)
-  os.remove(p.pidfile)
-  local words = {}
-  for i, a in ipairs(args) do words[i] = H.quote(a) end
-  local cmd = ("(sh -c 'echo $$ >%s; exec \"$0\" \"$@\"' %s scripts/crawl.lua %s </dev/null "
-               .. ">/dev/null 2>%s; echo $? >%s) >/dev/null 2>&1 &")
-              :format(H.quote(p.pidfile), H.quote(H.bin), table.concat(words, " "),
-                      H.quote(p.err), H.quote(p.status))
-  os.execute(cmd)
-  assert(poll(function() return H.read_file(p.pidfile):find("\n") end, 5))
-  p.pid = assert(tonumber(H.read_file(p.pidfile):match("%d+")))
-  return p
-end
-
-local function finished(p)
-  local s = H.read_file(p.status)
-  return s:find("\n") and tonumber(s:match("%d+")) or nil
-end
-
-local function cleanup(...)
-  for _, p in ipairs{...} do
-    if not finished(p) then os.execute("kill -9 " .. p.pid .. " 2>/dev/null") end
-    os.remove(p.err)
-    os.remove(p.status)
-    os.remove(p.pidfile)
-  end
-end
-
 -- Starts scripts/crawl.lua on the site with a state directory, slowly (limit 2, 1 per host),
 -- and waits until `lines` records are out. Returns the state dir, the output, the
 -- arguments (to run the same command again) and the process.
@@ -83,11 +51,12 @@ local function crawl_stateful(site, lines)
   local dir = os.tmpname()
   os.remove(dir)
   local out = dir .. ".jsonl"
-  local args = {"--limit", "2", "--per-host", "1", "--state", dir, "--out", out}
+  local args = {"scripts/crawl.lua", "--limit", "2", "--per-host", "1", "--state", dir,
+                "--out", out}
   for _, s in ipairs(site.seeds) do args[#args + 1] = s end
-  local p = crawl_bg(args)
-  assert.is_true(poll(function() return count_lines(out) >= lines or finished(p) end, 20))
-  assert.is_nil(finished(p), "the crawl ended before it could be stopped")
+  local p = H.spawn(args)
+  assert.is_true(poll(function() return count_lines(out) >= lines or H.exited(p) end, 20))
+  assert.is_nil(H.exited(p), "the crawl ended before it could be stopped")
   return dir, out, args, p
 end
 
@@ -271,11 +240,10 @@ describe("crawl against the test site", function()
   it("scripts/crawl.lua applies its options", function()
     local out = os.tmpname()
     local seeds = H.tmpfile(table.concat(site.seeds, "\n") .. "\n# a comment\n")
-    local p = crawl_bg({"--depth", "3", "--same-host", "--ignore-robots", "--user-agent",
-                        "testbot/1", "--limit", "4", "--per-host=2", "--delay", "0",
-                        "--out", out, "-f", seeds})
-    assert.is_true(poll(function() return finished(p) end, 30))
-    assert.equals(0, finished(p), H.read_file(p.err))
+    local p = H.spawn({"scripts/crawl.lua", "--depth", "3", "--same-host", "--ignore-robots",
+                       "--user-agent", "testbot/1", "--limit", "4", "--per-host=2", "--delay", "0",
+                       "--out", out, "-f", seeds})
+    assert.equals(0, H.wait(p, 30), H.read_file(p.err))
     local seen, n = read_records(out)
     local everything = 0
     for _ in pairs(site:expected()) do everything = everything + 1 end
@@ -295,7 +263,6 @@ describe("crawl against the test site", function()
     end
     assert.is_true(disallowed_fetched > 0, "--ignore-robots fetched nothing robots.txt forbids")
     H.has("crawl: done: " .. n .. " pages", H.read_file(p.err))
-    cleanup(p)
     os.remove(out)
     os.remove(seeds)
   end)
@@ -320,15 +287,14 @@ describe("crawl against the test site", function()
   it("resumes after kill -9 without losing or refetching anything", function()
     local dir, out, args, p = crawl_stateful(site, 60)
     os.execute("kill -9 " .. p.pid)
-    assert.is_true(poll(function() return finished(p) end, 10))
+    H.wait(p, 10)
     local before = count_lines(out)
     local done_at_kill = {}
     for u in H.read_file(dir .. "/journal"):gmatch("\n=\t([^\t]+)") do done_at_kill[u] = true end
     local fetched_before = {}
     for path, n in pairs(site:stats().by_path) do fetched_before[path] = n end
-    local q = crawl_bg(args)
-    assert.is_true(poll(function() return finished(q) end, 40))
-    assert.equals(0, finished(q), H.read_file(q.err))
+    local q = H.spawn(args)
+    assert.equals(0, H.wait(q, 40), H.read_file(q.err))
     H.has("resuming", H.read_file(q.err))
     local seen, nrecs = read_records(out)
     assert.is_true(nrecs > before)
@@ -354,27 +320,23 @@ describe("crawl against the test site", function()
     end
     assert.is_true(again <= 2, "fetched again: " .. again)
     os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(out))
-    cleanup(p, q)
   end)
 
   it("writes the state and the summary on Ctrl-C, and the same command goes on", function()
     local dir, out, args, p = crawl_stateful(site, 30)
     os.execute("kill -INT " .. p.pid)
-    assert.is_true(poll(function() return finished(p) end, 10))
-    assert.equals(130, finished(p))
+    assert.equals(130, H.wait(p, 10))
     local err = H.read_file(p.err)
     H.has("crawl: interrupted:", err)
     H.has("still queued (run the same command to resume)", err)
     H.has("\n=\t", H.read_file(dir .. "/journal"))
-    local q = crawl_bg(args)
-    assert.is_true(poll(function() return finished(q) end, 40))
-    assert.equals(0, finished(q), H.read_file(q.err))
+    local q = H.spawn(args)
+    assert.equals(0, H.wait(q, 40), H.read_file(q.err))
     local _, n = read_records(out)
     local want = 0
     for _ in pairs(site:expected()) do want = want + 1 end
     assert.equals(want, n)
     os.execute("rm -rf " .. H.quote(dir) .. " " .. H.quote(out))
-    cleanup(p, q)
   end)
 end, {timeout = 60})
 

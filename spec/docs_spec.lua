@@ -1,8 +1,10 @@
 -- docs_spec.lua: README.md is sluice's reference, so this spec keeps it in step with the code.
 -- It fails when a function registered in C or exported from lua/ is missing from README's
 -- "## Reference" section, when that section names a function that does not exist, when a
--- new Lua-visible type or module appears that nobody has documented, and when an example of
--- the tour no longer runs or no longer prints what README says it prints.
+-- new Lua-visible type or module appears that nobody has documented, when an example of
+-- the tour no longer runs or no longer prints what README says it prints, and when the
+-- tour's scraping handler differs from scripts/scrape_catalogue.lua's or its command no
+-- longer scrapes scripts/testsite.lua's shop (started here on 127.0.0.1) into SQLite.
 --
 -- The convention (README states it too): a function is documented by a code span that starts
 -- with a call of it, on the conventional name of its object:
@@ -74,6 +76,7 @@ local MODULES = {
   ["sluice.repl"] = false,           -- the REPL behind `sluice -i`, documented as such
   ["sluice.repl_core"] = false,      -- its C half
   ["sluice.shell"] = false,          -- `sluice shell`, documented as such
+  ["sluice.page_doc"] = false,       -- page:css and page:xpath of sluice.crawl and sluice.shell
   ["sluice.url"] = "url.",
   ["sluice.html"] = "html.",
   ["sluice.css"] = "css.",
@@ -108,12 +111,18 @@ local function readme()
   return text
 end
 
--- The text of a second-level section ("## title"), up to the next one.
-local function section(text, title)
-  local s = text:find("\n## " .. title .. "\n", 1, true)
-  assert(s, "README.md has no '## " .. title .. "' section")
-  local e = text:find("\n## ", s + 1, true)
-  return text:sub(s, e or #text)
+-- The text of a section ("## title", or "### title" for level 3), up to the next heading
+-- of its level or above.
+local function section(text, title, level)
+  level = level or 2
+  local head = ("#"):rep(level) .. " "
+  local s = text:find("\n" .. head .. title .. "\n", 1, true)
+  assert(s, "README.md has no '" .. head .. title .. "' section")
+  local e = #text
+  for l = 2, level do
+    e = math.min(e, text:find("\n" .. ("#"):rep(l) .. " ", s + 1, true) or e)
+  end
+  return text:sub(s, e)
 end
 
 -- The ```lua blocks of a text, each with the ### heading above it and the output its
@@ -294,4 +303,76 @@ describe("README's tour", function()
       assert.same(b.expected, out)
     end)
   end
+end)
+
+---------------------------------------------------------------------------------------------
+-- The tour's scraping example: the handler README shows is scripts/scrape_catalogue.lua's,
+-- and the command README gives scrapes the test site's shop into SQLite.
+
+describe("README's scraping example", function()
+  local H = require "spec.helpers"
+  local sqlite = require "sluice.sqlite"
+  local cjson = require "cjson"
+  local scraping = section(section(readme(), "A five-minute tour"), "Scraping", 3)
+
+  it("is scripts/scrape_catalogue.lua's handler, to the byte", function()
+    local script = H.read_file(root .. "/scripts/scrape_catalogue.lua")
+    local handler = script:match("\n(return function%(page%).*)$")
+    assert(handler, "scripts/scrape_catalogue.lua has no line starting 'return function(page)'")
+    local block = lua_blocks(scraping)[1]
+    assert(block, "no ```lua block in README's Scraping section")
+    assert.equals(handler, block.code .. "\n")
+  end)
+
+  it("runs as README says: sluice crawl --handler into SQLite, every product's fields", function()
+    local n = 45   -- products: three listing pages of 20
+    local site = H.site{hosts = 1, pages = 5, catalogue = n, plain = true}
+    local tmp = os.tmpname()
+    local db_path = tmp .. ".sqlite"   -- the extension picks the output format
+    finally(function()
+      os.remove(tmp)
+      for _, suffix in ipairs{"", "-wal", "-shm", "-journal"} do os.remove(db_path .. suffix) end
+    end)
+    -- README's ```sh block: the command (its "\" continuations joined), then the query
+    local sh = assert(scraping:match("\n```sh\n(.-)\n```"), "no ```sh block in the Scraping section")
+    sh = sh:gsub("\\\n%s*", "")
+    local command = assert(sh:match("^%./sluice (crawl [^\n]*)"), "no ./sluice crawl command")
+    local query = assert(sh:match('\nsqlite3 catalogue%.sqlite "([^"]*)"'), "no sqlite3 query")
+    local args = {}
+    for word in command:gmatch("%S+") do
+      if word == "catalogue.sqlite" then word = db_path
+      elseif word:find("^scripts/") then word = root .. "/" .. word
+      else word = word:gsub("^http://127%.0%.0%.1:PORT/", site.hosts[1] .. "/") end
+      args[#args + 1] = word
+    end
+    H.has(site.hosts[1], args[#args])
+    -- in the background: this process serves the site
+    local p = H.spawn(args)
+    assert.equals(0, H.wait(p, 20), H.read_file(p.err))
+    H.has("crawl: done: " .. n + 3 .. " pages", H.read_file(p.err))
+
+    local db <close> = assert(sqlite.open(db_path, {readonly = true}))
+    local testsite, products, seen = H.testsite(), {}, 0
+    for row in db:rows("SELECT url, item FROM items") do
+      local id = tonumber(row.url:match("/catalogue/product/(%d+)%.html$"))
+      local want, item = testsite.product(site, 1, id), cjson.decode(row.item)
+      assert.same({name = want.name, price = tonumber(want.price), stock = want.stock,
+                   tags = want.tags}, item)
+      products[item.name .. " " .. item.price] = true
+      seen = seen + 1
+    end
+    assert.equals(n, seen)
+    -- README's query: three rows, each a product's name and price
+    local rows = 0
+    for row in db:rows(query) do
+      local name, price
+      for _, v in pairs(row) do
+        if type(v) == "string" then name = v else price = v end
+      end
+      assert.is_true(products[tostring(name) .. " " .. tostring(price)], "not a product: "
+                     .. tostring(name) .. " " .. tostring(price))
+      rows = rows + 1
+    end
+    assert.equals(3, rows)
+  end, {timeout = 30})
 end)

@@ -35,6 +35,14 @@ function H.tmpfile(s)
   return path
 end
 
+--- A new empty directory under /tmp; remove it with `rm -rf`.
+function H.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. H.quote(dir)))
+  return dir
+end
+
 --- Splits s into its lines (without "\n"); a last line without "\n" counts too.
 function H.lines(s)
   local t = {}
@@ -123,6 +131,67 @@ function H.poll(cond, secs)
     sleep(0.01)
   end
   return cond()
+end
+
+--- Starts `BIN ARGS` in the background inside a running test (args: a list of words, quoted
+-- here; stdin /dev/null). Returns {pid, out = a file with its stdout, err = one with its
+-- stderr, status = one that gets its exit status}. When the test ends, however it ends, the
+-- process is killed (SIGKILL) if still running and the files are removed.
+function H.spawn(args)
+  local p = {status = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname(),
+             out = os.tmpname()}
+  os.remove(p.status)
+  os.remove(p.pidfile)
+  local words = {}
+  for i, a in ipairs(args) do words[i] = H.quote(a) end
+  -- the subshell writes its pid and execs the binary, so p.pid is the binary's own
+  os.execute(("(sh -c 'echo $$ >%s; exec \"$0\" \"$@\"' %s %s </dev/null >%s 2>%s; "
+              .. "echo $? >%s) >/dev/null 2>&1 &")
+             :format(H.quote(p.pidfile), H.quote(H.bin), table.concat(words, " "),
+                     H.quote(p.out), H.quote(p.err), H.quote(p.status)))
+  assert(H.poll(function() return H.read_file(p.pidfile):find("\n") end, 5))
+  p.pid = assert(tonumber(H.read_file(p.pidfile):match("%d+")))
+  finally(function()
+    if not H.exited(p) then os.execute("kill -9 " .. p.pid .. " 2>/dev/null") end
+    for _, f in ipairs{p.status, p.err, p.pidfile, p.out} do os.remove(f) end
+  end)
+  return p
+end
+
+--- The exit status of a process H.spawn started, or nil while it runs.
+function H.exited(p)
+  local s = H.read_file(p.status)
+  return s:find("\n") and tonumber(s:match("%d+")) or nil
+end
+
+--- Waits at most secs seconds for a process H.spawn started to end (the test fails if it
+-- does not); returns its exit status.
+function H.wait(p, secs)
+  assert(H.poll(function() return H.exited(p) ~= nil end, secs),
+         ("the process did not end within %g s"):format(secs))
+  return H.exited(p)
+end
+
+--- scripts/testsite.lua's module (loaded on first use, then shared).
+local testsite
+function H.testsite()
+  testsite = testsite or dofile("scripts/testsite.lua")
+  return testsite
+end
+
+--- Starts scripts/testsite.lua's site with these options (see its start) inside a running
+-- test; the site is closed when the test ends, even when it fails.
+function H.site(opts)
+  local site = assert(H.testsite().start(opts))
+  finally(function() site:close(1) end)
+  return site
+end
+
+--- The number of keys in t.
+function H.nkeys(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
 end
 
 --- Asserts that needle occurs in haystack as plain text.

@@ -2,14 +2,6 @@
 -- scripts/sluice.1: staged installs into a temporary DESTDIR, never into the system.
 local H = require "spec.helpers"
 
--- A new empty directory under /tmp.
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir " .. H.quote(dir)))
-  return dir
-end
-
 local function rm_rf(dir)
   assert(dir:find("^/tmp/"), "refusing to remove " .. dir)
   os.execute("rm -rf " .. H.quote(dir))
@@ -41,7 +33,7 @@ describe("make install", function()
 
   before_each(function()
     assert(io.open("sluice", "rb"), "./sluice is not built (run make)"):close()
-    dest = tmpdir()
+    dest = H.tmpdir()
   end)
 
   after_each(function()
@@ -71,7 +63,7 @@ describe("make install", function()
   it("installs a binary that runs scripts anywhere, with its Lua modules inside", function()
     local _, code = make_install("DESTDIR=" .. H.quote(dest))
     assert.are.equal(0, code)
-    local elsewhere = tmpdir()
+    local elsewhere = H.tmpdir()
     H.write_file(elsewhere .. "/job.lua", [[
       local sl = require "sluice"
       local url = require "sluice.url"

@@ -18,20 +18,12 @@ local function piped(text, args)
   return {out = out, err = err, code = code}
 end
 
--- A new empty directory; remove it with rmdir.
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir " .. H.quote(dir)))
-  return dir
-end
-
 -- Plays steps (see pty_drive.py) on `sluice ARGS...` under a pseudo-terminal; env: a table
 -- of environment variables (HOME defaults to a new empty directory, so the user's history
 -- is never touched). Returns {out, code, error}; fails the spec on a step's timeout.
 local function terminal(steps, args, env)
   local stepsfile = H.tmpfile(cjson.encode(steps))
-  local home = not (env and env.HOME) and tmpdir()
+  local home = not (env and env.HOME) and H.tmpdir()
   local words = {home and "HOME=" .. H.quote(home) or nil}
   for k, v in pairs(env or {}) do words[#words + 1] = k .. "=" .. H.quote(v) end
   words[#words + 1] = "TERM=dumb timeout 60 python3 " .. FIXTURES .. "pty_drive.py"
@@ -278,7 +270,7 @@ describe("sluice -i on a terminal", function()
 
   terminal_it("keeps the history in $HOME/.sluice_history between runs", function()
     if not has_readline then return pending("built without readline") end
-    local home = tmpdir()
+    local home = H.tmpdir()
     local env = {HOME = home}
     terminal({PROMPT, send("print('from ' .. 'history')\r"), expect("from history\n"),
               PROMPT, {"eof"}}, nil, env)

@@ -5,22 +5,10 @@
 local http = require "sluice.http"
 local html = require "sluice.html"
 local H = require "spec.helpers"
-local testsite = dofile("scripts/testsite.lua")
-
-local function start(opts)
-  local site = assert(testsite.start(opts))
-  finally(function() site:close(1) end)
-  return site
-end
+local testsite = H.testsite()
 
 local function get(url)
   return assert(http.get(url, {max_redirects = 0}))
-end
-
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
 end
 
 local function has(list, x)
@@ -34,14 +22,14 @@ end
 
 describe("testsite catalogue", function()
   it("is off by default: no link to it, and its paths are 404s", function()
-    local site = start{hosts = 1, pages = 10}
+    local site = H.site{hosts = 1, pages = 10}
     assert.is_nil(get(site.seeds[1]).body:find("/catalogue/", 1, true))
     assert.equals(404, get(site.hosts[1] .. "/catalogue/page/1.html").status)
     for url in pairs(site:expected()) do assert.is_nil(url:find("/catalogue/", 1, true), url) end
   end)
 
   it("writes each product's fields into its page, in markup and in JSON-LD", function()
-    local site = start{hosts = 2, pages = 10, catalogue = 45, plain = true}
+    local site = H.site{hosts = 2, pages = 10, catalogue = 45, plain = true}
     local seen_out, seen_amp = false, false
     for h = 1, 2 do
       for id = 1, 45 do
@@ -72,7 +60,7 @@ describe("testsite catalogue", function()
   end)
 
   it("lists the products in pages of 20 chained by rel=next, from the home page", function()
-    local site = start{hosts = 1, pages = 5, catalogue = 45, plain = true}
+    local site = H.site{hosts = 1, pages = 5, catalogue = 45, plain = true}
     local links = html.links(get(site.seeds[1]).body, site.seeds[1])
     assert.is_true(has(links, site.hosts[1] .. "/catalogue/page/1.html"))
     local url, ids, pages = site.hosts[1] .. "/catalogue/page/1.html", {}, 0
@@ -96,7 +84,7 @@ describe("testsite catalogue", function()
   end)
 
   it("links as site:links() says, and site:expected() holds every catalogue page", function()
-    local site = start{hosts = 2, pages = 30, catalogue = 50}
+    local site = H.site{hosts = 2, pages = 30, catalogue = 50}
     local expected = site:expected()
     local n = 0
     for url, st in pairs(expected) do
@@ -115,7 +103,7 @@ describe("testsite catalogue", function()
     end
     assert.equals(2 * (50 + 3), n)
     -- The rest of the site is as it was: 19 feature URLs a host, 4 more on the first.
-    assert.equals(2 * (30 + 19) + 4 + n, count(expected))
+    assert.equals(2 * (30 + 19) + 4 + n, H.nkeys(expected))
   end, {timeout = 20})
 
   it("--export writes the first host's catalogue as the server serves it", function()
@@ -125,7 +113,7 @@ describe("testsite catalogue", function()
     local r = H.run{"scripts/testsite.lua", "--catalogue", "25", "--seed", "3", "--export", dir}
     assert.equals(0, r.code, r.err)
     assert.matches("wrote 2 listing pages and 25 products", r.err)
-    local site = start{hosts = 1, pages = 10, catalogue = 25, seed = 3}
+    local site = H.site{hosts = 1, pages = 10, catalogue = 25, seed = 3}
     for _, path in ipairs{"/catalogue/page/1.html", "/catalogue/page/2.html",
                           "/catalogue/product/1.html", "/catalogue/product/25.html"} do
       assert.equals(get(site.hosts[1] .. path).body, H.read_file(dir .. path), path)

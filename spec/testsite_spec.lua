@@ -4,23 +4,10 @@
 local sl = require "sluice"
 local http = require "sluice.http"
 local H = require "spec.helpers"
-local testsite = dofile("scripts/testsite.lua")
-
--- Starts a site for one test; it is closed after the test even when the test fails.
-local function start(opts)
-  local site = assert(testsite.start(opts))
-  finally(function() site:close(1) end)
-  return site
-end
+local testsite = H.testsite()
 
 local function get(url)
   return assert(http.get(url, {max_redirects = 0}))
-end
-
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
 end
 
 ---------------------------------------------------------------------------------------------
@@ -164,7 +151,7 @@ end
 
 describe("testsite", function()
   it("serves robots.txt with a badbot group, an Allow inside a Disallow, * and $ rules", function()
-    local site = start{hosts = 2, pages = 20, crawl_delay = 0.05}
+    local site = H.site{hosts = 2, pages = 20, crawl_delay = 0.05}
     local res = get(site.hosts[1] .. "/robots.txt")
     assert.equals(200, res.status)
     assert.matches("^text/plain", res.headers["content-type"])
@@ -185,7 +172,7 @@ describe("testsite", function()
   end)
 
   it("writes pages whose links, read as written, are site:links()'s", function()
-    local site = start{hosts = 2, pages = 40}
+    local site = H.site{hosts = 2, pages = 40}
     local res = get(site.seeds[1])
     assert.equals(200, res.status)
     assert.matches("^text/html", res.headers["content-type"])
@@ -206,7 +193,7 @@ describe("testsite", function()
   end)
 
   it("answers 500 to a flaky page N times, then 200; 429 and 503 with Retry-After", function()
-    local site = start{hosts = 2, pages = 30}
+    local site = H.site{hosts = 2, pages = 30}
     local o = site.hosts[1]
     local retries = site:retries()
     assert.same({[o .. "/flaky/1.html"] = 1, [o .. "/flaky/2.html"] = 2, [o .. "/busy/1.html"] = 1,
@@ -229,7 +216,7 @@ describe("testsite", function()
   end)
 
   it("redirects, serves files and 404s, and links a port where nothing listens", function()
-    local site = start{hosts = 2, pages = 30}
+    local site = H.site{hosts = 2, pages = 30}
     local o = site.hosts[1]
     local r1 = get(o .. "/r/1")
     assert.same({301, "/moved/1.html"}, {r1.status, r1.headers.location})
@@ -252,7 +239,7 @@ describe("testsite", function()
   end)
 
   it("counts requests per URL and the peak of requests in flight per host", function()
-    local site = start{hosts = 1, pages = 10}
+    local site = H.site{hosts = 1, pages = 10}
     local o = site.hosts[1]
     local s = site:stats()
     assert.same({0, 0, 0}, {s.requests, s.max_inflight[o], s.inflight[o]})
@@ -273,10 +260,10 @@ describe("testsite", function()
   end)
 
   it("expects every page, the features' URLs and nothing disallowed", function()
-    local site = start{hosts = 3, pages = 200}
+    local site = H.site{hosts = 3, pages = 200}
     local expected, disallowed = site:expected(), site:disallowed()
     -- 19 feature URLs a host, 4 more on the first (503, always 500, 302, the closed port)
-    assert.equals(3 * (200 + 19) + 4, count(expected))
+    assert.equals(3 * (200 + 19) + 4, H.nkeys(expected))
     for _, seed in ipairs(site.seeds) do assert.equals(200, expected[seed]) end
     for h = 1, 3 do
       for n = 0, 199 do assert.equals(200, expected[site.hosts[h] .. testsite.page_path(n)]) end
@@ -293,7 +280,7 @@ describe("testsite", function()
   end)
 
   it("is found exactly by a crawl that reads the links as written", function()
-    local site = start{hosts = 3, pages = 150, crawl_delay = 0.05}
+    local site = H.site{hosts = 3, pages = 150, crawl_delay = 0.05}
     local found, disallowed, mismatches = crawl(site)
     assert.equals(0, mismatches)
     assert.same(site:expected(), found)
@@ -307,12 +294,12 @@ describe("testsite", function()
       assert.equals(math.min(1 + (retries[url] or 0), 4), n, url)
       assert.is_nil(disallowed[url], url)
     end
-    assert.equals(count(found) - 1, count(s.by_path))   -- all but the closed port's URL
+    assert.equals(H.nkeys(found) - 1, H.nkeys(s.by_path))   -- all but the closed port's URL
   end, {timeout = 10})
 
   it("gives the same pages for the same seed, other pages for another", function()
-    local a, b = start{hosts = 2, pages = 50, seed = 7}, start{hosts = 2, pages = 50, seed = 7}
-    local c = start{hosts = 2, pages = 50, seed = 8}
+    local a, b = H.site{hosts = 2, pages = 50, seed = 7}, H.site{hosts = 2, pages = 50, seed = 7}
+    local c = H.site{hosts = 2, pages = 50, seed = 8}
     -- Ports differ from site to site: they are written as HOST<index>.
     local function unport(site, s)
       for i, o in ipairs(site.hosts) do s = s:gsub(o:match("//(.*)"):gsub("%p", "%%%0"), "HOST" .. i) end
@@ -332,12 +319,12 @@ describe("testsite", function()
   end)
 
   it("in plain mode has only 200 pages, every one linked, robots allowing all", function()
-    local site = start{hosts = 2, pages = 300, plain = true}
+    local site = H.site{hosts = 2, pages = 300, plain = true}
     local robots = get(site.hosts[1] .. "/robots.txt").body
     assert.same({}, robots_rules(robots))
     local found, disallowed, mismatches = crawl(site)
     assert.same({0, {}}, {mismatches, disallowed})
-    assert.equals(2 * 300, count(found))
+    assert.equals(2 * 300, H.nkeys(found))
     for _, st in pairs(found) do assert.equals(200, st) end
     assert.same(site:expected(), found)
     assert.same({}, site:retries())

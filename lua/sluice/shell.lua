@@ -4,6 +4,7 @@
 local sl = require "sluice"
 local http = require "sluice.http"
 local html = require "sluice.html"
+local page_doc = require "sluice.page_doc"
 
 local M = {}
 
@@ -28,35 +29,11 @@ local USAGE = "usage: sluice shell [URL]"
 local Page = {}
 local page_methods = {}
 
--- The charset parameter of a Content-Type value ("text/html; charset=ISO-8859-1"), or nil.
-local function charset_of(content_type)
-  if type(content_type) ~= "string" then return nil end
-  local cs = content_type:lower():match(";%s*charset%s*=%s*\"?([^%s;\"]+)")
-  return cs
-end
-
--- The parsed document, made on first use and kept: parsing once serves every query.
-function page_methods.document(self)
-  local doc = rawget(self, "_doc")
-  if doc == nil then
-    if type(html.parse) ~= "function" then
-      error("this sluice has no html.parse: page:css and page:xpath need it", 2)
-    end
-    doc = html.parse(self.body, self.url, charset_of(self.headers["content-type"]))
-    rawset(self, "_doc", doc)
-  end
-  return doc
-end
-
---- page:css(selector) → selection of the page's document.
-function page_methods.css(self, selector)
-  return page_methods.document(self):css(selector)
-end
-
---- page:xpath(expr) → selection of the page's document.
-function page_methods.xpath(self, expr)
-  return page_methods.document(self):xpath(expr)
-end
+-- page:css(selector) and page:xpath(expr) query the page's document, parsed on first use
+-- and kept: parsing once serves every query (page:document() gives the tree itself).
+page_methods.document = page_doc.document
+page_methods.css = page_doc.css
+page_methods.xpath = page_doc.xpath
 
 -- A table, not a function, so that the REPL's Tab completion offers page:css( and the rest.
 Page.__index = page_methods

@@ -153,36 +153,59 @@ crawl_site_stop() {
   CRAWL_SITE_PID=
 }
 
-bench_crawl_mem() {
-  local small=100000 big=1000000 k n
+# crawl_mem_sizes: sets small and big (the caller's locals), the two sites' sizes.
+crawl_mem_sizes() {
+  small=100000 big=1000000
   [ "$QUICK" = 1 ] && { small=10000; big=100000; }
+}
+
+# crawl_mem_runs NAME TITLE LABEL WHAT CMD_FN [NOTE] : the two crawl_mem runs, NAME.small
+# and NAME.big, each on a fresh site of $small and $big pages (crawl_site_start); CMD_FN OUT
+# sets CM_CMD, the command line writing its records to OUT. Then the two rows (TITLE, LABEL),
+# the peak RSS growth per added URL (NOTE after it), and its goal (at most 16 bytes); WHAT
+# qualifies both ("" or " with extraction").
+crawl_mem_runs() {
+  local name=$1 title=$2 label=$3 what=$4 cmd_fn=$5 note=${6:+ ($6)} k n
+  touch "$TMP/crawl_mem.none"
+  for k in small big; do
+    n=${!k}
+    "$cmd_fn" "$TMP/$name.$k.jsonl"
+    plan "$name.$k" 1 "" "${CM_CMD[@]}"
+    PLAN_PRE[$name.$k]="crawl_site_start $n"
+    PLAN_POST[$name.$k]="crawl_site_stop; crawl_check $name.$k $TMP/crawl_mem.expected $TMP/crawl_mem.none"
+  done
+  run_plan
+
+  crawl_note "$name.small" "$small"; crawl_note "$name.big" "$big"
+  row "$title" "$name.small" "$label" "$small"
+  row "" "$name.big" "$label" "$big" "$name.small" "$((big / small))x the pages: "
+  local per=n/a kib=n/a a=${RSS[$name.big]:-n/a} b=${RSS[$name.small]:-n/a}
+  if ok "$name.small" && ok "$name.big"; then
+    kib=$((a - b))
+    per=$(awk -v a="$a" -v b="$b" -v n=$((big - small)) 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
+  fi
+  ROWS+=("$(printf '%-26s %s' "" "peak RSS growth $small -> $big pages$what: $kib KiB, $per bytes per added URL$note")")
+  for k in small big; do
+    ok "$name.$k" && ROWS+=("$(printf '%-26s %s' "" "sluice: ${CRAWL_SUMMARY[$name.$k]}")")
+  done
+  goal "${title%%[ ,]*}: sluice peak RSS grows <= 16 bytes per added URL from $small to $big pages$what ($per B/URL: $a vs $b KiB)" \
+    'a <= 16' "$per"
+}
+
+# crawl_mem_cmd OUT: crawl_mem's command line, scripts/crawl.lua alone.
+crawl_mem_cmd() {
+  CM_CMD=("$SLUICE" "$ROOT/scripts/crawl.lua" --limit "$CRAWL_MEM_LIMIT" --per-host "$CRAWL_MEM_LIMIT"
+          --out "$1" -f "$TMP/crawl_mem.seeds")
+}
+
+bench_crawl_mem() {
+  local small big
+  crawl_mem_sizes
   echo "== crawl_mem: crawl.lua over a plain testsite.lua host of $small then $big pages, --limit $CRAWL_MEM_LIMIT --per-host $CRAWL_MEM_LIMIT" >&2
   if [ ! -f "$ROOT/scripts/crawl.lua" ] || [ ! -f "$ROOT/scripts/testsite.lua" ]; then
     echo "bench: scripts/crawl.lua or scripts/testsite.lua not found; crawl_mem skipped" >&2
     goal "crawl_mem: sluice peak RSS grows <= 16 bytes per added URL" 'a' n/a
     return
   fi
-  touch "$TMP/crawl_mem.none"
-  for k in small big; do
-    n=${!k}
-    plan "crawl_mem.$k" 1 "" "$SLUICE" "$ROOT/scripts/crawl.lua" --limit "$CRAWL_MEM_LIMIT" \
-      --per-host "$CRAWL_MEM_LIMIT" --out "$TMP/crawl_mem.$k.jsonl" -f "$TMP/crawl_mem.seeds"
-    PLAN_PRE[crawl_mem.$k]="crawl_site_start $n"
-    PLAN_POST[crawl_mem.$k]="crawl_site_stop; crawl_check crawl_mem.$k $TMP/crawl_mem.expected $TMP/crawl_mem.none"
-  done
-  run_plan
-
-  crawl_note crawl_mem.small "$small"; crawl_note crawl_mem.big "$big"
-  local t="crawl_mem testsite, c=$CRAWL_MEM_LIMIT"
-  row "$t" crawl_mem.small "sluice scripts/crawl.lua" "$small"
-  row "" crawl_mem.big "sluice scripts/crawl.lua" "$big" crawl_mem.small "$((big / small))x the pages: "
-  local per=n/a a=${RSS[crawl_mem.big]:-n/a} b=${RSS[crawl_mem.small]:-n/a}
-  ok crawl_mem.small && ok crawl_mem.big &&
-    per=$(awk -v a="$a" -v b="$b" -v n=$((big - small)) 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
-  ROWS+=("$(printf '%-26s %s' "" "peak RSS growth $small -> $big pages: $(ok crawl_mem.big && ok crawl_mem.small && echo $((a - b)) || echo n/a) KiB, $per bytes per added URL")")
-  for k in small big; do
-    ok "crawl_mem.$k" && ROWS+=("$(printf '%-26s %s' "" "sluice: ${CRAWL_SUMMARY[crawl_mem.$k]}")")
-  done
-  goal "crawl_mem: sluice peak RSS grows <= 16 bytes per added URL from $small to $big pages ($per B/URL: $a vs $b KiB)" \
-    'a <= 16' "$per"
+  crawl_mem_runs crawl_mem "crawl_mem testsite, c=$CRAWL_MEM_LIMIT" "sluice scripts/crawl.lua" "" crawl_mem_cmd
 }

@@ -103,9 +103,15 @@ bench_crawl_extract() {
     'a * 3 <= b' "${RSS[crawl_extract.sluice]:-n/a}" "${RSS[crawl_extract.scrapy]:-n/a}"
 }
 
+# crawl_extract_mem_cmd OUT: crawl_mem's command line with extract_handler.lua.
+crawl_extract_mem_cmd() {
+  crawl_extract_cmd "$CRAWL_MEM_LIMIT" "$CRAWL_MEM_LIMIT" "$1" -f "$TMP/crawl_mem.seeds"
+  CM_CMD=("${CE_CMD[@]}")
+}
+
 bench_crawl_extract_mem() {
-  local small=100000 big=1000000 k n
-  [ "$QUICK" = 1 ] && { small=10000; big=100000; }
+  local small big
+  crawl_mem_sizes
   echo "== crawl_extract_mem: crawl_mem's plain testsite.lua host of $small then $big pages, a handler parsing every page, --limit $CRAWL_MEM_LIMIT --per-host $CRAWL_MEM_LIMIT" >&2
   if ! sluice_html_has parse; then
     echo "bench: this sluice has no html.parse; crawl_extract_mem skipped" >&2
@@ -113,27 +119,7 @@ bench_crawl_extract_mem() {
     goal "crawl_extract_mem: sluice peak RSS grows <= 16 bytes per added URL" 'a' n/a
     return
   fi
-  touch "$TMP/crawl_mem.none"
-  for k in small big; do
-    n=${!k}
-    crawl_extract_cmd "$CRAWL_MEM_LIMIT" "$CRAWL_MEM_LIMIT" "$TMP/crawl_xmem.$k.jsonl" -f "$TMP/crawl_mem.seeds"
-    plan "crawl_xmem.$k" 1 "" "${CE_CMD[@]}"
-    PLAN_PRE[crawl_xmem.$k]="crawl_site_start $n"
-    PLAN_POST[crawl_xmem.$k]="crawl_site_stop; crawl_check crawl_xmem.$k $TMP/crawl_mem.expected $TMP/crawl_mem.none"
-  done
-  run_plan
-
-  crawl_note crawl_xmem.small "$small"; crawl_note crawl_xmem.big "$big"
-  local t="crawl_extract_mem, c=$CRAWL_MEM_LIMIT"
-  row "$t" crawl_xmem.small "sluice + 5 fields a page" "$small"
-  row "" crawl_xmem.big "sluice + 5 fields a page" "$big" crawl_xmem.small "$((big / small))x the pages: "
-  local per=n/a a=${RSS[crawl_xmem.big]:-n/a} b=${RSS[crawl_xmem.small]:-n/a}
-  ok crawl_xmem.small && ok crawl_xmem.big &&
-    per=$(awk -v a="$a" -v b="$b" -v n=$((big - small)) 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
-  ROWS+=("$(printf '%-26s %s' "" "peak RSS growth $small -> $big pages with extraction: $per bytes per added URL ($CE_HOW)")")
-  for k in small big; do
-    ok "crawl_xmem.$k" && ROWS+=("$(printf '%-26s %s' "" "sluice: ${CRAWL_SUMMARY[crawl_xmem.$k]}")")
-  done
-  goal "crawl_extract_mem: with extraction, sluice peak RSS grows <= 16 bytes per added URL from $small to $big pages ($per B/URL: $a vs $b KiB)" \
-    'a <= 16' "$per"
+  crawl_extract_cmd "$CRAWL_MEM_LIMIT" "$CRAWL_MEM_LIMIT" /dev/null   # for CE_HOW
+  crawl_mem_runs crawl_xmem "crawl_extract_mem, c=$CRAWL_MEM_LIMIT" "sluice + 5 fields a page" \
+    " with extraction" crawl_extract_mem_cmd "$CE_HOW"
 }

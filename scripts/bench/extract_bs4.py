@@ -10,15 +10,14 @@
 # without them gives each element's HTML (str(tag)). ":contains()" is soupsieve's
 # ":-soup-contains()". The clock (time.process_time) covers parsing and querying.
 import re
-import sys
-import time
 import warnings
 
 from bs4 import BeautifulSoup, NavigableString
 from bs4.element import Comment, Doctype, ProcessingInstruction, Declaration, CData
 
+from extract_common import run
+
 warnings.simplefilter("ignore")   # soupsieve's notice that :contains is now :-soup-contains
-ESC = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 NOT_TEXT = (Comment, Doctype, ProcessingInstruction, Declaration, CData)
 
 
@@ -42,41 +41,28 @@ def compile_query(q):
         return q[:-len(" ::text")], lambda el: [str(t) for t in el.descendants if is_text(t)]
     if q.endswith("::text"):
         return q[:-len("::text")], lambda el: [str(t) for t in el.children if is_text(t)]
-    return q.replace(":contains(", ":-soup-contains("), lambda el: [str(el)]
+    return q, lambda el: [str(el)]
 
 
-def main():
-    qpath, lpath = sys.argv[1], sys.argv[2]
-    outpath = sys.argv[3] if len(sys.argv) > 3 else None
-    queries = []
-    for qi, line in enumerate(l for l in open(qpath, encoding="utf-8") if l.startswith(("css\t", "xpath\t"))):
-        kind, _, q = line.rstrip("\n").partition("\t")
+def prepare(queries):
+    """The CSS queries, each as (number, selector for soup.select, values of an element)."""
+    prepared = []
+    for qi, kind, q in queries:
         if kind == "css":
             sel, values = compile_query(q)
-            queries.append((qi + 1, sel.replace(":contains(", ":-soup-contains("), values))
-    bodies = []
-    for path in open(lpath, encoding="utf-8").read().split("\n"):
-        if path:
-            with open(path, "rb") as f:
-                bodies.append(f.read())
-    out = open(outpath, "w", encoding="utf-8", newline="\n") if outpath else None
-    results = 0
-    t0 = time.process_time()
-    for p, body in enumerate(bodies, 1):
-        soup = BeautifulSoup(body, "lxml")
-        for qi, sel, values in queries:
-            found = []
-            for el in soup.select(sel):
-                found.extend(values(el))
-            results += len(found)
-            if out:
-                out.write("\t".join([str(p), str(qi)] + [v.translate(ESC) for v in found]) + "\n")
-        soup.decompose()
-    cpu = time.process_time() - t0
-    if out:
-        out.close()
-    print("pages=%d queries=%d results=%d cpu=%.3f" % (len(bodies), len(queries), results, cpu))
+            prepared.append((qi, sel.replace(":contains(", ":-soup-contains("), values))
+    return prepared
+
+
+def answers(body, queries):
+    soup = BeautifulSoup(body, "lxml")
+    for qi, sel, values in queries:
+        found = []
+        for el in soup.select(sel):
+            found.extend(values(el))
+        yield qi, found
+    soup.decompose()
 
 
 if __name__ == "__main__":
-    main()
+    run(prepare, answers)

@@ -5,6 +5,7 @@
 local sl = require "sluice"
 local url = require "sluice.url"
 local html = require "sluice.html"
+local page_doc = require "sluice.page_doc"
 local robots = require "sluice.crawl.robots"
 
 local normalize = url.normalize
@@ -123,40 +124,11 @@ end
 local Page = {}
 Page.__index = Page
 
--- The charset parameter of a Content-Type value ("text/html; charset=ISO-8859-1"), or nil.
-local function charset_of(content_type)
-  if type(content_type) ~= "string" then return nil end
-  return content_type:lower():match(";%s*charset%s*=%s*\"?([^%s;\"]+)")
-end
-
-local function document(self)
-  local doc = rawget(self, "_doc")
-  if doc == nil then
-    if rawget(self, "_closed") then
-      error("attempt to query a page whose handler has returned (its document is freed)", 3)
-    end
-    doc = html.parse(self.body, self.url, charset_of(self.headers["content-type"]))
-    rawset(self, "_doc", doc)
-  end
-  return doc
-end
-
 --- page:css(selector) → selection of the page's document (parsed on first use).
-function Page:css(selector)
-  return document(self):css(selector)
-end
+Page.css = page_doc.css
 
 --- page:xpath(expr) → selection of the page's document (parsed on first use).
-function Page:xpath(expr)
-  return document(self):xpath(expr)
-end
-
--- Frees the document, if the handler made one; later queries raise.
-local function close_page(page)
-  local doc = rawget(page, "_doc")
-  page._doc, page._closed = nil, true
-  if doc then doc:close() end
-end
+Page.xpath = page_doc.xpath
 
 -- The selection metatable, to tell a selection from other userdata.
 local SELECTION = debug.getregistry()["sluice.html.selection"]
@@ -240,7 +212,7 @@ local function process(self, h, u, depth, parent, res, elapsed)
                                title = info and info.title, response = res,
                                _base = info and info.base}, Page)
     local ok, err = pcall(handler, page)
-    close_page(page)
+    page_doc.close(page)
     if not ok then
       if is_cancelled(err) then error(err, 0) end
       rec.error = "handler: " .. tostring(err)
