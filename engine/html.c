@@ -498,6 +498,8 @@ int luaopen_sluice_html(lua_State *L) {
   xmlInitParser();
   xmlSetGenericErrorFunc(NULL, html_silent);
   xmlSetStructuredErrorFunc(NULL, html_silent_structured);
+  xmlThrDefSetGenericErrorFunc(NULL, html_silent);   /* and html_async.c's thread's */
+  xmlThrDefSetStructuredErrorFunc(NULL, html_silent_structured);
   sl_newmeta(L, SL_HTML_PARSER_MT, methods, meta);
   luaL_newlib(L, funcs);
   sl_html_doc_register(L);

@@ -11,7 +11,8 @@
 #include "internal.h"
 #include "html_doc.h"
 
-#define DOC_COST_FACTOR 12     /* tree bytes per HTML byte, about (see html_parse_l) */
+#define DOC_COST_FACTOR 12     /* tree bytes per HTML byte, about (see doc_made) */
+#define PARSE_ASYNC 1024       /* smaller pages are parsed faster than handed over */
 #define CACHE_MAX 4096         /* compiled expressions kept per cache before it is emptied */
 
 static xmlXPathContextPtr compile_ctx;   /* compiles every expression; lives as long as the
@@ -45,7 +46,9 @@ static html_doc *check_open_doc(lua_State *L, int idx) {
 static void doc_release(html_doc *d) {
   if (d->xctx != NULL)
     xmlXPathFreeContext(d->xctx);
-  if (d->doc != NULL)
+  if (d->doc != NULL && d->threaded)
+    sl_html_async_free(d->doc);
+  else if (d->doc != NULL)
     xmlFreeDoc(d->doc);
   sl_html_index_free(d->index);
   d->index = NULL;
@@ -53,12 +56,58 @@ static void doc_release(html_doc *d) {
   d->doc = NULL;
 }
 
-/* html.parse(body [, base [, charset]]) -> doc */
+/* Gives the document at idx (the stack's top) its tree, or raises when there is none (out of
+ * memory). The tree lives outside Lua's heap: it is counted as allocated there, so that a
+ * script that never closes its documents has them collected at the pace it parses them.
+ * libxml2's tree of a page takes 10 to 15 times its bytes (Python's documentation: 12),
+ * lxml's as much; pages dense in small elements take more. */
+static int doc_made(lua_State *L, int idx, xmlDocPtr doc, size_t n, int threaded) {
+  html_doc *d = check_doc(L, idx);
+  if ((d->doc = doc) == NULL)
+    return luaL_error(L, "not enough memory");
+  d->threaded = threaded;
+  lua_gc(L, LUA_GCSTEP, n / 1024 < INT_MAX / 2 / DOC_COST_FACTOR
+                            ? (int)(n / 1024 * DOC_COST_FACTOR + 1) : INT_MAX / 2);
+  lua_settop(L, idx);
+  return 1;
+}
+
+static void parse_cleanup(sl_task *t, void *data) {
+  (void)t;
+  (void)data;
+}
+
+/* The parse cannot be stopped halfway: a cancellation meanwhile waits for it to end, and
+ * is delivered at the task's next wait, as db:batch's is. The document is at 4 (after
+ * html.parse's three arguments). */
+static int parse_k(lua_State *L, int status, lua_KContext ctx) {
+  sl_html_job *j = (sl_html_job *)ctx;
+  sl_task *me = sl_task_current(L);
+  xmlDocPtr doc;
+  size_t n;
+  (void)status;
+  if (me->wake == SL_WAKE_CANCEL)
+    j->cancelled = 1;
+  if (!j->done) {
+    me->catch_cancel = 1;
+    return sl_task_wait(L, me, parse_cleanup, j, -1, parse_k, ctx);
+  }
+  if (j->cancelled)
+    me->cancel_req = 1;
+  doc = j->doc;
+  n = j->n;
+  free(j);
+  return doc_made(L, 4, doc, n, 1);
+}
+
+/* html.parse(body [, base [, charset]]) -> doc *waits* in a task for a page of PARSE_ASYNC
+ * bytes or more, parsed on html_async.c's thread meanwhile. */
 static int html_parse_l(lua_State *L) {
   size_t n, label_len = 0;
   const char *body = luaL_checklstring(L, 1, &n);
   const char *label = luaL_optlstring(L, 3, NULL, &label_len);
   html_doc *d;
+  sl_task *me;
   int idx;
   lua_settop(L, 3);
   d = (html_doc *)lua_newuserdatauv(L, sizeof *d, 2);
@@ -80,16 +129,19 @@ static int html_parse_l(lua_State *L) {
     lua_setiuservalue(L, idx, 1);
     lua_pop(L, 1);
   }
-  if ((d->doc = sl_html_doc_parse(body, n, label, label_len)) == NULL)
-    luaL_error(L, "not enough memory");
-  /* The tree lives outside Lua's heap: count it as allocated there, so that a script that
-   * never closes its documents has them collected at the pace it parses them. libxml2's
-   * tree of a page takes 10 to 15 times its bytes (Python's documentation: 12), lxml's as
-   * much; pages dense in small elements take more. */
-  lua_gc(L, LUA_GCSTEP, n / 1024 < INT_MAX / 2 / DOC_COST_FACTOR
-                            ? (int)(n / 1024 * DOC_COST_FACTOR + 1) : INT_MAX / 2);
   lua_settop(L, idx);
-  return 1;
+  if (n >= PARSE_ASYNC && (me = sl_task_current(L)) != NULL && lua_isyieldable(L)) {
+    sl_html_job *j = sl_html_job_new(body, n, label, label_len);
+    if (j == NULL)
+      return luaL_error(L, "not enough memory");
+    j->waiter = me;
+    if (sl_html_async_parse(SL_ENGINE(L)->loop, j) == 0) {
+      me->catch_cancel = 1;
+      return sl_task_wait(L, me, parse_cleanup, j, -1, parse_k, (lua_KContext)j);
+    }
+    free(j);
+  }
+  return doc_made(L, idx, sl_html_doc_parse(body, n, label, label_len), n, 0);
 }
 
 static int doc_close_l(lua_State *L) {

@@ -5,6 +5,7 @@
 #define SLUICE_HTML_DOC_H
 
 #include <lua.h>
+#include <uv.h>
 #include <lauxlib.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
@@ -16,6 +17,7 @@ typedef struct html_doc {
   xmlXPathContextPtr xctx;     /* for queries; made at the first one */
   doc_index *index;            /* its elements by name; made at the first query using it */
   int fast;                    /* whether sl_html_index_fast may hold: -1 not known yet */
+  int threaded;                /* made on html_async.c's thread: freed there too */
 } html_doc;
 
 typedef struct xpath_box {
@@ -50,6 +52,30 @@ int sl_html_sel_index(lua_State *L);
 /* html_doc_parse.c: the tree of body[0..n), its encoding from the label (a charset from
  * the HTTP header, label_len 0 without), a BOM or a <meta>; NULL when out of memory. */
 xmlDocPtr sl_html_doc_parse(const char *body, size_t n, const char *label, size_t label_len);
+
+/* html_async.c: a page parsed, and its tree freed, on a thread of its own. A job holds a
+ * copy of the page (and of the charset label after it); done is set on the loop when doc
+ * is made, and waiter woken. */
+typedef struct sl_html_job {
+  struct sl_html_job *next;
+  int kind;
+  char *body;
+  size_t n, label_len;
+  int has_label;
+  xmlDocPtr doc;               /* the tree made, NULL when out of memory */
+  int done;
+  int cancelled;               /* the waiter was cancelled meanwhile */
+  struct sl_task *waiter;
+} sl_html_job;
+
+sl_html_job *sl_html_job_new(const char *body, size_t n, const char *label,
+                             size_t label_len);   /* NULL when out of memory */
+/* Queues j (the thread starts at the first); -1 when there is no thread: parse here. */
+int sl_html_async_parse(uv_loop_t *loop, sl_html_job *j);
+/* Frees a tree sl_html_async_parse made, on its thread. */
+void sl_html_async_free(xmlDocPtr doc);
+/* html_doc_parse.c: the calling thread ends. */
+void sl_html_doc_thread_end(void);
 
 /* html_xindex.c */
 int sl_html_index_fast(html_doc *d, const xpath_box *b, xmlNodePtr node);

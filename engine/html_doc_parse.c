@@ -18,7 +18,10 @@
    HTML_PARSE_COMPACT | HTML_PARSE_NODEFDTD | HTML_PARSE_IGNORE_ENC | XML_PARSE_HUGE)
 #define NAMES_MAX 100000       /* names shared before a new dictionary starts */
 
-static xmlDictPtr names;                 /* element and attribute names, shared by trees */
+/* Element and attribute names, shared by the trees a thread makes (a dictionary takes no
+ * lock: the loop's thread and html_async.c's have one each; a tree holds a reference to
+ * its own, counted under libxml2's lock, and may be freed on either thread). */
+static _Thread_local xmlDictPtr names;
 
 /* ------------------------------------------------------------ parsing */
 
@@ -102,6 +105,13 @@ static void doc_start_cb(void *ctx, const xmlChar *name, const xmlChar **atts) {
   doc_intern(ctxt, name, atts);
   if (sn->open && name[0] == 'm' && strcmp((const char *)name, "meta") == 0)
     doc_meta(ctxt, sn, atts);
+}
+
+/* The calling thread ends: it lets go of its dictionary (trees still using it keep it). */
+void sl_html_doc_thread_end(void) {
+  if (names != NULL)
+    xmlDictFree(names);
+  names = NULL;
 }
 
 /* Parses s[0..n) (1 <= n <= INT_MAX) into a tree: read through handler when not NULL (it

@@ -2,15 +2,17 @@
  * texts, names) made and freed together, a page at a time; malloc keeps only 7 freed
  * blocks of a size at hand (its tcache) and sends the rest through its slower bins, which
  * cost a parse a fifth of its time. These functions are malloc's own, with freed blocks up
- * to MEM_SMALL bytes kept on lists by size (MEM_KEEP bytes at most) for the next tree, by
- * the thread that set them up (the loop's; other threads use malloc's own). Every block is a malloc block, so memory libxml2 allocated may be freed with free()
+ * to MEM_SMALL bytes kept on lists by size (MEM_KEEP bytes at most a thread) for the next
+ * tree: the loop's thread and html_async.c's parsing thread have lists of their own (other
+ * threads use malloc's own). Every block is a malloc block, so memory libxml2 allocated may be freed with free()
  * and memory from malloc() with xmlFree(), as before. In sanitizer builds the blocks on the
  * lists are poisoned, so that a use after free in a tree is still caught. */
 #include <malloc.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/globals.h>
+#include <libxml/threads.h>
 #include <libxml/xmlmemory.h>
 
 #include "internal.h"
@@ -36,7 +38,7 @@
 #define MEM_LISTS  63
 #define MEM_SMALL  (MEM_MIN + (MEM_LISTS - 1) * MEM_STEP)   /* 1016: larger blocks are
                                                                malloc's alone */
-#define MEM_KEEP   (2u << 20)            /* bytes kept on the lists */
+#define MEM_KEEP   (2u << 20)            /* bytes kept on a thread's lists */
 
 typedef struct mem_block {
   struct mem_block *next;
@@ -47,10 +49,10 @@ typedef struct mem_cache {
   size_t kept;                 /* bytes on the lists */
 } mem_cache;
 
-/* Not thread-local: a leak checker finds the blocks of a global (LeakSanitizer does not
- * look into the thread-local storage of libFuzzer's runs). */
-static mem_cache cache;
-static pthread_t owner;        /* the thread the lists are for */
+/* In a global, not in thread-local storage: a leak checker finds the blocks of a global
+ * (LeakSanitizer does not look into the thread-local storage of libFuzzer's runs). */
+static mem_cache caches[2];
+static _Thread_local mem_cache *mine;   /* this thread's, or NULL */
 
 /* The list serving a request of n bytes (n <= MEM_SMALL): its blocks are all large enough. */
 static size_t mem_list_for(size_t n) {
@@ -58,15 +60,16 @@ static size_t mem_list_for(size_t n) {
 }
 
 static void *mem_malloc(size_t n) {
-  if (n <= MEM_SMALL && pthread_equal(pthread_self(), owner)) {
+  mem_cache *c = mine;
+  if (n <= MEM_SMALL && c != NULL) {
     size_t i = mem_list_for(n);
-    mem_block *b = cache.list[i];
+    mem_block *b = c->list[i];
     if (b != NULL) {
-      cache.list[i] = b->next;
+      c->list[i] = b->next;
 #ifdef MEM_ASAN
       MEM_UNPOISON(b, malloc_usable_size(b));
 #endif
-      cache.kept -= MEM_MIN + i * MEM_STEP;
+      c->kept -= MEM_MIN + i * MEM_STEP;
       return b;
     }
   }
@@ -76,21 +79,21 @@ static void *mem_malloc(size_t n) {
 /* A block goes on the list of the largest size it holds (its usable size rounded down to
  * a step), so that any block on a list serves any request of that list. */
 static void mem_free(void *p) {
+  mem_cache *c = mine;
   size_t u, i;
   if (p == NULL)
     return;
   u = malloc_usable_size(p);
-  if (u < MEM_MIN || u > MEM_SMALL || cache.kept >= MEM_KEEP ||
-      !pthread_equal(pthread_self(), owner)) {
+  if (u < MEM_MIN || u > MEM_SMALL || c == NULL || c->kept >= MEM_KEEP) {
     free(p);
     return;
   }
   i = (u - MEM_MIN) / MEM_STEP;
-  ((mem_block *)p)->next = cache.list[i];
-  cache.list[i] = (mem_block *)p;
+  ((mem_block *)p)->next = c->list[i];
+  c->list[i] = (mem_block *)p;
   /* (not the link: LeakSanitizer follows no pointer in poisoned memory) */
   MEM_POISON((char *)p + sizeof(mem_block), u - sizeof(mem_block));
-  cache.kept += MEM_MIN + i * MEM_STEP;
+  c->kept += MEM_MIN + i * MEM_STEP;
 }
 
 /* Within malloc_usable_size the block stays; a small block that must grow moves through
@@ -121,27 +124,52 @@ static char *mem_strdup(const char *s) {
   return d;
 }
 
-/* At exit, the lists go back to malloc (leak checkers would count them as lost). */
-static void mem_drain(void) {
+/* Gives the blocks on c's lists back to malloc. */
+static void mem_drain(mem_cache *c) {
   size_t i;
   for (i = 0; i < MEM_LISTS; i++) {
-    while (cache.list[i] != NULL) {
-      mem_block *b = cache.list[i];
-      cache.list[i] = b->next;
+    while (c->list[i] != NULL) {
+      mem_block *b = c->list[i];
+      c->list[i] = b->next;
       free(b);
     }
   }
-  cache.kept = 0;
+  c->kept = 0;
 }
 
-/* Before libxml2's first allocation (and harmless after: every block is malloc's). */
+/* At exit, the loop thread's lists go back to malloc (leak checkers would count them as
+ * lost); the parsing thread drains its own as it ends. */
+static void mem_drain_main(void) {
+  mem_drain(&caches[0]);
+}
+
+/* Before libxml2's first allocation, on the loop's thread (and harmless after: every block
+ * is malloc's). */
 void sl_html_mem_init(void) {
   static int done;
   if (!done) {
     done = 1;
-    owner = pthread_self();
+    mine = &caches[0];
     xmlMemSetup(mem_free, mem_malloc, mem_realloc, mem_strdup);
-    atexit(mem_drain);
+    atexit(mem_drain_main);
   }
 }
 
+/* On html_async.c's parsing thread, before its first parse: libxml2 (built with
+ * LIBXML_THREAD_ALLOC_ENABLED, as Debian's is) keeps an allocator per thread. end: the
+ * thread ends; its lists go back to malloc. */
+void sl_html_mem_thread(int end) {
+  if (end) {
+    mine = NULL;
+    mem_drain(&caches[1]);
+    return;
+  }
+  mine = &caches[1];
+#ifdef LIBXML_THREAD_ALLOC_ENABLED
+  xmlFree = mem_free;
+  xmlMalloc = mem_malloc;
+  xmlMallocAtomic = mem_malloc;
+  xmlRealloc = mem_realloc;
+  xmlMemStrdup = mem_strdup;
+#endif
+}

@@ -195,6 +195,8 @@ struct sl_engine {
 
 sl_engine *sl_engine_new(lua_State *L);
 void sl_engine_free(sl_engine *E);
+/* fn runs first thing in sl_engine_free, before the handles are closed (at most 4). */
+void sl_engine_at_free(void (*fn)(void));
 void sl_engine_enqueue(sl_engine *E, sl_task *t);
 int sl_engine_run(sl_engine *E, sl_task *main_task);
 
@@ -706,6 +708,8 @@ int luaopen_sluice_html(lua_State *L);
 /* html_mem.c: libxml2 allocates through malloc keeping freed small blocks for the next
  * tree; called before libxml2's first allocation. */
 void sl_html_mem_init(void);
+/* The same on html_async.c's thread, as it starts (end 0) and as it ends (end 1). */
+void sl_html_mem_thread(int end);
 /* Adds html.parse to the table at the top and makes the document and selection types. */
 void sl_html_doc_register(lua_State *L);
 

@@ -151,8 +151,19 @@ static void close_walk_cb(uv_handle_t *h, void *arg) {
     uv_close(h, NULL);
 }
 
+static void (*at_free[4])(void);
+static int nat_free;
+
+void sl_engine_at_free(void (*fn)(void)) {
+  if (nat_free < 4)
+    at_free[nat_free++] = fn;
+}
+
 /* Closes every handle, then the loop; the Lua state must already be closed. */
 void sl_engine_free(sl_engine *E) {
+  int i;
+  for (i = 0; i < nat_free; i++)
+    at_free[i]();
   signal(SIGINT, SIG_DFL);
   sigint_engine = NULL;
   uv_walk(E->loop, close_walk_cb, NULL);

@@ -402,6 +402,104 @@ describe("html.parse memory", function()
   end, {timeout = 120})
 end)
 
+describe("html.parse on a thread of its own", function()
+  local sl = require "sluice"
+
+  -- Page i: over 1 KiB, so that a task's html.parse hands it to html_async.c's thread.
+  local function page(i, items)
+    local t = {"<html><head><title>page ", i, "</title></head><body>\n"}
+    for k = 1, items or 30 do
+      t[#t + 1] = ("<p class=x data-i=%d>item %d of <b>%d</b></p>\n"):format(k, k, i)
+    end
+    t[#t + 1] = "</body></html>"
+    return table.concat(t)
+  end
+
+  -- The document's whole serialization, its title and its p count.
+  local function summary(doc)
+    return {doc:xpath("/html"):get(), doc:css("title::text"):get(), #doc:css("p")}
+  end
+
+  it("gives 200 tasks at once each its own page's tree, as a parse that cannot wait does",
+     function()
+    local here = {}
+    for i = 1, 200 do
+      assert.is_true(#page(i) >= 1024)
+      -- string.gsub's callback cannot yield: the tree is built right there, on the loop
+      string.gsub("x", "x", function() here[i] = summary(html.parse(page(i))) end)
+    end
+    local jobs = {}
+    for i = 1, 200 do
+      jobs[i] = function()
+        local doc = html.parse(page(i), "http://example.com/" .. i)
+        local out = summary(doc)
+        out[4] = doc.base
+        doc:close()
+        return out
+      end
+    end
+    local got = sl.gather(jobs)
+    for i = 1, 200 do
+      assert.same(here[i], {got[i][1], got[i][2], got[i][3]})
+      assert.equals("page " .. i, got[i][2])
+      assert.equals("http://example.com/" .. i, got[i][4])
+    end
+  end, {timeout = 60})
+
+  it("lets the loop run while a page is parsed", function()
+    local body = page(0, 100000)   -- about 5 MB: a good part of a second to parse
+    local ticks, doc = 0, nil
+    local ticker = sl.spawn(function()
+      while doc == nil do
+        ticks = ticks + 1
+        sl.sleep(0.001)
+      end
+    end)
+    doc = html.parse(body)
+    assert.equals(100000, #doc:css("p"))
+    assert.is_true(ticker:wait(30))
+    assert.is_true(ticks > 1, "the loop stood still: " .. ticks .. " ticks")
+    doc:close()
+  end, {timeout = 60})
+
+  it("says nothing on stderr about any page, on its thread as on the loop", function()
+    -- libxml2 prints encoding errors unless every thread's handlers are silenced
+    local H = require "spec.helpers"
+    local r = H.run({"-e", [[
+      local html = require "sluice.html"
+      local junk = {}
+      math.randomseed(7)
+      for i = 1, 4000 do junk[i] = string.char(math.random(0, 255)) end
+      junk = table.concat(junk)
+      local bad = "<meta charset=shift_jis><p>" .. ("\x85\x83\xF8\xC0"):rep(600)
+      for _, body in ipairs({junk, bad, "<meta charset=utf-16><p>" .. junk}) do
+        html.parse(body):close()                                  -- in the main task
+        string.gsub("x", "x", function() html.parse(body):close() end)   -- on the loop
+      end
+      print("ok")]]})
+    assert.equals("ok\n", r.out)
+    assert.equals("", r.err)
+  end, {timeout = 60})
+
+  it("delivers a cancellation after the parse, at the task's next wait", function()
+    local body = page(0, 100000)
+    local got, after
+    local t = sl.spawn(function()
+      local doc = html.parse(body)
+      got = #doc:css("p")
+      after = "returned"
+      sl.sleep(10)
+      after = "slept"
+    end)
+    sl.sleep(0)                    -- the task starts and waits for its tree
+    t:cancel()
+    assert.is_true(t:wait(30))
+    assert.equals("cancelled", t:status())
+    assert.equals(100000, got)
+    assert.equals("returned", after)
+  end, {timeout = 60})
+end)
+
 describe("html.parse element index", function()
   -- Queries starting with descendant-or-self::NAME or //NAME take that step from a list of
   -- the document's elements, and descendant steps after it become conditions on ancestors
