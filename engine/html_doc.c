@@ -235,8 +235,9 @@ static int doc_tostring_l(lua_State *L) {
 /* ------------------------------------------------------------ compiled XPath */
 
 static const char *const XPATH_ERRORS[] = {
-  "ok", "number encoding", "unfinished literal", "start of literal", "expected $ for a"
-  " variable reference", "undefined variable", "invalid predicate", "invalid expression",
+  "ok", "number encoding", "unfinished literal", "start of literal",
+  "expected $ for a variable reference", "undefined variable", "invalid predicate",
+  "invalid expression",
   "missing closing curly brace", "unregistered function", "invalid operand", "invalid type",
   "invalid number of arguments", "invalid context size", "invalid context position",
   "memory allocation failed", "syntax error", "resource error", "sub resource error",
