@@ -13,7 +13,7 @@ local journal = require "sluice.crawl.state"
 local report = require "sluice.crawl.report"
 local output = require "sluice.crawl.out"
 
-local normalize, origin_of = url.normalize, url.origin
+local normalize, origin_of, parse_url = url.normalize, url.origin, url.parse
 local now, spawn = sl.now, sl.spawn
 
 local M = {}
@@ -110,8 +110,8 @@ local function in_scope(self, u, depth)
   if o.depth and depth > o.depth then return false end
   if o.same_host and not self.seed_origins[origin_of(u)] then return false end
   if o.allowed_domains then
-    local host = u:match("^%a+://%[?([^/%]]*)") or ""
-    host = host:match("^(.-):%d+$") or host
+    local parts = parse_url(u)
+    local host = parts and parts.host or ""
     local ok = false
     for _, d in ipairs(self.domains) do
       if host == d[1] or host:sub(-#d[2]) == d[2] then ok = true break end
@@ -181,7 +181,7 @@ local function resume(self)
   local ndone, offset = st:replay(self.seen, scratch, function(u, d, p)
     self.frontier:push(u, d, p)
   end)
-  self.report:resumed(ndone, self.frontier.queued + self.frontier.spilled)
+  self.report:resumed(ndone, self.frontier:stats().queued)
   -- (before the first confirmed record: the size the output had when the crawl began)
   if self.out_path then self.out:cut(self, st, offset or st.out_start or 0) end
   self.done_before = ndone
@@ -224,7 +224,9 @@ local function admit(self, h, u, depth, parent)
     if self.budget <= 0 then self.frontier:only_retries_now() end
     return false
   end
-  local ok, why = robots.allowed(h.robots, u:match("^%a+://[^/]*(.*)$"))
+  local parts = parse_url(u)
+  local target = parts and (parts.query and parts.path .. "?" .. parts.query or parts.path) or ""
+  local ok, why = robots.allowed(h.robots, target)
   if not ok then
     if why and not h.robots_said then
       -- a path too long, or rules too costly, to be matched: said once per host

@@ -206,6 +206,14 @@ function F:pop()
   return nil
 end
 
+--- frontier:stats() → {queued = URLs still to fetch (in memory, spilled or waiting to be
+-- retried), hosts = hosts seen, only_retries = whether the page limit stopped new URLs}:
+-- what the report shows, without reaching into the frontier's fields.
+function F:stats()
+  return {queued = self.queued + self.spilled + self.retrying, hosts = self.nhosts,
+          only_retries = self.only_retries}
+end
+
 --- Reads spilled URLs back once memory is half empty.
 function F:refill()
   if self.spilled > 0 and self.queued < math.max(1, self.max_queued // 2) then unspill(self) end

@@ -90,9 +90,10 @@ local function statuses_text(statuses)
   return concat(parts, ", ")
 end
 
-local function queued(c)
-  local f = c.frontier
-  return f and (f.queued + f.spilled + f.retrying) or 0
+-- The frontier's figures (none before it exists).
+local NO_FRONTIER = {queued = 0, hosts = 0, only_retries = false}
+local function frontier_stats(c)
+  return c.frontier and c.frontier:stats() or NO_FRONTIER
 end
 
 --- The live line: done, in flight, queued, the rate since the last line, errors, counts
@@ -103,7 +104,7 @@ function R:status_line()
   local rate = dt > 0 and (self.pages - (self.last_pages or 0)) / dt or 0
   self.last_t, self.last_pages = t, self.pages
   return format("crawl: %d done, %d in flight, %d queued, %.1f/s, %d errors | %s",
-                self.pages, c.running or 0, queued(c), rate, self.errors,
+                self.pages, c.running or 0, frontier_stats(c).queued, rate, self.errors,
                 statuses_text(self.statuses))
 end
 
@@ -127,10 +128,11 @@ function R:finish(err)
     self.log:write("\r\27[K")
   end
   local c, t = self.c, now() - self.t0
+  local fs = frontier_stats(c)
   local summary = {pages = self.pages, errors = self.errors, statuses = self.statuses,
                    requests = self.requests, retries = self.retries,
-                   disallowed = self.disallowed, hosts = c.frontier and c.frontier.nhosts or 0,
-                   elapsed = t, rate = t > 0 and self.pages / t or 0, queued = queued(c),
+                   disallowed = self.disallowed, hosts = fs.hosts,
+                   elapsed = t, rate = t > 0 and self.pages / t or 0, queued = fs.queued,
                    bytes = self.bytes, resumed = self.before, seen = c.seen and #c.seen or 0,
                    seen_bytes = c.seen and c.seen:bytes() or 0,
                    handler_errors = self.handler_errors}
@@ -146,7 +148,7 @@ function R:finish(err)
   if self.before > 0 then parts[#parts + 1] = format("%d records from before", self.before) end
   if summary.queued > 0 then
     local why = ""
-    if c.frontier.only_retries then why = " (the page limit was reached)"
+    if fs.only_retries then why = " (the page limit was reached)"
     elseif c.opts.state then why = " (run the same command to resume)" end
     parts[#parts + 1] = format("%d still queued%s", summary.queued, why)
   end
