@@ -117,6 +117,17 @@ describe("sluice test", function()
     assert.matches("a server started in setup %(teardown%)\nthe block left 1 task running", r.out)
   end)
 
+  it("reports the libuv handles a test or a block left open, once", function()
+    local r = run(fixture("handles"))
+    assert.are.equal("3 passed, 2 failed", r.last)
+    has("handles forgets a connection\nthe test left 1 libuv handle open: tcp; close it "
+        .. "where it was opened", r.out)
+    has("a connection opened in setup (teardown)\nthe block left 1 libuv handle open: tcp",
+        r.out)
+    -- The file's check does not report again what its block reported.
+    hasnt("the file left", r.out)
+  end)
+
   it("reports a file that does not compile as an error of that file", function()
     local r = run(fixture("syntax_error") .. " " .. fixture("passing"))
     assert.are.equal(1, r.code)
