@@ -247,6 +247,35 @@ static int l_tasks(lua_State *L) {
   return 1;
 }
 
+/* What core._handles counts: the handles a test could have left open, those that keep the
+ * loop alive or hold a descriptor. Skipped: closing handles (as good as closed); unreferenced
+ * timers (a client's or server's sweep timer goes with its object and holds nothing); the
+ * engine's own: the drain check, the ready-queue spinner and the timer heap's timer by
+ * address, and every async handle by kind (there are two, both the engine's: Ctrl-C and the
+ * HTML parse thread's bell). An idle socket is unreferenced but counted: it holds a
+ * descriptor until it is closed. */
+static void count_handle(uv_handle_t *h, void *arg) {
+  lua_State *L = (lua_State *)arg;
+  sl_engine *E = SL_ENGINE(L);
+  if (uv_is_closing(h) || (h->type == UV_TIMER && !uv_has_ref(h)) || h->type == UV_ASYNC
+      || h == (uv_handle_t *)&E->drain || h == (uv_handle_t *)&E->spin
+      || h == (uv_handle_t *)&E->heap_timer)
+    return;
+  lua_pushstring(L, uv_handle_type_name(h->type));
+  lua_pushvalue(L, -1);
+  lua_rawget(L, -3);
+  lua_pushinteger(L, luaL_optinteger(L, -1, 0) + 1);
+  lua_remove(L, -2);
+  lua_rawset(L, -3);
+}
+
+/** core._handles() -> {kind = count}: the loop's open handles, less the engine's own */
+static int l_handles(lua_State *L) {
+  lua_newtable(L);
+  uv_walk(SL_ENGINE(L)->loop, count_handle, L);
+  return 1;
+}
+
 /** sl.is_cancelled(err) -> true for the cancellation error */
 static int l_is_cancelled(lua_State *L) {
   lua_pushboolean(L, sl_is_cancelled(L, 1));
@@ -276,6 +305,7 @@ void sl_task_register(lua_State *L) {
     {"spawn", l_spawn},
     {"current", l_current},
     {"tasks", l_tasks},
+    {"_handles", l_handles},
     {"is_cancelled", l_is_cancelled},
     {"_reraise", l_reraise},
     {"_observe", l_observe},

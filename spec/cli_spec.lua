@@ -2,8 +2,7 @@
 -- a child sluice (SLUICE_BIN or ./sluice) on a fixture under spec/fixtures/cli/.
 local H = require "spec.helpers"
 
-local FIXTURES = "spec/fixtures/cli/"
-local function fixture(name) return FIXTURES .. name .. ".lua" end
+local fixture = H.fixtures("spec/fixtures/cli/")
 
 describe("sluice script", function()
   it("builds arg like lua and passes the arguments as the script's ...", function()
@@ -128,10 +127,10 @@ end)
 
 describe("sluice failures", function()
   it("reports a missing script in one line, status 1", function()
-    local r = H.run({FIXTURES .. "no_such_script.lua"})
+    local r = H.run({fixture("no_such_script")})
     assert.are.equal("", r.out)
     assert.are.equal(1, r.code)
-    assert.are.equal("sluice: cannot open " .. FIXTURES .. "no_such_script.lua: no such file\n",
+    assert.are.equal("sluice: cannot open " .. fixture("no_such_script") .. ": no such file\n",
                      r.err)
   end)
 

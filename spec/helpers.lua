@@ -1,5 +1,6 @@
--- Shared helpers for specs that run a child sluice or use temporary files
--- (`local H = require "spec.helpers"`; the specs run from the repository's root).
+-- Shared helpers for specs: children sluice runs, temporary files, fixtures, text and fail
+-- triple assertions (`local H = require "spec.helpers"`; the specs run from the
+-- repository's root).
 local H = {}
 
 --- The binary children run: SLUICE_BIN (make asan sets ./sluice-asan), else the binary that
@@ -185,6 +186,25 @@ function H.site(opts)
   local site = assert(H.testsite().start(opts))
   finally(function() site:close(1) end)
   return site
+end
+
+--- Returns fixture(name) -> dir .. name .. ".lua", for the fixtures under dir.
+function H.fixtures(dir)
+  return function(name) return dir .. name .. ".lua" end
+end
+
+--- Asserts that an HTTP client call failed with code, from its fail triple:
+--- `H.fails("EMSGSIZE", http.get(url))`; returns the error message, which starts "CODE:".
+function H.fails(code, res, err, c)
+  assert.is_nil(res, "expected a failure, got a response")
+  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
+  assert.equals(code .. ":", err:match("^%u+:"))
+  return err
+end
+
+--- GETs url without following redirects; the response, or raises the error.
+function H.get(url)
+  return assert(require("sluice.http").get(url, {max_redirects = 0}))
 end
 
 --- The number of keys in t.

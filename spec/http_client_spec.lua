@@ -121,13 +121,7 @@ local function hello(req)
   return 200, {{"Content-Type", "text/plain"}}, "hello " .. req.path
 end
 
--- Asserts a fail triple with the given code; returns the message.
-local function fails(code, res, err, c)
-  assert.is_nil(res)
-  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
-  assert.equals(code .. ":", err:match("^%u+:"))
-  return err
-end
+local fails = H.fails
 
 local function elapsed(fn)
   local t0 = sl.now()

@@ -95,12 +95,7 @@ srv.serve_forever()
 
 local has_python = H.sh("command -v python3 >/dev/null && echo yes"):find("yes") ~= nil
 
--- Asserts a fail triple with the given code; returns the message.
-local function fails(code, res, err, c)
-  assert.is_nil(res, "expected a failure, got a response")
-  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
-  return err
-end
+local fails = H.fails
 
 describe("http client over TLS", function()
   local ca, www, other, client

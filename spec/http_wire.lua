@@ -154,12 +154,4 @@ function W.write_chunked(sock, pieces, extra)
   sock:write("0\r\n\r\n")
 end
 
---- Asserts that a client call failed with code: `W.fails("EMSGSIZE", http.get(url))`
---- returns the error message.
-function W.fails(code, res, err, c)
-  assert.is_nil(res, "expected a failure")
-  assert.equals(code, c, "expected " .. code .. ", got " .. tostring(err))
-  return err
-end
-
 return W

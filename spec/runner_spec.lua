@@ -2,11 +2,10 @@
 -- process on a fixture under spec/fixtures/runner/ and checks its output and exit status.
 -- SLUICE_BIN names the command to run (default: ./sluice in the current directory).
 
-local FIXTURES = "spec/fixtures/runner/"
+local H = require "spec.helpers"
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local fixture = H.fixtures("spec/fixtures/runner/")
+local shell_quote, read_file, has, hasnt = H.quote, H.read_file, H.has, H.hasnt
 
 local cwd = os.getenv("PWD") or "."
 -- A relative command (make asan sets SLUICE_BIN=./sluice-asan) must survive a `cd` too.
@@ -17,13 +16,6 @@ local lua_path = os.getenv("SLUICE_LUA_PATH")
 local env = ""
 if lua_path and lua_path:sub(1, 1) ~= "/" then
   env = "SLUICE_LUA_PATH=" .. shell_quote(cwd .. "/" .. lua_path) .. " "
-end
-
-local function read_file(path)
-  local f = io.open(path, "r")
-  local s = f and f:read("a") or ""
-  if f then f:close() end
-  return s
 end
 
 --- Runs `sluice test ARGS` (in `dir` if given); returns {out, err, code, last, breakdown}.
@@ -40,18 +32,6 @@ local function run(args, dir)
   for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
   return {out = out, err = err, code = code, lines = lines, last = lines[#lines],
           breakdown = lines[#lines - 1]}
-end
-
-local function fixture(name) return FIXTURES .. name .. ".lua" end
-
--- Asserts that `needle` occurs in `haystack` as plain text.
-local function has(needle, haystack)
-  assert(haystack:find(needle, 1, true), ("expected to find %q in:\n%s"):format(needle, haystack))
-end
-
-local function hasnt(needle, haystack)
-  assert(not haystack:find(needle, 1, true),
-         ("did not expect %q in:\n%s"):format(needle, haystack))
 end
 
 describe("sluice test", function()
@@ -115,6 +95,17 @@ describe("sluice test", function()
                    .. "the runner cancelled it", r.out)
     -- Tasks started in setup may live through the block's tests, not past its teardown.
     assert.matches("a server started in setup %(teardown%)\nthe block left 1 task running", r.out)
+  end)
+
+  it("reports the libuv handles a test or a block left open, once", function()
+    local r = run(fixture("handles"))
+    assert.are.equal("3 passed, 2 failed", r.last)
+    has("handles forgets a connection\nthe test left 1 libuv handle open: tcp; close it "
+        .. "where it was opened", r.out)
+    has("a connection opened in setup (teardown)\nthe block left 1 libuv handle open: tcp",
+        r.out)
+    -- The file's check does not report again what its block reported.
+    hasnt("the file left", r.out)
   end)
 
   it("reports a file that does not compile as an error of that file", function()

@@ -2,14 +2,11 @@
 -- that scraping demos and benchmarks read: its pages carry each product's fields as
 -- M.product gives them, its listing is paginated, site:expected() covers it, and --export
 -- writes the same documents as files. Without the option the site is as it was.
-local http = require "sluice.http"
 local html = require "sluice.html"
 local H = require "spec.helpers"
 local testsite = H.testsite()
 
-local function get(url)
-  return assert(http.get(url, {max_redirects = 0}))
-end
+local get = H.get
 
 local function has(list, x)
   for _, v in ipairs(list) do if v == x then return true end end

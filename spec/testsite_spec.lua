@@ -6,9 +6,7 @@ local http = require "sluice.http"
 local H = require "spec.helpers"
 local testsite = H.testsite()
 
-local function get(url)
-  return assert(http.get(url, {max_redirects = 0}))
-end
+local get = H.get
 
 ---------------------------------------------------------------------------------------------
 -- An independent reading of URLs (RFC 3986 5.2 and 6.2), HTML links and robots.txt.

@@ -4,8 +4,9 @@
 -- fields; interim 1xx responses count against both, so an endless stream of them ends.
 local sl = require "sluice"
 local http = require "sluice.http"
+local H = require "spec.helpers"
 local W = require "spec.http_wire"
-local raw, fails = W.raw_server, W.fails
+local raw, fails = W.raw_server, H.fails
 
 -- A response head with the given header lines (a list of "Name: value"), no body.
 local function head(lines)

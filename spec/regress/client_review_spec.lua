@@ -8,7 +8,7 @@
 local http = require "sluice.http"
 local H = require "spec.helpers"
 local W = require "spec.http_wire"
-local fails = W.fails
+local fails = H.fails
 
 -- A raw loopback server that keeps its connections: on each, answer(sock, head, n) is
 -- called for each request head read (n counts the requests of the server); it returns

@@ -1,5 +1,6 @@
 -- Runs spec files: each hook and each test body in its own task under a deadline, then
--- reports (and cancels) the tasks a test left behind. Results go to an output handler.
+-- reports (and cancels) the tasks a test left behind, and reports the libuv handles it left
+-- open. Results go to an output handler.
 
 local sl = require "sluice"
 local dsl = require "sluice.test.dsl"
@@ -38,6 +39,7 @@ end
 --- handler with start/result/finish methods.
 function Runner.new(opts, out)
   return setmetatable({opts = opts, out = out, stop = false, insulations = {},
+                       handle_baselines = {},
                        counts = {passed = 0, failures = 0, errors = 0, skipped = 0},
                        results = {}, rng = new_rng(opts.seed or 0)}, Runner)
 end
@@ -185,6 +187,7 @@ function Runner:run_test(test, source)
   local problems = result.problems
   local start = now()
   local baseline = tasks.set()
+  local handles = tasks.handles()
   local snap = snapshot()
   test.finally = {}
   dsl.state.test = test
@@ -206,6 +209,8 @@ function Runner:run_test(test, source)
   revert(snap)
   local p = tasks.leftovers(baseline, "the test")
   if p then problems[#problems + 1] = p end
+  p = tasks.leaked_handles(handles, "the test", self.handle_baselines)
+  if p then problems[#problems + 1] = p end
   result.duration = now() - start
   self:record(result)
 end
@@ -219,6 +224,8 @@ function Runner:run_block(block, source)
   local snap = (insulating or block.kind == "expose") and insulate.save()
   if insulating then table.insert(self.insulations, snap) end
   local baseline = tasks.set()
+  local handles = tasks.handles()
+  table.insert(self.handle_baselines, handles)
   local spies = snapshot()
 
   local prev = dsl.state.block
@@ -248,6 +255,10 @@ function Runner:run_block(block, source)
   end
   revert(spies)
   local left = tasks.leftovers(baseline, block.kind == "file" and "the file" or "the block")
+  if left then self:block_error(block, "teardown", left) end
+  table.remove(self.handle_baselines)
+  left = tasks.leaked_handles(handles, block.kind == "file" and "the file" or "the block",
+                              self.handle_baselines)
   if left then self:block_error(block, "teardown", left) end
 
   if insulating then

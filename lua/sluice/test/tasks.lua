@@ -2,6 +2,7 @@
 -- a deadline, and the tasks a test leaves running are found, named and cancelled.
 
 local sl = require "sluice"
+local core = require "sluice.core"
 local errors = require "sluice.test.errors"
 
 local M = {}
@@ -56,6 +57,47 @@ function M.leftovers(baseline, what)
     msg = msg .. (" (%d still not ended %s s after cancel)"):format(stuck, secs(GRACE))
   end
   return {kind = "error", message = msg}
+end
+
+--- The libuv handles open now, by kind ({tcp = 2, timer = 1}), less the engine's own.
+function M.handles()
+  return core._handles()
+end
+
+-- How many loop turns a handle being closed gets to finish closing (a socket whose peer
+-- was closed sees its end of file one poll later) before the check judges.
+local TURNS = 10
+
+-- The kinds with more handles in `now` than in `before`, as {"tcp", "timer", ...}.
+local function grown(before, now)
+  local kinds = {}
+  for kind, n in pairs(now) do
+    for _ = (before[kind] or 0) + 1, n do kinds[#kinds + 1] = kind end
+  end
+  table.sort(kinds)
+  return kinds
+end
+
+--- Returns a problem naming the handles open now that were not open at `baseline` (from
+--- M.handles), or nil; `what` names the culprit ("the test"). Waits a few loop turns
+--- first, so that handles being closed (and sockets whose peer just closed) finish. The
+--- runner cannot close them for the test (their owners would be left dangling), so what is
+--- reported is added to each of `outer` (the enclosing blocks' baselines): reported once.
+function M.leaked_handles(baseline, what, outer)
+  local kinds = grown(baseline, M.handles())
+  for _ = 1, TURNS do
+    if #kinds == 0 then return nil end
+    sl.sleep(0)
+    kinds = grown(baseline, M.handles())
+  end
+  if #kinds == 0 then return nil end
+  for _, b in ipairs(outer or {}) do
+    for _, kind in ipairs(kinds) do b[kind] = (b[kind] or 0) + 1 end
+  end
+  return {kind = "error", message = ("%s left %d libuv handle%s open: %s; close %s where "
+    .. "%s opened (a `finally` or a teardown does it even when a test fails)"):format(what,
+    #kinds, #kinds == 1 and "" or "s", table.concat(kinds, ", "),
+    #kinds == 1 and "it" or "them", #kinds == 1 and "it was" or "they were")}
 end
 
 --- Runs fn in a new task with `timeout` seconds; returns a problem record or nil.
