@@ -12,6 +12,8 @@
 #include <lualib.h>
 #include <uv.h>
 
+#include "queue.h"
+
 #define SLUICE_VERSION "sluice 0.1.0"
 
 /* Metatable names, one per Lua-visible type. */
@@ -73,7 +75,7 @@ enum sl_wake {
 /* Told when a task ends. Waiters sit in an intrusive list in the task; whoever owns the
  * node (a joining task, a group slot) allocates it, so ending a task allocates nothing. */
 struct sl_waiter {
-  sl_waiter *next, *prev;
+  sl_queue node;               /* in the task's waiters list while task is set */
   sl_task *task;               /* the task waited for, NULL while unlinked */
   void (*notify)(sl_waiter *w); /* runs inside the ending task's completion: never resumes */
 };
@@ -102,8 +104,8 @@ struct sl_task {
   int nres;                    /* results kept after SL_DONE (0, 1, or n in a table) */
   uint64_t id;                 /* creation number, for messages and sl.tasks() */
   sl_task *next_ready;         /* ready-queue link */
-  sl_task *live_next, *live_prev; /* list of every task not yet ended */
-  sl_waiter *waiters;          /* told when this task ends */
+  sl_queue live_node;          /* in the engine's list of every task not yet ended */
+  sl_queue waiters;            /* sl_waiter.node: told when this task ends */
   sl_cleanup_fn cleanup;       /* see sl_cleanup_fn; NULL when nothing to release */
   void *cleanup_data;
   lua_KFunction k;             /* the waiting primitive's continuation */
@@ -168,7 +170,7 @@ struct sl_engine {
   sl_task *ready_head, *ready_tail;
   sl_task *current;            /* the task being resumed, NULL between resumes */
   sl_task *main;               /* the script's own task: its failure ends the run */
-  sl_task *live;               /* every task not yet ended (doubly linked) */
+  sl_queue live;               /* sl_task.live_node: every task not yet ended, newest first */
   size_t nlive;
   uint64_t next_id;
   int pool_ref;                /* registry table of finished coroutines to reuse */

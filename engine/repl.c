@@ -714,13 +714,12 @@ static void describe_stack(lua_State *L, lua_State *co, int waiting) {
  * its deadline), where ("file:line" of user code), job (started by a primitive)} */
 static int l_tasks(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
-  sl_task *t, *last = NULL;
+  sl_queue *q;
   lua_Integer i = 0;
   uint64_t now = sl_clock_ns(E);
   lua_createtable(L, (int)E->nlive, 0);
-  for (t = E->live; t != NULL; t = t->live_next)
-    last = t;
-  for (t = last; t != NULL; t = t->live_prev) {
+  SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
+    sl_task *t = SL_QUEUE_DATA(q, sl_task, live_node);
     const char *state = t->status == SL_RUNNING ? "running" : t->queued ? "ready"
                         : t->waiting ? "waiting" : status_names[t->status];
     if (t == E->main)

@@ -94,7 +94,7 @@ static int l_spawn(lua_State *L) {
 }
 
 static void join_notify(sl_waiter *w) {
-  sl_task *joiner = (sl_task *)((char *)w - offsetof(sl_task, join_node));
+  sl_task *joiner = SL_CONTAINER_OF(w, sl_task, join_node);
   sl_task_wake(joiner, SL_WAKE_OK);
 }
 
@@ -235,13 +235,11 @@ static int l_current(lua_State *L) {
 /** sl.tasks() -> array of every task that has not ended, oldest first */
 static int l_tasks(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
-  sl_task *t, *last = NULL;
+  sl_queue *q;
   lua_Integer i = 0;
   lua_createtable(L, (int)E->nlive, 0);
-  for (t = E->live; t != NULL; t = t->live_next)
-    last = t;
-  for (t = last; t != NULL; t = t->live_prev) {
-    sl_task_push_handle(L, t);
+  SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
+    sl_task_push_handle(L, SL_QUEUE_DATA(q, sl_task, live_node));
     lua_rawseti(L, -2, ++i);
   }
   return 1;
