@@ -382,6 +382,8 @@ static int l_serve(lua_State *L) {
     return luaL_error(L, "http.serve: out of memory");
   s->E = E;
   s->self_ref = LUA_NOREF;
+  sl_waitq_init(&s->idle);
+  sl_waitq_init(&s->closers);
   s->max_header = (size_t)opt_int(L, 1, "max_header_size", 8192);
   max_headers = opt_int(L, 1, "max_headers", 1000);
   s->max_headers = max_headers < INT_MAX ? (int)max_headers : INT_MAX;

@@ -111,7 +111,7 @@ struct sl_task {
   lua_KFunction k;             /* the waiting primitive's continuation */
   lua_KContext kctx;
   sl_waiter join_node;         /* used while this task waits in join() */
-  sl_task *wq_next, *wq_prev;  /* links in a semaphore's, event's or queue's wait list */
+  sl_queue wq_node;            /* in a semaphore's, event's or queue's wait list */
   sl_timer timer;              /* sleep and wait deadlines */
 };
 
@@ -150,13 +150,22 @@ int sl_task_k_end(lua_State *L, int status, lua_KContext ctx);
 void sl_push_cancelled(lua_State *L);
 int sl_is_cancelled(lua_State *L, int idx);
 
-/* A FIFO of tasks blocked on one synchronisation object (sync.c). */
+/* A FIFO of tasks blocked on one synchronisation object (sync.c); initialise before use. */
 typedef struct sl_waitq {
-  sl_task *head, *tail;
+  sl_queue tasks;              /* sl_task.wq_node, first come first */
 } sl_waitq;
+
+static inline void sl_waitq_init(sl_waitq *q) {
+  sl_queue_init(&q->tasks);
+}
+
+static inline int sl_waitq_empty(const sl_waitq *q) {
+  return sl_queue_empty(&q->tasks);
+}
 
 void sl_waitq_push(sl_waitq *q, sl_task *t);
 sl_task *sl_waitq_pop(sl_waitq *q);
+/* Takes t out of the wait list it is in, if any (q only names it for the reader). */
 void sl_waitq_remove(sl_waitq *q, sl_task *t);
 
 /* --------------------------------------------------------------- engine */

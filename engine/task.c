@@ -169,6 +169,7 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
   lua_pushvalue(L, -1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   sl_queue_init(&t->waiters);
+  sl_queue_init(&t->wq_node);
   sl_queue_insert_head(&E->live, &t->live_node);
   E->nlive++;
   sl_engine_enqueue(E, t);
