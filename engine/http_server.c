@@ -66,14 +66,15 @@ void hs_check_closed(hs_server *s) {
  * for ever: send_timeout, request_timeout and the lingering limit still apply, and a
  * deadline (server_deadline) cuts it short. */
 static void server_shutdown(hs_server *s) {
-  hs_conn *c, *next;
+  sl_queue *q, *n;
+  hs_conn *c;
   sl_task *w;
   if (s->closing)
     return;
   s->closing = 1;
   uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns) {
+    c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->busy)
       c->close_after = 1;
     else if (c->in_message || c->writes_pending > 0)
@@ -92,9 +93,10 @@ static void server_shutdown(hs_server *s) {
  * connections stay listed until the worker lets go, even once closed) and closes every
  * connection, whatever its peer is doing. */
 static void server_force(hs_server *s) {
-  hs_conn *c, *next;
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
+  sl_queue *q, *n;
+  hs_conn *c;
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns) {
+    c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->busy && c->worker != NULL)
       sl_task_cancel(c->worker);
     hs_conn_close(c);
@@ -384,6 +386,7 @@ static int l_serve(lua_State *L) {
   s->self_ref = LUA_NOREF;
   sl_waitq_init(&s->idle);
   sl_waitq_init(&s->closers);
+  sl_queue_init(&s->conns);
   s->max_header = (size_t)opt_int(L, 1, "max_header_size", 8192);
   max_headers = opt_int(L, 1, "max_headers", 1000);
   s->max_headers = max_headers < INT_MAX ? (int)max_headers : INT_MAX;
@@ -464,7 +467,7 @@ static int srv_close(lua_State *L) {
 static int srv_gc(lua_State *L) {
   server_box *b = (server_box *)luaL_checkudata(L, 1, SL_HTTP_SERVER_MT);
   hs_server *s = b->s;
-  hs_conn *c;
+  sl_queue *q, *n;
   if (s == NULL)
     return 0;
   b->s = NULL;
@@ -473,8 +476,8 @@ static int srv_gc(lua_State *L) {
     s->closing = 1;
     uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
   }
-  for (c = s->conns; c != NULL; c = c->next)
-    hs_conn_close(c);
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns)
+    hs_conn_close(SL_QUEUE_DATA(q, hs_conn, node));
   if (!s->finished) {
     s->finished = 1;
     server_close_timers(s);

@@ -307,7 +307,7 @@ struct hs_server {
   uint64_t keepalive_ms, request_ms;  /* idle keep-alive; receiving one request */
   uint64_t send_ms;            /* how long a peer may take no bytes while some are queued */
   uint64_t deadline_at;        /* loop time (ms) the deadline timer fires; 0: not armed */
-  hs_conn *conns;              /* every connection not freed (doubly linked): the open ones
+  sl_queue conns;              /* hs_conn.node: every connection not freed: the open ones
                                 * and closed ones whose worker still runs */
   int nconns;                  /* open connections */
   sl_waitq idle;               /* worker tasks waiting for a request */
@@ -328,7 +328,7 @@ typedef struct hs_header {
 struct hs_conn {
   uv_tcp_t tcp;                /* its data points back here */
   hs_server *srv;
-  hs_conn *next, *prev;        /* in srv->conns */
+  sl_queue node;               /* in srv->conns */
   int refs;                    /* the handle until closed, plus a worker while busy */
   llhttp_t parser;
   char *in;                    /* bytes read, not parsed yet: in[in_off .. in_off+in_len) */

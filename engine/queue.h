@@ -26,6 +26,9 @@ struct sl_queue {
  * (take the next node first, or pop from the head, to remove while walking). */
 #define SL_QUEUE_FOREACH(q, h) for ((q) = (h)->next; (q) != (h); (q) = (q)->next)
 #define SL_QUEUE_FOREACH_REVERSE(q, h) for ((q) = (h)->prev; (q) != (h); (q) = (q)->prev)
+/* The same, where the body may remove q (n holds the node after it). */
+#define SL_QUEUE_FOREACH_SAFE(q, n, h) \
+  for ((q) = (h)->next, (n) = (q)->next; (q) != (h); (q) = (n), (n) = (q)->next)
 
 static inline void sl_queue_init(sl_queue *q) {
   q->next = q->prev = q;
