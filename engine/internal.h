@@ -418,7 +418,7 @@ typedef union sl_addr {
 /* A resolver's wait for a lookup, embedded in whoever waits (an HTTP request, a socket). */
 typedef struct sl_dns_waiter sl_dns_waiter;
 struct sl_dns_waiter {
-  sl_dns_waiter *next, *prev;  /* the lookup's list of waiters */
+  sl_queue node;               /* in the lookup's list of waiters */
   void *entry;                 /* the lookup waited on; NULL when not waiting */
   void (*cb)(sl_dns_waiter *w, int status); /* the answer (status 0) or a libuv error */
   int naddrs;                  /* the answer: addresses with port 0 */
