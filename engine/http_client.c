@@ -475,6 +475,7 @@ static int l_new(lua_State *L) {
   if (c == NULL)
     return luaL_error(L, "out of memory for an HTTP client");
   c->E = E;
+  sl_queue_init(&c->idle);
   c->refs = 2;                 /* the Lua object and the sweep timer */
   uv_timer_init(E->loop, &c->sweep);
   c->sweep.data = c;

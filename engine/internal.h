@@ -489,7 +489,8 @@ struct hc_client {
   hc_buf dh_block;             /* all of them, for requests that override none */
   hc_origin **buckets;         /* origins by host and port */
   size_t nbuckets, norigins;
-  hc_conn *idle_head, *idle_tail; /* every idle connection, most recently used first */
+  sl_queue idle;               /* hc_conn.cnode: every idle connection, most recently
+                                * used first */
   uv_timer_t sweep;            /* closes idle connections past keepalive (unref'd) */
   int refs;                    /* Lua object + sweep timer + open connections */
   int closed;                  /* client:close() or collected: no more requests */
@@ -501,8 +502,8 @@ struct hc_client {
 
 struct hc_origin {
   hc_origin *hnext;            /* hash chain */
-  hc_conn *idle;               /* idle connections, most recently used first */
-  hc_req *wait_head, *wait_tail; /* requests waiting for a connection slot */
+  sl_queue idle;               /* hc_conn.onode: idle connections, most recently used first */
+  sl_queue waiting;            /* hc_req.node: requests waiting for a connection slot */
   int nconns;                  /* slots taken: connections open or being opened */
   int dispatching;             /* origin_dispatch is running (no re-entry) */
   void *tls_ctx;               /* https: the SSL_CTX its connections use; NULL: http */
@@ -525,8 +526,8 @@ struct hc_conn {
   hc_client *client;
   hc_origin *origin;           /* NULL once closing */
   hc_req *req;                 /* the request using it; NULL while idle */
-  hc_conn *onext, *oprev;      /* origin's idle list */
-  hc_conn *cnext, *cprev;      /* client's idle list */
+  sl_queue onode;              /* in its origin's idle list, while idle */
+  sl_queue cnode;              /* in its client's idle list, while idle */
   uint64_t idle_since;         /* uv_now (ms) when it went idle */
   uint32_t nreq;               /* requests it has served */
   uint8_t state;               /* enum hc_conn_state */
@@ -545,7 +546,8 @@ typedef struct hc_header {
 } hc_header;
 
 struct hc_req {
-  hc_req *next, *prev;         /* origin's wait list, or the free list */
+  sl_queue node;               /* in its origin's wait list, while in_wait_list */
+  hc_req *next_free;           /* the free list */
   sl_engine *E;
   sl_task *task;
   hc_client *client;
