@@ -40,14 +40,6 @@ static struct {
   uint64_t lookups, hits;      /* for tests and stats */
 } dns = {.lru = {&dns.lru, &dns.lru}};
 
-static uint32_t dns_hash(const char *s, size_t n) {
-  uint32_t h = 2166136261u;    /* FNV-1a */
-  size_t i;
-  for (i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h;
-}
-
 /* ------------------------------------------------------------ the table */
 
 static dns_entry *dns_find(const char *host, size_t n, uint32_t h) {
@@ -191,7 +183,7 @@ int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
     w->naddrs = 1;
     return 0;
   }
-  h = dns_hash(host, n);
+  h = sl_fnv1a(SL_FNV_BASIS, host, n);
   e = dns_find(host, n, h);
   if (e != NULL) {
     sl_queue_remove(&e->lru);

@@ -309,13 +309,11 @@ void hc_conn_close(hc_conn *k, int keep_slot) {
  * connections and sessions are shared only by requests that check the server alike. */
 static hc_origin *origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
                              int noverify) {
-  size_t n = strlen(host), i;
-  uint32_t h = 2166136261u;
+  size_t n = strlen(host);
+  uint32_t h = sl_fnv1a(SL_FNV_BASIS, host, n);
   hc_origin *o;
-  for (i = 0; i < n; i++)
-    h = (h ^ (unsigned char)host[i]) * 16777619u;
-  h = (h ^ (uint32_t)port) * 16777619u;
-  h = (h ^ (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify) * 16777619u;
+  h = sl_fnv1a_word(h, (uint32_t)port);
+  h = sl_fnv1a_word(h, (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify);
   if (c->nbuckets == 0 || c->norigins >= c->nbuckets * 2) {
     size_t nb = c->nbuckets ? c->nbuckets * 4 : 16, j;
     hc_origin **b = (hc_origin **)calloc(nb, sizeof(*b));

@@ -173,12 +173,6 @@ enum {
   PH_CANCELLED      /* leave with the cancellation error */
 };
 
-/* The handler's error handler: a traceback for errors, the cancellation left as it is. */
-static int handler_msgh(lua_State *L) {
-  if (sl_is_cancelled(L, 1))
-    return 1;
-  return sl_traceback_msgh(L);
-}
 
 static int worker_k(lua_State *L, int status, lua_KContext ctx);
 
@@ -205,7 +199,7 @@ static int worker_run(lua_State *L, int phase, int st) {
     switch (phase) {
     case PH_CALL:
       lua_settop(L, 3);
-      lua_pushcfunction(L, handler_msgh);
+      lua_pushcfunction(L, sl_handler_msgh);
       lua_getiuservalue(L, 1, 1);
       lua_pushvalue(L, 3);
       st = lua_pcallk(L, 1, 3, 4, PH_HANDLED, worker_k);

@@ -115,6 +115,9 @@ struct sl_task {
   sl_timer timer;              /* sleep and wait deadlines */
 };
 
+/* t:status()'s names, indexed by enum sl_status (task_api.c). */
+extern const char *const sl_status_names[];
+
 /* The task handle's user values: the coroutine while it lives, then its outcome. */
 enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
 
@@ -216,9 +219,25 @@ int sl_engine_run(sl_engine *E, sl_task *main_task);
 int sl_fail(lua_State *L, const char *name, const char *fmt, ...);
 int sl_fail_uv(lua_State *L, int uverr);
 int sl_traceback_msgh(lua_State *L);
+int sl_handler_msgh(lua_State *L);   /* the same, leaving the cancellation error as it is */
 void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
                 const luaL_Reg *metamethods);
 double sl_check_seconds(lua_State *L, int idx, const char *what);
+
+/* FNV-1a, the hash of every table keyed by name in the engine (DNS cache, connection pool,
+ * the HTML element index): sl_fnv1a hashes n bytes, sl_fnv1a_word mixes one more value in
+ * whole. Start from SL_FNV_BASIS. */
+#define SL_FNV_BASIS 2166136261u
+static inline uint32_t sl_fnv1a_word(uint32_t h, uint32_t v) {
+  return (h ^ v) * 16777619u;
+}
+static inline uint32_t sl_fnv1a(uint32_t h, const void *p, size_t n) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i;
+  for (i = 0; i < n; i++)
+    h = sl_fnv1a_word(h, s[i]);
+  return h;
+}
 
 /* Installs coroutine.resume/wrap that pass sluice waits through user coroutines (coro.c). */
 void sl_coro_install(lua_State *L);

@@ -683,10 +683,6 @@ static int l_stop(lua_State *L) {
 
 /* ------------------------------------------------------------ tasks() */
 
-static const char *const status_names[] = {
-  "suspended", "running", "done", "failed", "cancelled"
-};
-
 /* Sets fields wait (the function a waiting task is blocked in) and where (the innermost line
  * of user code, skipping sluice's own Lua files) of the table at the top of L. */
 static void describe_stack(lua_State *L, lua_State *co, int waiting) {
@@ -721,7 +717,7 @@ static int l_tasks(lua_State *L) {
   SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
     sl_task *t = SL_QUEUE_DATA(q, sl_task, live_node);
     const char *state = t->status == SL_RUNNING ? "running" : t->queued ? "ready"
-                        : t->waiting ? "waiting" : status_names[t->status];
+                        : t->waiting ? "waiting" : sl_status_names[t->status];
     if (t == E->main)
       continue;
     lua_createtable(L, 0, 7);

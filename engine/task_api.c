@@ -172,13 +172,13 @@ static int t_done(lua_State *L) {
   return 1;
 }
 
-static const char *const status_names[] = {
+const char *const sl_status_names[] = {
   "suspended", "running", "done", "failed", "cancelled"
 };
 
 /** t:status() -> "running" | "suspended" | "done" | "failed" | "cancelled" */
 static int t_status(lua_State *L) {
-  lua_pushstring(L, status_names[sl_task_check(L, 1)->status]);
+  lua_pushstring(L, sl_status_names[sl_task_check(L, 1)->status]);
   return 1;
 }
 
@@ -197,7 +197,7 @@ static int t_id(lua_State *L) {
 
 static int t_tostring(lua_State *L) {
   sl_task *t = sl_task_check(L, 1);
-  lua_pushfstring(L, "task %I (%s)", (lua_Integer)t->id, status_names[t->status]);
+  lua_pushfstring(L, "task %I (%s)", (lua_Integer)t->id, sl_status_names[t->status]);
   return 1;
 }
 
@@ -257,7 +257,7 @@ static int cancelled_tostring(lua_State *L) {
 }
 
 void sl_push_cancelled(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)&status_names);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)&sl_status_names);
 }
 
 int sl_is_cancelled(lua_State *L, int idx) {
@@ -317,7 +317,7 @@ void sl_task_register(lua_State *L) {
   sl_newmeta(L, SL_CANCELLED_MT, NULL, cancelled_meta);
   luaL_setmetatable(L, SL_CANCELLED_MT);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&status_names);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&sl_status_names);
   lua_setfield(L, -2, "cancelled");
   luaL_setfuncs(L, funcs, 0);
 }

@@ -35,6 +35,15 @@ int sl_traceback_msgh(lua_State *L) {
   return 1;
 }
 
+/* Message handler for the user's handlers run by a server or listener: keeps the
+ * cancellation error as it is (the handler's task is ending), adds a traceback to anything
+ * else. */
+int sl_handler_msgh(lua_State *L) {
+  if (sl_is_cancelled(L, 1))
+    return 1;
+  return sl_traceback_msgh(L);
+}
+
 /* Creates the metatable `name` with methods reachable through __index and the given
  * metamethods; __close maps to close when the type has one. Leaves the stack unchanged. */
 void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
