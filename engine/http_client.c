@@ -455,7 +455,7 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
   for (j = 0; j < c->ndh; j++) {
     if (strcmp(c->dh[j].lname, "host") == 0)
       c->dh_host = j;
-    if (hc_buf_add(&c->dh_block, c->dh[j].line, c->dh[j].line_len) < 0)
+    if (sl_buf_add(&c->dh_block, c->dh[j].line, c->dh[j].line_len) < 0)
       luaL_error(L, "out of memory");
   }
 }

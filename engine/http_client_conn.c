@@ -405,7 +405,7 @@ int hc_req_take_span(hc_req *r, lua_State *co) {
     lua_checkstack(co, 1);
     lua_pushlstring(co, r->span, r->span_len);
     rc = 1;
-  } else if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
+  } else if (sl_buf_add(&r->rbody, r->span, r->span_len) < 0) {
     r->err_name = "ENOMEM";
     snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
     rc = -1;

@@ -16,45 +16,11 @@ static int nfree;
 #define KEEP_WBUF (4 * 1024)
 #define KEEP_HBUF (4 * 1024)
 
-/* --------------------------------------------------------------- buffers */
-
-int hc_buf_reserve(hc_buf *b, size_t extra) {
-  size_t need = b->len + extra, cap;
-  char *p;
-  if (need <= b->cap)
-    return 0;
-  cap = b->cap ? b->cap : 256;
-  while (cap < need)
-    cap *= 2;
-  p = (char *)realloc(b->p, cap);
-  if (p == NULL)
-    return -1;
-  b->p = p;
-  b->cap = cap;
-  return 0;
-}
-
-int hc_buf_add(hc_buf *b, const void *s, size_t n) {
-  if (n == 0)                  /* b->p may still be NULL: no NULL + 0 for memcpy */
-    return 0;
-  if (hc_buf_reserve(b, n) < 0)
-    return -1;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  return 0;
-}
-
-void hc_buf_free(hc_buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
-
 /* ------------------------------------------------------- request records */
 
 hc_req *hc_req_alloc(void) {
   hc_req *r = free_list;
-  hc_buf wbuf = {0}, hbuf = {0};
+  sl_buf wbuf = {0}, hbuf = {0};
   hc_header *hdr = NULL;
   uint32_t hdr_cap = 0;
   if (r != NULL) {
@@ -87,17 +53,17 @@ void hc_req_free(hc_req *r) {
   free(r->zout);
   r->zout = NULL;
   if (r->wbuf.cap > KEEP_WBUF)
-    hc_buf_free(&r->wbuf);
+    sl_buf_free(&r->wbuf);
   if (r->hbuf.cap > KEEP_HBUF)
-    hc_buf_free(&r->hbuf);
+    sl_buf_free(&r->hbuf);
   if (r->hdr_cap > 256) {
     free(r->hdr);
     r->hdr = NULL;
     r->hdr_cap = 0;
   }
   if (nfree >= FREE_MAX) {
-    hc_buf_free(&r->wbuf);
-    hc_buf_free(&r->hbuf);
+    sl_buf_free(&r->wbuf);
+    sl_buf_free(&r->hbuf);
     free(r->hdr);
     free(r);
     return;
@@ -111,8 +77,8 @@ void hc_free_cached(void) {
   while (free_list != NULL) {
     hc_req *r = free_list;
     free_list = r->next_free;
-    hc_buf_free(&r->wbuf);
-    hc_buf_free(&r->hbuf);
+    sl_buf_free(&r->wbuf);
+    sl_buf_free(&r->hbuf);
     free(r->hdr);
     free(r);
   }
@@ -415,7 +381,7 @@ void hc_client_unref(hc_client *c) {
     free(c->dh[i].line);
   }
   free(c->dh);
-  hc_buf_free(&c->dh_block);
+  sl_buf_free(&c->dh_block);
   free(c->buckets);
   free(c);
 }

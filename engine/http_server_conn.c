@@ -22,25 +22,6 @@ typedef struct hs_write {
   char data[];
 } hs_write;
 
-int hs_bytes_add(hs_bytes *b, const void *s, size_t n) {
-  if (n == 0)                  /* llhttp gives empty spans; b->p may still be NULL */
-    return 0;
-  if (b->len + n > b->cap) {
-    size_t ncap = b->cap ? b->cap : 256;
-    char *np;
-    while (ncap < b->len + n)
-      ncap *= 2;
-    np = (char *)realloc(b->p, ncap);
-    if (np == NULL)
-      return -1;
-    b->p = np;
-    b->cap = ncap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  return 0;
-}
-
 static uint64_t now_ms(hs_conn *c) {
   return uv_now(c->srv->E->loop);
 }

@@ -103,7 +103,8 @@ struct sl_task {
   int nargs;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept after SL_DONE (0, 1, or n in a table) */
   uint64_t id;                 /* creation number, for messages and sl.tasks() */
-  sl_task *next_ready;         /* ready-queue link */
+  sl_task *next_ready;         /* ready-queue link: a singly linked FIFO (loop.c), only
+                                * appended to and popped, never unlinked in the middle */
   sl_queue live_node;          /* in the engine's list of every task not yet ended */
   sl_queue waiters;            /* sl_waiter.node: told when this task ends */
   sl_cleanup_fn cleanup;       /* see sl_cleanup_fn; NULL when nothing to release */
@@ -224,6 +225,17 @@ void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
                 const luaL_Reg *metamethods);
 double sl_check_seconds(lua_State *L, int idx, const char *what);
 
+/* A growable byte buffer (util.c); all zero is an empty one. It grows by doubling from
+ * 256 bytes. */
+typedef struct sl_buf {
+  char *p;
+  size_t len, cap;
+} sl_buf;
+
+int sl_buf_reserve(sl_buf *b, size_t extra);       /* 0, or -1 when out of memory */
+int sl_buf_add(sl_buf *b, const void *s, size_t n); /* 0, or -1 when out of memory */
+void sl_buf_free(sl_buf *b);
+
 /* FNV-1a, the hash of every table keyed by name in the engine (DNS cache, connection pool,
  * the HTML element index): sl_fnv1a hashes n bytes, sl_fnv1a_word mixes one more value in
  * whole. Start from SL_FNV_BASIS. */
@@ -302,14 +314,6 @@ void sl_tcp_listen_register(lua_State *L);
 typedef struct hs_server hs_server;
 typedef struct hs_conn hs_conn;
 
-/* A growable byte buffer. */
-typedef struct hs_bytes {
-  char *p;
-  size_t len, cap;
-} hs_bytes;
-
-int hs_bytes_add(hs_bytes *b, const void *s, size_t n);   /* 0, or -1 out of memory */
-
 struct hs_server {
   uv_tcp_t listener;           /* its data points back here */
   uv_timer_t sweep;            /* closes idle, stalled and lingering connections */
@@ -353,12 +357,12 @@ struct hs_conn {
   char *in;                    /* bytes read, not parsed yet: in[in_off .. in_off+in_len) */
   size_t in_off, in_len, in_cap;
   /* the request being received */
-  hs_bytes head;               /* target, then header names and values */
+  sl_buf head;                 /* target, then header names and values */
   uint32_t url_len;
   hs_header *hdr;              /* its header lines, then its trailer lines (grown, kept) */
   int nhdr, hdr_cap;
   int nhead;                   /* how many of hdr are headers; the rest are trailers */
-  hs_bytes body;
+  sl_buf body;
   int err_status;              /* status to answer a request refused by a callback */
   /* The head's size on the wire: the bytes of the head (then of the trailers) parsed in
    * earlier llhttp_execute calls, plus those from head_mark in the current one. */
@@ -391,7 +395,7 @@ struct hs_conn {
   uint64_t t_idle;             /* loop time (ms) it last became idle: accepted, or the last
                                 * response out; keepalive_timeout counts from here */
   uint64_t t_start;            /* loop time (ms) the request or the lingering began */
-  hs_bytes out;                /* the response head being built */
+  sl_buf out;                  /* the response head being built */
   char remote[48];             /* the peer's address */
   int remote_port;
   uv_shutdown_t sreq;
@@ -464,15 +468,6 @@ typedef struct hc_conn hc_conn;
 typedef struct hc_req hc_req;
 typedef struct hc_tls hc_tls;
 
-/* A growable byte buffer. */
-typedef struct hc_buf {
-  char *p;
-  size_t len, cap;
-} hc_buf;
-
-int hc_buf_reserve(hc_buf *b, size_t extra);       /* 0, or -1 when out of memory */
-int hc_buf_add(hc_buf *b, const void *s, size_t n);
-void hc_buf_free(hc_buf *b);
 
 /* Timeouts (seconds, < 0 for none) and limits of one request; a client holds defaults. */
 typedef struct hc_limits {
@@ -505,7 +500,7 @@ struct hc_client {
   hc_default_header *dh;       /* default headers */
   int ndh;
   int dh_host;                 /* dh index of a default Host (not the URL's), or -1 */
-  hc_buf dh_block;             /* all of them, for requests that override none */
+  sl_buf dh_block;             /* all of them, for requests that override none */
   hc_origin **buckets;         /* origins by host and port */
   size_t nbuckets, norigins;
   sl_queue idle;               /* hc_conn.cnode: every idle connection, most recently
@@ -579,7 +574,7 @@ struct hc_req {
   char host[256];              /* lower case, no brackets */
   int port;
   int addr_i;                  /* address of dns.addrs being tried */
-  hc_buf wbuf;                 /* request line and headers (and a small body) */
+  sl_buf wbuf;                 /* request line and headers (and a small body) */
   const char *body;            /* string body, anchored on the task's stack */
   size_t body_len;
   uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
@@ -607,7 +602,7 @@ struct hc_req {
   char err_msg[512];
   /* the response */
   int status;
-  hc_buf hbuf;                 /* reason phrase, then header names and values */
+  sl_buf hbuf;                 /* reason phrase, then header names and values */
   hc_header *hdr;              /* parsed headers, then trailers */
   uint32_t nhdr, hdr_cap;
   uint32_t nhead;              /* how many of hdr are headers; the rest are trailers */
@@ -615,7 +610,7 @@ struct hc_req {
   size_t header_bytes;         /* head bytes fed to the parser, against max_header */
   uint32_t nfields;            /* header fields seen, 1xx and trailers included */
   size_t trailer_bytes;        /* trailer section bytes fed to the parser (max_header) */
-  hc_buf rbody;                /* raw body bytes (with a sink: those not given to it yet) */
+  sl_buf rbody;                /* raw body bytes (with a sink: those not given to it yet) */
   size_t body_raw;             /* raw body bytes received in all, against max_body */
   uint64_t clen;               /* Content-Length, when known */
   const char *span;            /* the body's only span so far, inside the read buffer */
@@ -754,9 +749,9 @@ typedef struct sl_html_dec {
   uint8_t u8_ntail;            /* bytes in u8_tail */
   unsigned char u8_tail[3];    /* a UTF-8 sequence cut by the end of a chunk (html.c) */
   uint8_t cp1252;              /* the page turned out not UTF-8: windows-1252 from here */
-  hc_buf out;                  /* UTF-16 decoded to UTF-8, or the sniffed bytes */
-  hc_buf conv;                 /* windows-1252 decoded to UTF-8 */
-  hc_buf join;                 /* u8_tail and the next chunk */
+  sl_buf out;                  /* UTF-16 decoded to UTF-8, or the sniffed bytes */
+  sl_buf conv;                 /* windows-1252 decoded to UTF-8 */
+  sl_buf join;                 /* u8_tail and the next chunk */
 } sl_html_dec;
 
 /* Passes s[0..n) through the decoder (final: the last bytes of the page). *out is UTF-8 for
@@ -812,7 +807,7 @@ typedef struct sl_html_tok {
   struct {
     uint8_t kind, name, renamed;
   } frames[SL_HTML_NS_MAX];
-  hc_buf out;                  /* a chunk rewritten */
+  sl_buf out;                  /* a chunk rewritten */
 } sl_html_tok;
 
 /* Rewrites s[0..n), the next bytes of a page in an ASCII-compatible encoding. *out is s

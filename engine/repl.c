@@ -48,8 +48,7 @@ typedef struct repl {
   int matches_ref;             /* registry ref of the last completion's matches */
   char *history;               /* history file, NULL for none */
   int history_added;           /* lines added to the history by this session */
-  char *buf;                   /* bytes read and not yet returned as lines */
-  size_t len, cap;
+  sl_buf in;                   /* bytes read and not yet returned as lines */
   char *line;                  /* readline: the line just entered (malloc'd), NULL if none */
   uv_poll_t poll;              /* IN_READLINE */
   union {
@@ -68,25 +67,8 @@ static repl R;
 
 /* ------------------------------------------------------------ the buffer */
 
-static int buf_append(const char *p, size_t n) {
-  if (R.len + n > R.cap) {
-    size_t ncap = R.cap ? R.cap * 2 : 4096;
-    char *nb;
-    while (ncap < R.len + n)
-      ncap *= 2;
-    nb = (char *)realloc(R.buf, ncap);
-    if (nb == NULL)
-      return -1;
-    R.buf = nb;
-    R.cap = ncap;
-  }
-  memcpy(R.buf + R.len, p, n);
-  R.len += n;
-  return 0;
-}
-
 static int has_line(void) {
-  return R.line != NULL || (R.len > 0 && memchr(R.buf, '\n', R.len) != NULL);
+  return R.line != NULL || (R.in.len > 0 && memchr(R.in.p, '\n', R.in.len) != NULL);
 }
 
 /* Pushes what read() returns if it is known now: false after Ctrl-C, the next line, or nil at
@@ -104,13 +86,13 @@ static int take_line(lua_State *L) {
     R.line = NULL;
     return 1;
   }
-  nl = R.len > 0 ? (char *)memchr(R.buf, '\n', R.len) : NULL;
-  if (nl != NULL || (R.eof && R.len > 0)) {
-    size_t n = nl != NULL ? (size_t)(nl - R.buf) : R.len;
+  nl = R.in.len > 0 ? (char *)memchr(R.in.p, '\n', R.in.len) : NULL;
+  if (nl != NULL || (R.eof && R.in.len > 0)) {
+    size_t n = nl != NULL ? (size_t)(nl - R.in.p) : R.in.len;
     size_t used = nl != NULL ? n + 1 : n;
-    lua_pushlstring(L, R.buf, n > 0 && R.buf[n - 1] == '\r' ? n - 1 : n);
-    memmove(R.buf, R.buf + used, R.len - used);
-    R.len -= used;
+    lua_pushlstring(L, R.in.p, n > 0 && R.in.p[n - 1] == '\r' ? n - 1 : n);
+    memmove(R.in.p, R.in.p + used, R.in.len - used);
+    R.in.len -= used;
     return 1;
   }
   if (R.eof) {
@@ -193,7 +175,7 @@ static void stream_alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *b) {
 
 static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   (void)s;
-  if (n > 0 && buf_append(b->base, (size_t)n) != 0)
+  if (n > 0 && sl_buf_add(&R.in, b->base, (size_t)n) != 0)
     n = UV_ENOMEM;
   if (n < 0)
     R.eof = 1;
@@ -207,7 +189,7 @@ static void file_read_cb(uv_fs_t *req) {
   ssize_t n = req->result;
   uv_fs_req_cleanup(req);
   R.reading = 0;
-  if (n > 0 && buf_append(R.chunk, (size_t)n) != 0)
+  if (n > 0 && sl_buf_add(&R.in, R.chunk, (size_t)n) != 0)
     n = -1;
   if (n <= 0)
     R.eof = 1;
@@ -598,7 +580,7 @@ static int l_start(lua_State *L) {
   R.E = E;
   R.tty = type == UV_TTY;
   R.eof = R.interrupted = R.input_sigint = R.early_sigint = R.prompt_shown = R.reading = 0;
-  R.len = 0;
+  R.in.len = 0;
   R.history_added = 0;
   R.reader = NULL;
   R.input_ref = R.complete_ref = R.matches_ref = LUA_NOREF;
@@ -672,9 +654,7 @@ static int l_stop(lua_State *L) {
   R.input_ref = R.complete_ref = LUA_NOREF;
   free(R.line);
   R.line = NULL;
-  free(R.buf);
-  R.buf = NULL;
-  R.len = R.cap = 0;
+  sl_buf_free(&R.in);
   free(R.history);
   R.history = NULL;
   fflush(stdout);
