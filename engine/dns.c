@@ -17,12 +17,12 @@ typedef struct dns_entry dns_entry;
 
 struct dns_entry {
   dns_entry *hnext;            /* hash chain */
-  dns_entry *lru_prev, *lru_next; /* most recently used first */
+  sl_queue lru;                /* in dns.lru */
   uv_getaddrinfo_t req;        /* the lookup, while pending */
   uint64_t expires;            /* loop clock (ns) after which the answer is stale */
   int pending;                 /* a lookup is in flight; its waiters are listed below */
   int status;                  /* 0, or the libuv error of the last lookup */
-  sl_dns_waiter *waiters;
+  sl_queue waiters;            /* sl_dns_waiter.node */
   int naddrs;
   sl_addr addrs[SL_DNS_MAX_ADDRS];
   uint32_t hash;
@@ -33,44 +33,14 @@ struct dns_entry {
 /* One cache per process, like the engine itself. */
 static struct {
   dns_entry *buckets[DNS_BUCKETS];
-  dns_entry *lru_head, *lru_tail;
+  sl_queue lru;                /* dns_entry.lru: most recently used first */
   int count;
   int shutdown;                /* the Lua state is closing: lookups finishing later only
                                   free themselves */
   uint64_t lookups, hits;      /* for tests and stats */
-} dns;
-
-static uint32_t dns_hash(const char *s, size_t n) {
-  uint32_t h = 2166136261u;    /* FNV-1a */
-  size_t i;
-  for (i = 0; i < n; i++)
-    h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h;
-}
+} dns = {.lru = {&dns.lru, &dns.lru}};
 
 /* ------------------------------------------------------------ the table */
-
-static void lru_unlink(dns_entry *e) {
-  if (e->lru_prev)
-    e->lru_prev->lru_next = e->lru_next;
-  else
-    dns.lru_head = e->lru_next;
-  if (e->lru_next)
-    e->lru_next->lru_prev = e->lru_prev;
-  else
-    dns.lru_tail = e->lru_prev;
-  e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_front(dns_entry *e) {
-  e->lru_prev = NULL;
-  e->lru_next = dns.lru_head;
-  if (dns.lru_head)
-    dns.lru_head->lru_prev = e;
-  else
-    dns.lru_tail = e;
-  dns.lru_head = e;
-}
 
 static dns_entry *dns_find(const char *host, size_t n, uint32_t h) {
   dns_entry *e;
@@ -88,20 +58,20 @@ static void dns_remove(dns_entry *e) {
   if (*p == e)
     *p = e->hnext;
   e->hnext = NULL;
-  lru_unlink(e);
+  sl_queue_remove(&e->lru);
   dns.count--;
 }
 
 /* Makes room for one more host by dropping the least recently used settled answers. */
 static void dns_evict(void) {
-  dns_entry *e = dns.lru_tail;
-  while (dns.count >= DNS_MAX_ENTRIES && e != NULL) {
-    dns_entry *prev = e->lru_prev;
+  sl_queue *q = sl_queue_tail(&dns.lru);
+  while (dns.count >= DNS_MAX_ENTRIES && q != &dns.lru) {
+    dns_entry *e = SL_QUEUE_DATA(q, dns_entry, lru);
+    q = q->prev;
     if (!e->pending) {
       dns_remove(e);
       free(e);
     }
-    e = prev;
   }
 }
 
@@ -176,11 +146,9 @@ static void dns_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
     e->expires += DNS_TTL_NS;
   else if (dns_lasting(status))
     e->expires += DNS_NEG_TTL_NS;
-  while ((w = e->waiters) != NULL) {
-    e->waiters = w->next;
-    if (e->waiters)
-      e->waiters->prev = NULL;
-    w->next = w->prev = NULL;
+  while (!sl_queue_empty(&e->waiters)) {
+    w = SL_QUEUE_DATA(sl_queue_head(&e->waiters), sl_dns_waiter, node);
+    sl_queue_remove(&w->node);
     w->entry = NULL;
     if (status == 0)
       dns_fill(w, e);
@@ -190,11 +158,7 @@ static void dns_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 static void waiter_link(dns_entry *e, sl_dns_waiter *w) {
   w->entry = e;
-  w->prev = NULL;
-  w->next = e->waiters;
-  if (e->waiters)
-    e->waiters->prev = w;
-  e->waiters = w;
+  sl_queue_insert_head(&e->waiters, &w->node);
 }
 
 /* Resolves host (NUL-terminated, lower case). Returns 0 with w->addrs filled when the answer
@@ -207,7 +171,7 @@ int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
   struct addrinfo hints;
   int rc;
   w->entry = NULL;
-  w->next = w->prev = NULL;
+  sl_queue_init(&w->node);
   w->naddrs = 0;
   if (uv_inet_pton(AF_INET, host, &w->addrs[0].in4.sin_addr) == 0) {
     w->addrs[0].in4.sin_family = AF_INET;
@@ -219,11 +183,11 @@ int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
     w->naddrs = 1;
     return 0;
   }
-  h = dns_hash(host, n);
+  h = sl_fnv1a(SL_FNV_BASIS, host, n);
   e = dns_find(host, n, h);
   if (e != NULL) {
-    lru_unlink(e);
-    lru_push_front(e);
+    sl_queue_remove(&e->lru);
+    sl_queue_insert_head(&dns.lru, &e->lru);
     if (e->pending) {
       waiter_link(e, w);
       return 1;
@@ -243,9 +207,10 @@ int sl_dns_resolve(sl_engine *E, const char *host, sl_dns_waiter *w) {
     memcpy(e->host, host, n + 1);
     e->hostlen = n;
     e->hash = h;
+    sl_queue_init(&e->waiters);
     e->hnext = dns.buckets[h & (DNS_BUCKETS - 1)];
     dns.buckets[h & (DNS_BUCKETS - 1)] = e;
-    lru_push_front(e);
+    sl_queue_insert_head(&dns.lru, &e->lru);
     dns.count++;
   }
   rc = dns_out_of_fds();   /* the lookup could only fail, and say EAI_NONAME */
@@ -273,13 +238,7 @@ void sl_dns_cancel(sl_dns_waiter *w) {
   dns_entry *e = (dns_entry *)w->entry;
   if (e == NULL)
     return;
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    e->waiters = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  w->next = w->prev = NULL;
+  sl_queue_remove(&w->node);
   w->entry = NULL;
 }
 
@@ -295,14 +254,19 @@ static int dns_gc(lua_State *L) {
     dns_entry *e = dns.buckets[i], *next;
     for (; e != NULL; e = next) {
       next = e->hnext;
-      if (!e->pending)
+      if (!e->pending) {
         free(e);
-      else
-        e->waiters = NULL;
+        continue;
+      }
+      while (!sl_queue_empty(&e->waiters)) {   /* told nothing: the state is going */
+        sl_dns_waiter *w = SL_QUEUE_DATA(sl_queue_head(&e->waiters), sl_dns_waiter, node);
+        sl_queue_remove(&w->node);
+        w->entry = NULL;
+      }
     }
     dns.buckets[i] = NULL;
   }
-  dns.lru_head = dns.lru_tail = NULL;
+  sl_queue_init(&dns.lru);
   dns.count = 0;
   return 0;
 }

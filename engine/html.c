@@ -29,13 +29,13 @@ typedef struct html_parser {
   sl_html_tok tok;             /* the rewriting pass in front of libxml2 */
   char *base;                  /* the page's URL, normalized, NUL-ended; NULL for none */
   size_t base_len;
-  hc_buf held;                 /* the tail of the chunks fed, from a '<' not yet closed */
-  hc_buf hrefs;                /* raw hrefs of <a>, <area> and <link>, end to end */
+  sl_buf held;                 /* the tail of the chunks fed, from a '<' not yet closed */
+  sl_buf hrefs;                /* raw hrefs of <a>, <area> and <link>, end to end */
   size_t *ends;                /* ends[i]: where href i ends in hrefs */
   size_t nhrefs, ends_cap;
-  hc_buf base_href;            /* the first <base href>, raw */
-  hc_buf title;                /* text of the first <title> */
-  hc_buf robots;               /* content of each <meta name=robots>, ", "-joined */
+  sl_buf base_href;            /* the first <base href>, raw */
+  sl_buf title;                /* text of the first <title> */
+  sl_buf robots;               /* content of each <meta name=robots>, ", "-joined */
   char *scratch;               /* sl_url_normalize's output while finishing */
   size_t scratch_cap;
 } html_parser;
@@ -74,11 +74,11 @@ static void html_release(html_parser *p) {
   p->base = p->scratch = NULL;
   p->ends = NULL;
   p->nhrefs = p->ends_cap = p->scratch_cap = 0;
-  hc_buf_free(&p->held);
-  hc_buf_free(&p->hrefs);
-  hc_buf_free(&p->base_href);
-  hc_buf_free(&p->title);
-  hc_buf_free(&p->robots);
+  sl_buf_free(&p->held);
+  sl_buf_free(&p->hrefs);
+  sl_buf_free(&p->base_href);
+  sl_buf_free(&p->title);
+  sl_buf_free(&p->robots);
   sl_html_dec_free(&p->dec);
   sl_html_tok_free(&p->tok);
 }
@@ -112,7 +112,7 @@ static void html_add_href(html_parser *p, const char *href) {
     p->ends = ends;
     p->ends_cap = cap;
   }
-  if (hc_buf_add(&p->hrefs, href, n) < 0) {
+  if (sl_buf_add(&p->hrefs, href, n) < 0) {
     html_oom(p);
     return;
   }
@@ -125,8 +125,8 @@ static void html_add_robots(html_parser *p, const char *content) {
   size_t i, start = p->robots.len, n = strlen(content);
   if (n == 0)
     return;
-  if ((p->has_robots && hc_buf_add(&p->robots, ", ", 2) < 0) ||
-      hc_buf_add(&p->robots, content, n) < 0) {
+  if ((p->has_robots && sl_buf_add(&p->robots, ", ", 2) < 0) ||
+      sl_buf_add(&p->robots, content, n) < 0) {
     html_oom(p);
     return;
   }
@@ -168,7 +168,7 @@ static void html_start_cb(void *ctx, const xmlChar *xname, const xmlChar **atts)
   } else if (strcmp(name, "base") == 0) {
     if (!p->has_base_href && (v = sl_html_attr(atts, "href")) != NULL) {
       p->has_base_href = 1;
-      if (v[0] != '\0' && hc_buf_add(&p->base_href, v, strlen(v)) < 0)
+      if (v[0] != '\0' && sl_buf_add(&p->base_href, v, strlen(v)) < 0)
         html_oom(p);
     }
   } else if (strcmp(name, "title") == 0) {
@@ -196,7 +196,7 @@ static void html_text_cb(void *ctx, const xmlChar *text, int len) {
   if (p->title_state != TITLE_IN || len <= 0 || p->title.len >= HTML_MAX_TITLE)
     return;
   room = HTML_MAX_TITLE - p->title.len;
-  if (hc_buf_add(&p->title, text, (size_t)len < room ? (size_t)len : room) < 0)
+  if (sl_buf_add(&p->title, text, (size_t)len < room ? (size_t)len : room) < 0)
     html_oom(p);
 }
 
@@ -288,14 +288,14 @@ static void html_feed_held(lua_State *L, html_parser *p, const char *s, size_t n
   if (p->held.len > 0 && memchr(s, '>', n) == NULL)
     cut = 0;                   /* no '>' in s: the held tag is still open */
   if (p->held.len > 0 && cut > 0) {
-    if (hc_buf_add(&p->held, s, cut) < 0)
+    if (sl_buf_add(&p->held, s, cut) < 0)
       luaL_error(L, "not enough memory");
     html_push(L, p, p->held.p, p->held.len, 0);
     p->held.len = 0;
   } else if (cut > 0) {
     html_push(L, p, s, cut, 0);
   }
-  if (cut < n && hc_buf_add(&p->held, s + cut, n - cut) < 0)
+  if (cut < n && sl_buf_add(&p->held, s + cut, n - cut) < 0)
     luaL_error(L, "not enough memory");
   if (p->held.len > HTML_MAX_HELD) {
     html_push(L, p, p->held.p, p->held.len, 0);
@@ -312,8 +312,8 @@ static void html_feed(lua_State *L, html_parser *p, const char *s, size_t n, int
   sl_html_dec *d = &p->dec;
   if (d->u8_ntail > 0) {       /* a sequence the last chunk cut goes first */
     d->join.len = 0;
-    if (hc_buf_add(&d->join, d->u8_tail, d->u8_ntail) < 0 ||
-        (n > 0 && hc_buf_add(&d->join, s, n) < 0))
+    if (sl_buf_add(&d->join, d->u8_tail, d->u8_ntail) < 0 ||
+        (n > 0 && sl_buf_add(&d->join, s, n) < 0))
       luaL_error(L, "not enough memory");
     s = d->join.p;
     n = d->join.len;

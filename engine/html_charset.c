@@ -40,9 +40,9 @@ static size_t utf8_put(unsigned char *u, uint32_t cp) {
   return 4;
 }
 
-static int dec_put(hc_buf *b, uint32_t cp) {
+static int dec_put(sl_buf *b, uint32_t cp) {
   unsigned char u[4];
-  return hc_buf_add(b, u, utf8_put(u, cp));
+  return sl_buf_add(b, u, utf8_put(u, cp));
 }
 
 /* Appends one UTF-16 code unit: a high surrogate waits in d for the low one that should
@@ -131,8 +131,8 @@ int sl_html_dec_run(sl_html_dec *d, const char *s, size_t n, int final, const ch
       d->npending = 0;
       if (held == used)
         return 0;
-      if (hc_buf_add(&d->out, d->pending, held) < 0 ||
-          (n > used && hc_buf_add(&d->out, s + used, n - used) < 0))
+      if (sl_buf_add(&d->out, d->pending, held) < 0 ||
+          (n > used && sl_buf_add(&d->out, s + used, n - used) < 0))
         return -1;
       *out = d->out.p;
       *outlen = d->out.len;
@@ -195,9 +195,9 @@ int sl_html_dec_has_bom(const sl_html_dec *d) {
 }
 
 void sl_html_dec_free(sl_html_dec *d) {
-  hc_buf_free(&d->out);
-  hc_buf_free(&d->conv);
-  hc_buf_free(&d->join);
+  sl_buf_free(&d->out);
+  sl_buf_free(&d->conv);
+  sl_buf_free(&d->join);
 }
 
 /* ------------------------------------------------------------- windows-1252 */
@@ -236,7 +236,7 @@ int sl_html_dec_fallback(sl_html_dec *d, const char *s, size_t n, const char **o
   d->conv.len = 0;
   while (n > 0) {
     int in = n > 65536 ? 65536 : (int)n, o;
-    if (hc_buf_reserve(&d->conv, 3 * (size_t)in) < 0)
+    if (sl_buf_reserve(&d->conv, 3 * (size_t)in) < 0)
       return -1;
     o = 3 * in;
     cp1252_to_utf8((unsigned char *)d->conv.p + d->conv.len, &o, (const unsigned char *)s,

@@ -88,8 +88,8 @@ static void tok_replace(tok_run *r, size_t at, size_t len, const char *rep, size
     t->out.len = 0;
     r->copying = 1;
   }
-  if ((at > r->from && hc_buf_add(&t->out, r->s + r->from, at - r->from) < 0) ||
-      (rn > 0 && hc_buf_add(&t->out, rep, rn) < 0))
+  if ((at > r->from && sl_buf_add(&t->out, r->s + r->from, at - r->from) < 0) ||
+      (rn > 0 && sl_buf_add(&t->out, rep, rn) < 0))
     r->failed = 1;
   r->from = at + len;
 }
@@ -750,5 +750,5 @@ int sl_html_tok_run(sl_html_tok *t, const char *s, size_t n, const char **out,
 }
 
 void sl_html_tok_free(sl_html_tok *t) {
-  hc_buf_free(&t->out);
+  sl_buf_free(&t->out);
 }

@@ -37,10 +37,7 @@ typedef struct doc_index {
 } doc_index;
 
 static size_t name_hash(const xmlChar *s) {
-  size_t h = 2166136261u;
-  while (*s)
-    h = (h ^ *s++) * 16777619u;
-  return h;
+  return sl_fnv1a(SL_FNV_BASIS, s, strlen((const char *)s));
 }
 
 /* The slot of name: its group's, or the free one where it would go. */

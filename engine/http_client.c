@@ -455,7 +455,7 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
   for (j = 0; j < c->ndh; j++) {
     if (strcmp(c->dh[j].lname, "host") == 0)
       c->dh_host = j;
-    if (hc_buf_add(&c->dh_block, c->dh[j].line, c->dh[j].line_len) < 0)
+    if (sl_buf_add(&c->dh_block, c->dh[j].line, c->dh[j].line_len) < 0)
       luaL_error(L, "out of memory");
   }
 }
@@ -475,6 +475,7 @@ static int l_new(lua_State *L) {
   if (c == NULL)
     return luaL_error(L, "out of memory for an HTTP client");
   c->E = E;
+  sl_queue_init(&c->idle);
   c->refs = 2;                 /* the Lua object and the sweep timer */
   uv_timer_init(E->loop, &c->sweep);
   c->sweep.data = c;

@@ -66,7 +66,7 @@ static void req_arm(hc_req *r, int phase, double seconds) {
 }
 
 static void req_timer_cb(sl_timer *tm) {
-  hc_req *r = (hc_req *)((char *)tm - offsetof(hc_req, timer));
+  hc_req *r = SL_CONTAINER_OF(tm, hc_req, timer);
   double idle;
   switch (r->phase) {
   case HC_PH_CONNECT:
@@ -169,7 +169,7 @@ static void req_connect_addr(hc_req *r) {
 }
 
 static void dns_cb(sl_dns_waiter *w, int status) {
-  hc_req *r = (hc_req *)((char *)w - offsetof(hc_req, dns));
+  hc_req *r = SL_CONTAINER_OF(w, hc_req, dns);
   r->t_dns_done = uv_hrtime();
   if (status < 0) {
     hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
@@ -405,7 +405,7 @@ int hc_req_take_span(hc_req *r, lua_State *co) {
     lua_checkstack(co, 1);
     lua_pushlstring(co, r->span, r->span_len);
     rc = 1;
-  } else if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0) {
+  } else if (sl_buf_add(&r->rbody, r->span, r->span_len) < 0) {
     r->err_name = "ENOMEM";
     snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
     rc = -1;

@@ -76,7 +76,7 @@ llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n) {
 
 static int on_status(llhttp_t *p, const char *at, size_t n) {
   hc_req *r = ((hc_conn *)p->data)->req;
-  if (hc_buf_add(&r->hbuf, at, n) < 0)
+  if (sl_buf_add(&r->hbuf, at, n) < 0)
     return -1;
   r->reason_len += (uint32_t)n;
   return 0;
@@ -104,7 +104,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
     h->value_len = 0;
   }
   h = &r->hdr[r->nhdr - 1];
-  if (hc_buf_add(&r->hbuf, at, n) < 0)
+  if (sl_buf_add(&r->hbuf, at, n) < 0)
     return -1;
   h->name_len += (uint32_t)n;
   return 0;
@@ -127,7 +127,7 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   hc_req *r = ((hc_conn *)p->data)->req;
-  if (hc_buf_add(&r->hbuf, at, n) < 0)
+  if (sl_buf_add(&r->hbuf, at, n) < 0)
     return -1;
   r->hdr[r->nhdr - 1].value_len += (uint32_t)n;
   return 0;
@@ -223,12 +223,12 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
     return 0;
   }
   if (r->span != NULL) {
-    if (hc_buf_add(&r->rbody, r->span, r->span_len) < 0)
+    if (sl_buf_add(&r->rbody, r->span, r->span_len) < 0)
       return -1;
     r->span = NULL;
     r->span_len = 0;
   }
-  return hc_buf_add(&r->rbody, at, n) < 0 ? -1 : 0;
+  return sl_buf_add(&r->rbody, at, n) < 0 ? -1 : 0;
 }
 
 /* A chunk's size line is read: at the last chunk (size 0), pauses the parser so that

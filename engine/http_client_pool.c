@@ -16,49 +16,15 @@ static int nfree;
 #define KEEP_WBUF (4 * 1024)
 #define KEEP_HBUF (4 * 1024)
 
-/* --------------------------------------------------------------- buffers */
-
-int hc_buf_reserve(hc_buf *b, size_t extra) {
-  size_t need = b->len + extra, cap;
-  char *p;
-  if (need <= b->cap)
-    return 0;
-  cap = b->cap ? b->cap : 256;
-  while (cap < need)
-    cap *= 2;
-  p = (char *)realloc(b->p, cap);
-  if (p == NULL)
-    return -1;
-  b->p = p;
-  b->cap = cap;
-  return 0;
-}
-
-int hc_buf_add(hc_buf *b, const void *s, size_t n) {
-  if (n == 0)                  /* b->p may still be NULL: no NULL + 0 for memcpy */
-    return 0;
-  if (hc_buf_reserve(b, n) < 0)
-    return -1;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  return 0;
-}
-
-void hc_buf_free(hc_buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
-
 /* ------------------------------------------------------- request records */
 
 hc_req *hc_req_alloc(void) {
   hc_req *r = free_list;
-  hc_buf wbuf = {0}, hbuf = {0};
+  sl_buf wbuf = {0}, hbuf = {0};
   hc_header *hdr = NULL;
   uint32_t hdr_cap = 0;
   if (r != NULL) {
-    free_list = r->next;
+    free_list = r->next_free;
     nfree--;
     wbuf = r->wbuf;
     hbuf = r->hbuf;
@@ -87,22 +53,22 @@ void hc_req_free(hc_req *r) {
   free(r->zout);
   r->zout = NULL;
   if (r->wbuf.cap > KEEP_WBUF)
-    hc_buf_free(&r->wbuf);
+    sl_buf_free(&r->wbuf);
   if (r->hbuf.cap > KEEP_HBUF)
-    hc_buf_free(&r->hbuf);
+    sl_buf_free(&r->hbuf);
   if (r->hdr_cap > 256) {
     free(r->hdr);
     r->hdr = NULL;
     r->hdr_cap = 0;
   }
   if (nfree >= FREE_MAX) {
-    hc_buf_free(&r->wbuf);
-    hc_buf_free(&r->hbuf);
+    sl_buf_free(&r->wbuf);
+    sl_buf_free(&r->hbuf);
     free(r->hdr);
     free(r);
     return;
   }
-  r->next = free_list;
+  r->next_free = free_list;
   free_list = r;
   nfree++;
 }
@@ -110,9 +76,9 @@ void hc_req_free(hc_req *r) {
 void hc_free_cached(void) {
   while (free_list != NULL) {
     hc_req *r = free_list;
-    free_list = r->next;
-    hc_buf_free(&r->wbuf);
-    hc_buf_free(&r->hbuf);
+    free_list = r->next_free;
+    sl_buf_free(&r->wbuf);
+    sl_buf_free(&r->hbuf);
     free(r->hdr);
     free(r);
   }
@@ -121,19 +87,32 @@ void hc_free_cached(void) {
 
 /* -------------------------------------------------------- ending requests */
 
-static void req_leave_wait_list(hc_req *r, hc_origin *o) {
+static void req_leave_wait_list(hc_req *r) {
   if (!r->in_wait_list)
     return;
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    o->wait_head = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  else
-    o->wait_tail = r->prev;
-  r->next = r->prev = NULL;
+  sl_queue_remove(&r->node);
   r->in_wait_list = 0;
+}
+
+/* The first request waiting for a slot of o, NULL if none. */
+static hc_req *first_waiting(hc_origin *o) {
+  if (sl_queue_empty(&o->waiting))
+    return NULL;
+  return SL_QUEUE_DATA(sl_queue_head(&o->waiting), hc_req, node);
+}
+
+/* The client's connection idle longest (swept and dropped first); NULL if none. */
+static hc_conn *client_idle_oldest(hc_client *c) {
+  if (sl_queue_empty(&c->idle))
+    return NULL;
+  return SL_QUEUE_DATA(sl_queue_tail(&c->idle), hc_conn, cnode);
+}
+
+/* The origin's connection idle shortest (reused first); NULL if none. */
+static hc_conn *origin_idle_newest(hc_origin *o) {
+  if (sl_queue_empty(&o->idle))
+    return NULL;
+  return SL_QUEUE_DATA(sl_queue_head(&o->idle), hc_conn, onode);
 }
 
 /* Unused https origins kept for their TLS session, per client: the next connection to
@@ -149,8 +128,8 @@ static void origin_free(hc_origin *o) {
  * (and up to MAX_DORMANT https origins that hold a session, while in the table). */
 void hc_origin_maybe_free(hc_origin *o, hc_client *c) {
   hc_origin **p;
-  if (o->nconns > 0 || o->wait_head != NULL || o->idle != NULL || o->dispatching ||
-      o->dormant)
+  if (o->nconns > 0 || !sl_queue_empty(&o->waiting) || !sl_queue_empty(&o->idle) ||
+      o->dispatching || o->dormant)
     return;
   p = &c->buckets[o->hash & (c->nbuckets - 1)];
   while (*p != NULL && *p != o)
@@ -176,7 +155,7 @@ void hc_req_abort(hc_req *r) {
   sl_timer_stop(r->E, &r->timer);
   sl_dns_cancel(&r->dns);
   if (r->in_wait_list) {
-    req_leave_wait_list(r, o);
+    req_leave_wait_list(r);
     hc_origin_maybe_free(o, r->client);
   } else if (r->conn != NULL) {
     hc_conn *c = r->conn;      /* closing it frees the origin if it was the last user */
@@ -193,45 +172,21 @@ void hc_req_abort(hc_req *r) {
 
 /* ------------------------------------------------------------------ pool */
 
-static void client_idle_link(hc_client *c, hc_conn *k) {
-  k->cprev = NULL;
-  k->cnext = c->idle_head;
-  if (c->idle_head)
-    c->idle_head->cprev = k;
-  else
-    c->idle_tail = k;
-  c->idle_head = k;
-}
-
 static void idle_unlink(hc_conn *k) {
-  hc_client *c = k->client;
-  hc_origin *o = k->origin;
-  if (k->oprev)
-    k->oprev->onext = k->onext;
-  else if (o != NULL)
-    o->idle = k->onext;
-  if (k->onext)
-    k->onext->oprev = k->oprev;
-  if (k->cprev)
-    k->cprev->cnext = k->cnext;
-  else
-    c->idle_head = k->cnext;
-  if (k->cnext)
-    k->cnext->cprev = k->cprev;
-  else
-    c->idle_tail = k->cprev;
-  k->onext = k->oprev = k->cnext = k->cprev = NULL;
-  c->nidle--;
+  sl_queue_remove(&k->onode);
+  sl_queue_remove(&k->cnode);
+  k->client->nidle--;
 }
 
 /* Closes idle connections kept longer than keepalive; re-arms for the oldest left. */
 static void sweep_cb(uv_timer_t *h) {
   hc_client *c = (hc_client *)h->data;
   uint64_t now = uv_now(c->E->loop), ka = (uint64_t)(c->keepalive * 1000);
-  while (c->idle_tail != NULL && c->idle_tail->idle_since + ka <= now)
-    hc_conn_close(c->idle_tail, 0);
-  if (c->idle_tail != NULL) {
-    uint64_t left = c->idle_tail->idle_since + ka - now;
+  hc_conn *k;
+  while ((k = client_idle_oldest(c)) != NULL && k->idle_since + ka <= now)
+    hc_conn_close(k, 0);
+  if (k != NULL) {
+    uint64_t left = k->idle_since + ka - now;
     uv_timer_start(&c->sweep, sweep_cb, left + 1, 0);
   }
 }
@@ -242,9 +197,9 @@ static void sweep_cb(uv_timer_t *h) {
 void hc_conn_release(hc_conn *k) {
   hc_origin *o = k->origin;
   hc_client *c = k->client;
-  hc_req *r = o->wait_head;
+  hc_req *r = first_waiting(o);
   if (r != NULL) {
-    req_leave_wait_list(r, o);
+    req_leave_wait_list(r);
     k->req = r;
     r->conn = k;
     r->reused = 1;
@@ -252,20 +207,17 @@ void hc_conn_release(hc_conn *k) {
     return;
   }
   if (c->nidle >= c->max_idle) {  /* too many idle ones: drop the one idle longest */
-    if (c->idle_tail == NULL) {
+    hc_conn *oldest = client_idle_oldest(c);
+    if (oldest == NULL) {
       hc_conn_close(k, 0);
       return;
     }
-    hc_conn_close(c->idle_tail, 0);
+    hc_conn_close(oldest, 0);
   }
   k->state = HC_IDLE;
   k->idle_since = uv_now(c->E->loop);
-  k->oprev = NULL;
-  k->onext = o->idle;
-  if (o->idle)
-    o->idle->oprev = k;
-  o->idle = k;
-  client_idle_link(c, k);
+  sl_queue_insert_head(&o->idle, &k->onode);
+  sl_queue_insert_head(&c->idle, &k->cnode);
   c->nidle++;
   uv_unref((uv_handle_t *)&k->tcp);
   if (!uv_is_active((uv_handle_t *)&c->sweep))
@@ -275,15 +227,15 @@ void hc_conn_release(hc_conn *k) {
 /* Gives free slots of an origin to requests waiting for one, each on a new connection. */
 void hc_origin_dispatch(hc_origin *o) {
   hc_client *c;
+  hc_req *r;
   if (o->dispatching)
     return;
   o->dispatching = 1;
-  while (o->wait_head != NULL) {
-    hc_req *r = o->wait_head;
+  while ((r = first_waiting(o)) != NULL) {
     c = r->client;
     if (o->nconns >= c->max_per_host)
       break;
-    req_leave_wait_list(r, o);
+    req_leave_wait_list(r);
     o->nconns++;
     hc_req_connect_new(r);
   }
@@ -323,13 +275,11 @@ void hc_conn_close(hc_conn *k, int keep_slot) {
  * connections and sessions are shared only by requests that check the server alike. */
 static hc_origin *origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
                              int noverify) {
-  size_t n = strlen(host), i;
-  uint32_t h = 2166136261u;
+  size_t n = strlen(host);
+  uint32_t h = sl_fnv1a(SL_FNV_BASIS, host, n);
   hc_origin *o;
-  for (i = 0; i < n; i++)
-    h = (h ^ (unsigned char)host[i]) * 16777619u;
-  h = (h ^ (uint32_t)port) * 16777619u;
-  h = (h ^ (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify) * 16777619u;
+  h = sl_fnv1a_word(h, (uint32_t)port);
+  h = sl_fnv1a_word(h, (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify);
   if (c->nbuckets == 0 || c->norigins >= c->nbuckets * 2) {
     size_t nb = c->nbuckets ? c->nbuckets * 4 : 16, j;
     hc_origin **b = (hc_origin **)calloc(nb, sizeof(*b));
@@ -365,6 +315,8 @@ static hc_origin *origin_get(hc_client *c, const char *host, int port, void *tls
   o->tls_ctx = tls_ctx;
   o->tls_noverify = (uint8_t)noverify;
   o->hash = h;
+  sl_queue_init(&o->idle);
+  sl_queue_init(&o->waiting);
   o->hnext = c->buckets[h & (c->nbuckets - 1)];
   c->buckets[h & (c->nbuckets - 1)] = o;
   c->norigins++;
@@ -395,7 +347,7 @@ void hc_req_start(hc_req *r) {
     return;
   }
   r->origin = o;
-  k = o->idle;
+  k = origin_idle_newest(o);
   if (k != NULL && c->keepalive > 0) {
     idle_unlink(k);
     k->state = HC_BUSY;
@@ -413,13 +365,7 @@ void hc_req_start(hc_req *r) {
   }
   r->phase = HC_PH_QUEUED;
   r->in_wait_list = 1;
-  r->next = NULL;
-  r->prev = o->wait_tail;
-  if (o->wait_tail)
-    o->wait_tail->next = r;
-  else
-    o->wait_head = r;
-  o->wait_tail = r;
+  sl_queue_insert_tail(&o->waiting, &r->node);
 }
 
 /* ------------------------------------------------------------ the client */
@@ -435,7 +381,7 @@ void hc_client_unref(hc_client *c) {
     free(c->dh[i].line);
   }
   free(c->dh);
-  hc_buf_free(&c->dh_block);
+  sl_buf_free(&c->dh_block);
   free(c->buckets);
   free(c);
 }
@@ -454,13 +400,13 @@ void hc_client_shutdown(hc_client *c) {
   for (i = 0; i < c->nbuckets; i++) {
     hc_origin *o;
     while ((o = c->buckets[i]) != NULL) {
+      hc_req *r;
+      hc_conn *k;
       o->dispatching = 1;      /* no new connections for waiters while closing */
-      while (o->wait_head != NULL) {
-        hc_req *r = o->wait_head;
+      while ((r = first_waiting(o)) != NULL)
         hc_req_fail(r, "ECANCELED", "the HTTP client was closed");
-      }
-      while (o->idle != NULL)
-        hc_conn_close(o->idle, 0);
+      while ((k = origin_idle_newest(o)) != NULL)
+        hc_conn_close(k, 0);
       c->buckets[i] = o->hnext;
       o->hnext = NULL;
       o->dispatching = 0;

@@ -95,10 +95,10 @@ int hc_value_valid(const char *s, size_t n) {
 
 /* Appends the request target, percent-encoding what may not go on the wire as it is
  * (controls, spaces, bytes above 0x7e); "/" if empty, or before a bare "?query". */
-static int add_target(hc_buf *b, const char *t, size_t n) {
+static int add_target(sl_buf *b, const char *t, size_t n) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i;
-  if (hc_buf_reserve(b, n * 3 + 1) < 0)
+  if (sl_buf_reserve(b, n * 3 + 1) < 0)
     return -1;
   if (n == 0 || t[0] != '/')
     b->p[b->len++] = '/';
@@ -115,7 +115,7 @@ static int add_target(hc_buf *b, const char *t, size_t n) {
   return 0;
 }
 
-#define ADD(b, s) hc_buf_add((b), (s), sizeof(s) - 1)
+#define ADD(b, s) sl_buf_add((b), (s), sizeof(s) - 1)
 
 /* Appends "name: value\r\n" for the value at the top of the stack (false: no such header,
  * not even a default one); notes which of the client's defaults it overrides, and a Host
@@ -158,11 +158,11 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
   }
   if (suppress)
     return NULL;
-  if (hc_buf_reserve(&r->wbuf, nlen + vlen + 4) < 0)
+  if (sl_buf_reserve(&r->wbuf, nlen + vlen + 4) < 0)
     return "out of memory";
-  hc_buf_add(&r->wbuf, name, nlen);
+  sl_buf_add(&r->wbuf, name, nlen);
   ADD(&r->wbuf, ": ");
-  hc_buf_add(&r->wbuf, v, vlen);
+  sl_buf_add(&r->wbuf, v, vlen);
   ADD(&r->wbuf, "\r\n");
   return NULL;
 }
@@ -177,12 +177,12 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
 const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
                           const char *target, size_t tlen, int hidx, int body_kind) {
   hc_client *c = r->client;
-  hc_buf *b = &r->wbuf;
+  sl_buf *b = &r->wbuf;
   uint64_t overridden = 0;
   int has_host = 0, i;
   char num[32];
   b->len = 0;
-  if (hc_buf_add(b, method, mlen) < 0 || ADD(b, " ") < 0 || add_target(b, target, tlen) < 0 ||
+  if (sl_buf_add(b, method, mlen) < 0 || ADD(b, " ") < 0 || add_target(b, target, tlen) < 0 ||
       ADD(b, " HTTP/1.1\r\n") < 0)
     return "out of memory";
   if (hidx != 0) {
@@ -216,7 +216,7 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
   if (!has_host) {
     int ipv6 = strchr(r->host, ':') != NULL;
     if (ADD(b, "Host: ") < 0 || (ipv6 && ADD(b, "[") < 0) ||
-        hc_buf_add(b, r->host, strlen(r->host)) < 0 || (ipv6 && ADD(b, "]") < 0))
+        sl_buf_add(b, r->host, strlen(r->host)) < 0 || (ipv6 && ADD(b, "]") < 0))
       return "out of memory";
     if (r->port != (r->tls ? 443 : 80)) {       /* by hand: snprintf shows in profiles */
       int k = (int)sizeof num, p = r->port;
@@ -224,19 +224,19 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
         num[--k] = (char)('0' + p % 10);
       while ((p /= 10) > 0);
       num[--k] = ':';
-      if (hc_buf_add(b, num + k, sizeof num - (size_t)k) < 0)
+      if (sl_buf_add(b, num + k, sizeof num - (size_t)k) < 0)
         return "out of memory";
     }
     if (ADD(b, "\r\n") < 0)
       return "out of memory";
   }
   if (overridden == 0) {
-    if (hc_buf_add(b, c->dh_block.p, c->dh_block.len) < 0)
+    if (sl_buf_add(b, c->dh_block.p, c->dh_block.len) < 0)
       return "out of memory";
   } else {
     for (i = 0; i < c->ndh; i++)
       if (!(overridden & ((uint64_t)1 << i)) &&
-          hc_buf_add(b, c->dh[i].line, c->dh[i].line_len) < 0)
+          sl_buf_add(b, c->dh[i].line, c->dh[i].line_len) < 0)
         return "out of memory";
   }
   if (body_kind == 2) {
@@ -248,13 +248,13 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
       (mlen == 3 && memcmp(method, "PUT", 3) == 0) ||
       (mlen == 5 && memcmp(method, "PATCH", 5) == 0)) {
     int k = snprintf(num, sizeof num, "Content-Length: %zu\r\n", r->body_len);
-    if (hc_buf_add(b, num, (size_t)k) < 0)
+    if (sl_buf_add(b, num, (size_t)k) < 0)
       return "out of memory";
   }
   if (ADD(b, "\r\n") < 0)
     return "out of memory";
   if (r->body_len > 0 && r->body_len <= 4096) {
-    if (hc_buf_add(b, r->body, r->body_len) < 0)
+    if (sl_buf_add(b, r->body, r->body_len) < 0)
       return "out of memory";
     r->body = NULL;
     r->body_len = 0;

@@ -15,7 +15,7 @@ struct hc_tls {
   SSL *ssl;                    /* owns both BIOs */
   BIO *rbio;                   /* ciphertext read from the socket, for OpenSSL */
   BIO *wbio;                   /* ciphertext OpenSSL produced, for the socket */
-  hc_buf out;                  /* ciphertext being written (one uv_write at a time) */
+  sl_buf out;                  /* ciphertext being written (one uv_write at a time) */
 };
 
 /* The contexts made so far: one for the system's CAs (ca_file NULL), one per ca_file.
@@ -246,7 +246,7 @@ int hc_tls_output(hc_tls *t, uv_buf_t *out) {
   if (n == 0)
     return 0;
   t->out.len = 0;
-  if (hc_buf_reserve(&t->out, n) < 0)
+  if (sl_buf_reserve(&t->out, n) < 0)
     return -1;
   t->out.len = (size_t)BIO_read(t->wbio, t->out.p, (int)n);
   *out = uv_buf_init(t->out.p, (unsigned)t->out.len);
@@ -261,6 +261,6 @@ void hc_tls_free(hc_tls *t) {
    * a connection, even in the middle of a response, is no reason to distrust its keys. */
   SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN);
   SSL_free(t->ssl);
-  hc_buf_free(&t->out);
+  sl_buf_free(&t->out);
   free(t);
 }

@@ -66,14 +66,15 @@ void hs_check_closed(hs_server *s) {
  * for ever: send_timeout, request_timeout and the lingering limit still apply, and a
  * deadline (server_deadline) cuts it short. */
 static void server_shutdown(hs_server *s) {
-  hs_conn *c, *next;
+  sl_queue *q, *n;
+  hs_conn *c;
   sl_task *w;
   if (s->closing)
     return;
   s->closing = 1;
   uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns) {
+    c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->busy)
       c->close_after = 1;
     else if (c->in_message || c->writes_pending > 0)
@@ -92,9 +93,10 @@ static void server_shutdown(hs_server *s) {
  * connections stay listed until the worker lets go, even once closed) and closes every
  * connection, whatever its peer is doing. */
 static void server_force(hs_server *s) {
-  hs_conn *c, *next;
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
+  sl_queue *q, *n;
+  hs_conn *c;
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns) {
+    c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->busy && c->worker != NULL)
       sl_task_cancel(c->worker);
     hs_conn_close(c);
@@ -171,12 +173,6 @@ enum {
   PH_CANCELLED      /* leave with the cancellation error */
 };
 
-/* The handler's error handler: a traceback for errors, the cancellation left as it is. */
-static int handler_msgh(lua_State *L) {
-  if (sl_is_cancelled(L, 1))
-    return 1;
-  return sl_traceback_msgh(L);
-}
 
 static int worker_k(lua_State *L, int status, lua_KContext ctx);
 
@@ -203,7 +199,7 @@ static int worker_run(lua_State *L, int phase, int st) {
     switch (phase) {
     case PH_CALL:
       lua_settop(L, 3);
-      lua_pushcfunction(L, handler_msgh);
+      lua_pushcfunction(L, sl_handler_msgh);
       lua_getiuservalue(L, 1, 1);
       lua_pushvalue(L, 3);
       st = lua_pcallk(L, 1, 3, 4, PH_HANDLED, worker_k);
@@ -382,6 +378,9 @@ static int l_serve(lua_State *L) {
     return luaL_error(L, "http.serve: out of memory");
   s->E = E;
   s->self_ref = LUA_NOREF;
+  sl_waitq_init(&s->idle);
+  sl_waitq_init(&s->closers);
+  sl_queue_init(&s->conns);
   s->max_header = (size_t)opt_int(L, 1, "max_header_size", 8192);
   max_headers = opt_int(L, 1, "max_headers", 1000);
   s->max_headers = max_headers < INT_MAX ? (int)max_headers : INT_MAX;
@@ -462,7 +461,7 @@ static int srv_close(lua_State *L) {
 static int srv_gc(lua_State *L) {
   server_box *b = (server_box *)luaL_checkudata(L, 1, SL_HTTP_SERVER_MT);
   hs_server *s = b->s;
-  hs_conn *c;
+  sl_queue *q, *n;
   if (s == NULL)
     return 0;
   b->s = NULL;
@@ -471,8 +470,8 @@ static int srv_gc(lua_State *L) {
     s->closing = 1;
     uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
   }
-  for (c = s->conns; c != NULL; c = c->next)
-    hs_conn_close(c);
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns)
+    hs_conn_close(SL_QUEUE_DATA(q, hs_conn, node));
   if (!s->finished) {
     s->finished = 1;
     server_close_timers(s);

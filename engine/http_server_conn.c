@@ -22,25 +22,6 @@ typedef struct hs_write {
   char data[];
 } hs_write;
 
-int hs_bytes_add(hs_bytes *b, const void *s, size_t n) {
-  if (n == 0)                  /* llhttp gives empty spans; b->p may still be NULL */
-    return 0;
-  if (b->len + n > b->cap) {
-    size_t ncap = b->cap ? b->cap : 256;
-    char *np;
-    while (ncap < b->len + n)
-      ncap *= 2;
-    np = (char *)realloc(b->p, ncap);
-    if (np == NULL)
-      return -1;
-    b->p = np;
-    b->cap = ncap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  return 0;
-}
-
 static uint64_t now_ms(hs_conn *c) {
   return uv_now(c->srv->E->loop);
 }
@@ -280,12 +261,7 @@ static void conn_close_cb(uv_handle_t *h) {
 void hs_conn_release(hs_conn *c) {
   if (--c->refs == 0) {
     hs_server *s = c->srv;
-    if (c->prev)
-      c->prev->next = c->next;
-    else
-      s->conns = c->next;
-    if (c->next)
-      c->next->prev = c->prev;
+    sl_queue_remove(&c->node);
     free(c->in);
     free(c->head.p);
     free(c->hdr);
@@ -403,10 +379,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   c->srv = s;
   c->refs = 1;
   s->refs++;
-  c->next = s->conns;
-  if (s->conns)
-    s->conns->prev = c;
-  s->conns = c;
+  sl_queue_insert_head(&s->conns, &c->node);
   s->nconns++;
   s->naccepted++;
   uv_tcp_nodelay(&c->tcp, 1);
@@ -459,9 +432,9 @@ static void sweep_sending(hs_conn *c, uint64_t now) {
 static void sweep_cb(uv_timer_t *t) {
   hs_server *s = (hs_server *)t->data;
   uint64_t now = uv_now(s->E->loop);
-  hs_conn *c, *next;
-  for (c = s->conns; c != NULL; c = next) {
-    next = c->next;
+  sl_queue *q, *n;
+  SL_QUEUE_FOREACH_SAFE(q, n, &s->conns) {
+    hs_conn *c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->closing)
       continue;
     if (c->writes_pending > 0)           /* whether a worker has it or not */

@@ -204,8 +204,8 @@ static const char *http_date(void) {
   return buf;
 }
 
-#define OUT(s, n) hs_bytes_add(&c->out, (s), (n))
-#define OUTS(lit) hs_bytes_add(&c->out, lit, sizeof(lit) - 1)
+#define OUT(s, n) sl_buf_add(&c->out, (s), (n))
+#define OUTS(lit) sl_buf_add(&c->out, lit, sizeof(lit) - 1)
 
 /* RFC 9110 5.6.2: the bytes of a token, the only ones a header name may hold (filled by
  * hs_msg_register). */

@@ -34,7 +34,7 @@ static int head_span(hs_conn *c, const char *at, size_t len, int status) {
 }
 
 static int head_add(hs_conn *c, const char *at, size_t len) {
-  if (hs_bytes_add(&c->head, at, len) != 0) {
+  if (sl_buf_add(&c->head, at, len) != 0) {
     c->err_status = 503;
     return -1;
   }
@@ -202,7 +202,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
     c->err_status = 413;
     return -1;
   }
-  if (hs_bytes_add(&c->body, at, len) != 0) {
+  if (sl_buf_add(&c->body, at, len) != 0) {
     c->err_status = 503;
     return -1;
   }

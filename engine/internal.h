@@ -12,6 +12,8 @@
 #include <lualib.h>
 #include <uv.h>
 
+#include "queue.h"
+
 #define SLUICE_VERSION "sluice 0.1.0"
 
 /* Metatable names, one per Lua-visible type. */
@@ -73,7 +75,7 @@ enum sl_wake {
 /* Told when a task ends. Waiters sit in an intrusive list in the task; whoever owns the
  * node (a joining task, a group slot) allocates it, so ending a task allocates nothing. */
 struct sl_waiter {
-  sl_waiter *next, *prev;
+  sl_queue node;               /* in the task's waiters list while task is set */
   sl_task *task;               /* the task waited for, NULL while unlinked */
   void (*notify)(sl_waiter *w); /* runs inside the ending task's completion: never resumes */
 };
@@ -101,17 +103,21 @@ struct sl_task {
   int nargs;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept after SL_DONE (0, 1, or n in a table) */
   uint64_t id;                 /* creation number, for messages and sl.tasks() */
-  sl_task *next_ready;         /* ready-queue link */
-  sl_task *live_next, *live_prev; /* list of every task not yet ended */
-  sl_waiter *waiters;          /* told when this task ends */
+  sl_task *next_ready;         /* ready-queue link: a singly linked FIFO (loop.c), only
+                                * appended to and popped, never unlinked in the middle */
+  sl_queue live_node;          /* in the engine's list of every task not yet ended */
+  sl_queue waiters;            /* sl_waiter.node: told when this task ends */
   sl_cleanup_fn cleanup;       /* see sl_cleanup_fn; NULL when nothing to release */
   void *cleanup_data;
   lua_KFunction k;             /* the waiting primitive's continuation */
   lua_KContext kctx;
   sl_waiter join_node;         /* used while this task waits in join() */
-  sl_task *wq_next, *wq_prev;  /* links in a semaphore's, event's or queue's wait list */
+  sl_queue wq_node;            /* in a semaphore's, event's or queue's wait list */
   sl_timer timer;              /* sleep and wait deadlines */
 };
+
+/* t:status()'s names, indexed by enum sl_status (task_api.c). */
+extern const char *const sl_status_names[];
 
 /* The task handle's user values: the coroutine while it lives, then its outcome. */
 enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
@@ -148,13 +154,22 @@ int sl_task_k_end(lua_State *L, int status, lua_KContext ctx);
 void sl_push_cancelled(lua_State *L);
 int sl_is_cancelled(lua_State *L, int idx);
 
-/* A FIFO of tasks blocked on one synchronisation object (sync.c). */
+/* A FIFO of tasks blocked on one synchronisation object (sync.c); initialise before use. */
 typedef struct sl_waitq {
-  sl_task *head, *tail;
+  sl_queue tasks;              /* sl_task.wq_node, first come first */
 } sl_waitq;
+
+static inline void sl_waitq_init(sl_waitq *q) {
+  sl_queue_init(&q->tasks);
+}
+
+static inline int sl_waitq_empty(const sl_waitq *q) {
+  return sl_queue_empty(&q->tasks);
+}
 
 void sl_waitq_push(sl_waitq *q, sl_task *t);
 sl_task *sl_waitq_pop(sl_waitq *q);
+/* Takes t out of the wait list it is in, if any (q only names it for the reader). */
 void sl_waitq_remove(sl_waitq *q, sl_task *t);
 
 /* --------------------------------------------------------------- engine */
@@ -168,7 +183,7 @@ struct sl_engine {
   sl_task *ready_head, *ready_tail;
   sl_task *current;            /* the task being resumed, NULL between resumes */
   sl_task *main;               /* the script's own task: its failure ends the run */
-  sl_task *live;               /* every task not yet ended (doubly linked) */
+  sl_queue live;               /* sl_task.live_node: every task not yet ended, newest first */
   size_t nlive;
   uint64_t next_id;
   int pool_ref;                /* registry table of finished coroutines to reuse */
@@ -205,9 +220,36 @@ int sl_engine_run(sl_engine *E, sl_task *main_task);
 int sl_fail(lua_State *L, const char *name, const char *fmt, ...);
 int sl_fail_uv(lua_State *L, int uverr);
 int sl_traceback_msgh(lua_State *L);
+int sl_handler_msgh(lua_State *L);   /* the same, leaving the cancellation error as it is */
 void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
                 const luaL_Reg *metamethods);
 double sl_check_seconds(lua_State *L, int idx, const char *what);
+
+/* A growable byte buffer (util.c); all zero is an empty one. It grows by doubling from
+ * 256 bytes. */
+typedef struct sl_buf {
+  char *p;
+  size_t len, cap;
+} sl_buf;
+
+int sl_buf_reserve(sl_buf *b, size_t extra);       /* 0, or -1 when out of memory */
+int sl_buf_add(sl_buf *b, const void *s, size_t n); /* 0, or -1 when out of memory */
+void sl_buf_free(sl_buf *b);
+
+/* FNV-1a, the hash of every table keyed by name in the engine (DNS cache, connection pool,
+ * the HTML element index): sl_fnv1a hashes n bytes, sl_fnv1a_word mixes one more value in
+ * whole. Start from SL_FNV_BASIS. */
+#define SL_FNV_BASIS 2166136261u
+static inline uint32_t sl_fnv1a_word(uint32_t h, uint32_t v) {
+  return (h ^ v) * 16777619u;
+}
+static inline uint32_t sl_fnv1a(uint32_t h, const void *p, size_t n) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i;
+  for (i = 0; i < n; i++)
+    h = sl_fnv1a_word(h, s[i]);
+  return h;
+}
 
 /* Installs coroutine.resume/wrap that pass sluice waits through user coroutines (coro.c). */
 void sl_coro_install(lua_State *L);
@@ -272,14 +314,6 @@ void sl_tcp_listen_register(lua_State *L);
 typedef struct hs_server hs_server;
 typedef struct hs_conn hs_conn;
 
-/* A growable byte buffer. */
-typedef struct hs_bytes {
-  char *p;
-  size_t len, cap;
-} hs_bytes;
-
-int hs_bytes_add(hs_bytes *b, const void *s, size_t n);   /* 0, or -1 out of memory */
-
 struct hs_server {
   uv_tcp_t listener;           /* its data points back here */
   uv_timer_t sweep;            /* closes idle, stalled and lingering connections */
@@ -296,7 +330,7 @@ struct hs_server {
   uint64_t keepalive_ms, request_ms;  /* idle keep-alive; receiving one request */
   uint64_t send_ms;            /* how long a peer may take no bytes while some are queued */
   uint64_t deadline_at;        /* loop time (ms) the deadline timer fires; 0: not armed */
-  hs_conn *conns;              /* every connection not freed (doubly linked): the open ones
+  sl_queue conns;              /* hs_conn.node: every connection not freed: the open ones
                                 * and closed ones whose worker still runs */
   int nconns;                  /* open connections */
   sl_waitq idle;               /* worker tasks waiting for a request */
@@ -317,18 +351,18 @@ typedef struct hs_header {
 struct hs_conn {
   uv_tcp_t tcp;                /* its data points back here */
   hs_server *srv;
-  hs_conn *next, *prev;        /* in srv->conns */
+  sl_queue node;               /* in srv->conns */
   int refs;                    /* the handle until closed, plus a worker while busy */
   llhttp_t parser;
   char *in;                    /* bytes read, not parsed yet: in[in_off .. in_off+in_len) */
   size_t in_off, in_len, in_cap;
   /* the request being received */
-  hs_bytes head;               /* target, then header names and values */
+  sl_buf head;                 /* target, then header names and values */
   uint32_t url_len;
   hs_header *hdr;              /* its header lines, then its trailer lines (grown, kept) */
   int nhdr, hdr_cap;
   int nhead;                   /* how many of hdr are headers; the rest are trailers */
-  hs_bytes body;
+  sl_buf body;
   int err_status;              /* status to answer a request refused by a callback */
   /* The head's size on the wire: the bytes of the head (then of the trailers) parsed in
    * earlier llhttp_execute calls, plus those from head_mark in the current one. */
@@ -361,7 +395,7 @@ struct hs_conn {
   uint64_t t_idle;             /* loop time (ms) it last became idle: accepted, or the last
                                 * response out; keepalive_timeout counts from here */
   uint64_t t_start;            /* loop time (ms) the request or the lingering began */
-  hs_bytes out;                /* the response head being built */
+  sl_buf out;                  /* the response head being built */
   char remote[48];             /* the peer's address */
   int remote_port;
   uv_shutdown_t sreq;
@@ -407,7 +441,7 @@ typedef union sl_addr {
 /* A resolver's wait for a lookup, embedded in whoever waits (an HTTP request, a socket). */
 typedef struct sl_dns_waiter sl_dns_waiter;
 struct sl_dns_waiter {
-  sl_dns_waiter *next, *prev;  /* the lookup's list of waiters */
+  sl_queue node;               /* in the lookup's list of waiters */
   void *entry;                 /* the lookup waited on; NULL when not waiting */
   void (*cb)(sl_dns_waiter *w, int status); /* the answer (status 0) or a libuv error */
   int naddrs;                  /* the answer: addresses with port 0 */
@@ -434,15 +468,6 @@ typedef struct hc_conn hc_conn;
 typedef struct hc_req hc_req;
 typedef struct hc_tls hc_tls;
 
-/* A growable byte buffer. */
-typedef struct hc_buf {
-  char *p;
-  size_t len, cap;
-} hc_buf;
-
-int hc_buf_reserve(hc_buf *b, size_t extra);       /* 0, or -1 when out of memory */
-int hc_buf_add(hc_buf *b, const void *s, size_t n);
-void hc_buf_free(hc_buf *b);
 
 /* Timeouts (seconds, < 0 for none) and limits of one request; a client holds defaults. */
 typedef struct hc_limits {
@@ -475,10 +500,11 @@ struct hc_client {
   hc_default_header *dh;       /* default headers */
   int ndh;
   int dh_host;                 /* dh index of a default Host (not the URL's), or -1 */
-  hc_buf dh_block;             /* all of them, for requests that override none */
+  sl_buf dh_block;             /* all of them, for requests that override none */
   hc_origin **buckets;         /* origins by host and port */
   size_t nbuckets, norigins;
-  hc_conn *idle_head, *idle_tail; /* every idle connection, most recently used first */
+  sl_queue idle;               /* hc_conn.cnode: every idle connection, most recently
+                                * used first */
   uv_timer_t sweep;            /* closes idle connections past keepalive (unref'd) */
   int refs;                    /* Lua object + sweep timer + open connections */
   int closed;                  /* client:close() or collected: no more requests */
@@ -490,8 +516,8 @@ struct hc_client {
 
 struct hc_origin {
   hc_origin *hnext;            /* hash chain */
-  hc_conn *idle;               /* idle connections, most recently used first */
-  hc_req *wait_head, *wait_tail; /* requests waiting for a connection slot */
+  sl_queue idle;               /* hc_conn.onode: idle connections, most recently used first */
+  sl_queue waiting;            /* hc_req.node: requests waiting for a connection slot */
   int nconns;                  /* slots taken: connections open or being opened */
   int dispatching;             /* origin_dispatch is running (no re-entry) */
   void *tls_ctx;               /* https: the SSL_CTX its connections use; NULL: http */
@@ -514,8 +540,8 @@ struct hc_conn {
   hc_client *client;
   hc_origin *origin;           /* NULL once closing */
   hc_req *req;                 /* the request using it; NULL while idle */
-  hc_conn *onext, *oprev;      /* origin's idle list */
-  hc_conn *cnext, *cprev;      /* client's idle list */
+  sl_queue onode;              /* in its origin's idle list, while idle */
+  sl_queue cnode;              /* in its client's idle list, while idle */
   uint64_t idle_since;         /* uv_now (ms) when it went idle */
   uint32_t nreq;               /* requests it has served */
   uint8_t state;               /* enum hc_conn_state */
@@ -534,7 +560,8 @@ typedef struct hc_header {
 } hc_header;
 
 struct hc_req {
-  hc_req *next, *prev;         /* origin's wait list, or the free list */
+  sl_queue node;               /* in its origin's wait list, while in_wait_list */
+  hc_req *next_free;           /* the free list */
   sl_engine *E;
   sl_task *task;
   hc_client *client;
@@ -547,7 +574,7 @@ struct hc_req {
   char host[256];              /* lower case, no brackets */
   int port;
   int addr_i;                  /* address of dns.addrs being tried */
-  hc_buf wbuf;                 /* request line and headers (and a small body) */
+  sl_buf wbuf;                 /* request line and headers (and a small body) */
   const char *body;            /* string body, anchored on the task's stack */
   size_t body_len;
   uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
@@ -575,7 +602,7 @@ struct hc_req {
   char err_msg[512];
   /* the response */
   int status;
-  hc_buf hbuf;                 /* reason phrase, then header names and values */
+  sl_buf hbuf;                 /* reason phrase, then header names and values */
   hc_header *hdr;              /* parsed headers, then trailers */
   uint32_t nhdr, hdr_cap;
   uint32_t nhead;              /* how many of hdr are headers; the rest are trailers */
@@ -583,7 +610,7 @@ struct hc_req {
   size_t header_bytes;         /* head bytes fed to the parser, against max_header */
   uint32_t nfields;            /* header fields seen, 1xx and trailers included */
   size_t trailer_bytes;        /* trailer section bytes fed to the parser (max_header) */
-  hc_buf rbody;                /* raw body bytes (with a sink: those not given to it yet) */
+  sl_buf rbody;                /* raw body bytes (with a sink: those not given to it yet) */
   size_t body_raw;             /* raw body bytes received in all, against max_body */
   uint64_t clen;               /* Content-Length, when known */
   const char *span;            /* the body's only span so far, inside the read buffer */
@@ -722,9 +749,9 @@ typedef struct sl_html_dec {
   uint8_t u8_ntail;            /* bytes in u8_tail */
   unsigned char u8_tail[3];    /* a UTF-8 sequence cut by the end of a chunk (html.c) */
   uint8_t cp1252;              /* the page turned out not UTF-8: windows-1252 from here */
-  hc_buf out;                  /* UTF-16 decoded to UTF-8, or the sniffed bytes */
-  hc_buf conv;                 /* windows-1252 decoded to UTF-8 */
-  hc_buf join;                 /* u8_tail and the next chunk */
+  sl_buf out;                  /* UTF-16 decoded to UTF-8, or the sniffed bytes */
+  sl_buf conv;                 /* windows-1252 decoded to UTF-8 */
+  sl_buf join;                 /* u8_tail and the next chunk */
 } sl_html_dec;
 
 /* Passes s[0..n) through the decoder (final: the last bytes of the page). *out is UTF-8 for
@@ -780,7 +807,7 @@ typedef struct sl_html_tok {
   struct {
     uint8_t kind, name, renamed;
   } frames[SL_HTML_NS_MAX];
-  hc_buf out;                  /* a chunk rewritten */
+  sl_buf out;                  /* a chunk rewritten */
 } sl_html_tok;
 
 /* Rewrites s[0..n), the next bytes of a page in an ASCII-compatible encoding. *out is s

@@ -303,6 +303,7 @@ static int l_lac(lua_State *L) {
   size = sizeof(lac) + (size_t)(limit - 1) * sizeof(sl_task *);
   a = (lac *)lua_newuserdatauv(L, size, UV_N);
   memset(a, 0, size);
+  sl_waitq_init(&a->idle);
   a->closed = 1;                 /* safe for __gc until set up */
   luaL_setmetatable(L, SL_LAC_MT);
   a->limit = (int)limit;

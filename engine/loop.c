@@ -120,6 +120,7 @@ sl_engine *sl_engine_new(lua_State *L) {
     return NULL;
   E->L = L;
   E->loop = uv_default_loop();
+  sl_queue_init(&E->live);
   SL_ENGINE(L) = E;
   uv_check_init(E->loop, &E->drain);
   E->drain.data = E;
@@ -175,13 +176,13 @@ void sl_engine_free(sl_engine *E) {
 
 /* Tells which tasks are stuck when the loop has nothing left that could wake them. */
 static void report_deadlock(sl_engine *E) {
-  sl_task *t;
+  sl_queue *q;
   int shown = 0;
   fprintf(stderr, "sluice: deadlock: %zu task%s waiting for something that can no longer "
           "happen:", E->nlive, E->nlive == 1 ? " is" : "s are");
-  for (t = E->live; t != NULL && shown < 10; t = t->live_next, shown++)
-    fprintf(stderr, " task %lld", (long long)t->id);
-  fprintf(stderr, "%s\n", t != NULL ? " ..." : "");
+  for (q = sl_queue_head(&E->live); q != &E->live && shown < 10; q = q->next, shown++)
+    fprintf(stderr, " task %lld", (long long)SL_QUEUE_DATA(q, sl_task, live_node)->id);
+  fprintf(stderr, "%s\n", q != &E->live ? " ..." : "");
   fflush(stderr);
 }
 

@@ -175,6 +175,20 @@ static int load_command(lua_State *L, int argc, char **argv, const char *chunk) 
   return 0;
 }
 
+/* The C modules, each loaded by its require (package.preload). */
+static const luaL_Reg c_modules[] = {
+  {"sluice.core", luaopen_sluice_core},
+  {"cjson", luaopen_cjson},
+  {"sluice.tcp", luaopen_sluice_tcp},
+  {"sluice.http.server_core", luaopen_sluice_http_server},
+  {"sluice.http.client_core", luaopen_sluice_http_client},
+  {"sluice.repl_core", luaopen_sluice_repl_core},
+  {"sluice.url", luaopen_sluice_url},
+  {"sluice.html", luaopen_sluice_html},
+  {"sluice.sqlite", luaopen_sluice_sqlite},
+  {NULL, NULL}
+};
+
 /* Prepares the state: standard libraries, the engine, the C and embedded Lua modules. */
 static lua_State *new_state(void) {
   lua_State *L = luaL_newstate();
@@ -193,24 +207,7 @@ static lua_State *new_state(void) {
   }
   sl_coro_install(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_sluice_core);
-  lua_setfield(L, -2, "sluice.core");
-  lua_pushcfunction(L, luaopen_cjson);
-  lua_setfield(L, -2, "cjson");
-  lua_pushcfunction(L, luaopen_sluice_tcp);
-  lua_setfield(L, -2, "sluice.tcp");
-  lua_pushcfunction(L, luaopen_sluice_http_server);
-  lua_setfield(L, -2, "sluice.http.server_core");
-  lua_pushcfunction(L, luaopen_sluice_http_client);
-  lua_setfield(L, -2, "sluice.http.client_core");
-  lua_pushcfunction(L, luaopen_sluice_repl_core);
-  lua_setfield(L, -2, "sluice.repl_core");
-  lua_pushcfunction(L, luaopen_sluice_url);
-  lua_setfield(L, -2, "sluice.url");
-  lua_pushcfunction(L, luaopen_sluice_html);
-  lua_setfield(L, -2, "sluice.html");
-  lua_pushcfunction(L, luaopen_sluice_sqlite);
-  lua_setfield(L, -2, "sluice.sqlite");
+  luaL_setfuncs(L, c_modules, 0);
   lua_pop(L, 1);
   /* SLUICE_LUA_PATH=lua loads lua/ from the source tree, so edits need no rebuild. */
   devpath = getenv("SLUICE_LUA_PATH");

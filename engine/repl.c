@@ -48,8 +48,7 @@ typedef struct repl {
   int matches_ref;             /* registry ref of the last completion's matches */
   char *history;               /* history file, NULL for none */
   int history_added;           /* lines added to the history by this session */
-  char *buf;                   /* bytes read and not yet returned as lines */
-  size_t len, cap;
+  sl_buf in;                   /* bytes read and not yet returned as lines */
   char *line;                  /* readline: the line just entered (malloc'd), NULL if none */
   uv_poll_t poll;              /* IN_READLINE */
   union {
@@ -68,25 +67,8 @@ static repl R;
 
 /* ------------------------------------------------------------ the buffer */
 
-static int buf_append(const char *p, size_t n) {
-  if (R.len + n > R.cap) {
-    size_t ncap = R.cap ? R.cap * 2 : 4096;
-    char *nb;
-    while (ncap < R.len + n)
-      ncap *= 2;
-    nb = (char *)realloc(R.buf, ncap);
-    if (nb == NULL)
-      return -1;
-    R.buf = nb;
-    R.cap = ncap;
-  }
-  memcpy(R.buf + R.len, p, n);
-  R.len += n;
-  return 0;
-}
-
 static int has_line(void) {
-  return R.line != NULL || (R.len > 0 && memchr(R.buf, '\n', R.len) != NULL);
+  return R.line != NULL || (R.in.len > 0 && memchr(R.in.p, '\n', R.in.len) != NULL);
 }
 
 /* Pushes what read() returns if it is known now: false after Ctrl-C, the next line, or nil at
@@ -104,13 +86,13 @@ static int take_line(lua_State *L) {
     R.line = NULL;
     return 1;
   }
-  nl = R.len > 0 ? (char *)memchr(R.buf, '\n', R.len) : NULL;
-  if (nl != NULL || (R.eof && R.len > 0)) {
-    size_t n = nl != NULL ? (size_t)(nl - R.buf) : R.len;
+  nl = R.in.len > 0 ? (char *)memchr(R.in.p, '\n', R.in.len) : NULL;
+  if (nl != NULL || (R.eof && R.in.len > 0)) {
+    size_t n = nl != NULL ? (size_t)(nl - R.in.p) : R.in.len;
     size_t used = nl != NULL ? n + 1 : n;
-    lua_pushlstring(L, R.buf, n > 0 && R.buf[n - 1] == '\r' ? n - 1 : n);
-    memmove(R.buf, R.buf + used, R.len - used);
-    R.len -= used;
+    lua_pushlstring(L, R.in.p, n > 0 && R.in.p[n - 1] == '\r' ? n - 1 : n);
+    memmove(R.in.p, R.in.p + used, R.in.len - used);
+    R.in.len -= used;
     return 1;
   }
   if (R.eof) {
@@ -193,7 +175,7 @@ static void stream_alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *b) {
 
 static void stream_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   (void)s;
-  if (n > 0 && buf_append(b->base, (size_t)n) != 0)
+  if (n > 0 && sl_buf_add(&R.in, b->base, (size_t)n) != 0)
     n = UV_ENOMEM;
   if (n < 0)
     R.eof = 1;
@@ -207,7 +189,7 @@ static void file_read_cb(uv_fs_t *req) {
   ssize_t n = req->result;
   uv_fs_req_cleanup(req);
   R.reading = 0;
-  if (n > 0 && buf_append(R.chunk, (size_t)n) != 0)
+  if (n > 0 && sl_buf_add(&R.in, R.chunk, (size_t)n) != 0)
     n = -1;
   if (n <= 0)
     R.eof = 1;
@@ -598,7 +580,7 @@ static int l_start(lua_State *L) {
   R.E = E;
   R.tty = type == UV_TTY;
   R.eof = R.interrupted = R.input_sigint = R.early_sigint = R.prompt_shown = R.reading = 0;
-  R.len = 0;
+  R.in.len = 0;
   R.history_added = 0;
   R.reader = NULL;
   R.input_ref = R.complete_ref = R.matches_ref = LUA_NOREF;
@@ -672,9 +654,7 @@ static int l_stop(lua_State *L) {
   R.input_ref = R.complete_ref = LUA_NOREF;
   free(R.line);
   R.line = NULL;
-  free(R.buf);
-  R.buf = NULL;
-  R.len = R.cap = 0;
+  sl_buf_free(&R.in);
   free(R.history);
   R.history = NULL;
   fflush(stdout);
@@ -682,10 +662,6 @@ static int l_stop(lua_State *L) {
 }
 
 /* ------------------------------------------------------------ tasks() */
-
-static const char *const status_names[] = {
-  "suspended", "running", "done", "failed", "cancelled"
-};
 
 /* Sets fields wait (the function a waiting task is blocked in) and where (the innermost line
  * of user code, skipping sluice's own Lua files) of the table at the top of L. */
@@ -714,15 +690,14 @@ static void describe_stack(lua_State *L, lua_State *co, int waiting) {
  * its deadline), where ("file:line" of user code), job (started by a primitive)} */
 static int l_tasks(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
-  sl_task *t, *last = NULL;
+  sl_queue *q;
   lua_Integer i = 0;
   uint64_t now = sl_clock_ns(E);
   lua_createtable(L, (int)E->nlive, 0);
-  for (t = E->live; t != NULL; t = t->live_next)
-    last = t;
-  for (t = last; t != NULL; t = t->live_prev) {
+  SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
+    sl_task *t = SL_QUEUE_DATA(q, sl_task, live_node);
     const char *state = t->status == SL_RUNNING ? "running" : t->queued ? "ready"
-                        : t->waiting ? "waiting" : status_names[t->status];
+                        : t->waiting ? "waiting" : sl_status_names[t->status];
     if (t == E->main)
       continue;
     lua_createtable(L, 0, 7);

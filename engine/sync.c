@@ -7,33 +7,21 @@
 /* ------------------------------------------------------------ wait lists */
 
 void sl_waitq_push(sl_waitq *q, sl_task *t) {
-  t->wq_next = NULL;
-  t->wq_prev = q->tail;
-  if (q->tail)
-    q->tail->wq_next = t;
-  else
-    q->head = t;
-  q->tail = t;
+  sl_queue_insert_tail(&q->tasks, &t->wq_node);
 }
 
+/* A task already taken out (popped by a waker before its deadline's cleanup) stays out. */
 void sl_waitq_remove(sl_waitq *q, sl_task *t) {
-  if (t->wq_prev)
-    t->wq_prev->wq_next = t->wq_next;
-  else if (q->head == t)
-    q->head = t->wq_next;
-  else
-    return;                    /* not in this list */
-  if (t->wq_next)
-    t->wq_next->wq_prev = t->wq_prev;
-  else
-    q->tail = t->wq_prev;
-  t->wq_next = t->wq_prev = NULL;
+  (void)q;
+  sl_queue_remove(&t->wq_node);
 }
 
 sl_task *sl_waitq_pop(sl_waitq *q) {
-  sl_task *t = q->head;
-  if (t != NULL)
-    sl_waitq_remove(q, t);
+  sl_task *t;
+  if (sl_queue_empty(&q->tasks))
+    return NULL;
+  t = SL_QUEUE_DATA(sl_queue_head(&q->tasks), sl_task, wq_node);
+  sl_queue_remove(&t->wq_node);
   return t;
 }
 
@@ -64,6 +52,7 @@ static int l_semaphore(lua_State *L) {
   luaL_argcheck(L, n >= 0, 1, "the count must not be negative");
   s = (semaphore *)lua_newuserdatauv(L, sizeof(*s), 0);
   memset(s, 0, sizeof(*s));
+  sl_waitq_init(&s->waiters);
   s->count = n;
   luaL_setmetatable(L, SL_SEMAPHORE_MT);
   return 1;
@@ -86,7 +75,7 @@ static int sem_acquire(lua_State *L) {
   double timeout = lua_isnoneornil(L, 2) ? -1 : sl_check_seconds(L, 2, "timeout");
   sl_task *me;
   lua_settop(L, 1);
-  if (s->count > 0 && s->waiters.head == NULL) {
+  if (s->count > 0 && sl_waitq_empty(&s->waiters)) {
     s->count--;
     return 1;
   }
@@ -99,7 +88,7 @@ static int sem_acquire(lua_State *L) {
 /** sem:try_acquire() -> true if a slot was free (never waits) */
 static int sem_try_acquire(lua_State *L) {
   semaphore *s = check_sem(L);
-  int ok = s->count > 0 && s->waiters.head == NULL;
+  int ok = s->count > 0 && sl_waitq_empty(&s->waiters);
   if (ok)
     s->count--;
   lua_pushboolean(L, ok);
@@ -142,6 +131,7 @@ static event *check_event(lua_State *L) {
 static int l_event(lua_State *L) {
   event *e = (event *)lua_newuserdatauv(L, sizeof(event), 0);
   memset(e, 0, sizeof(*e));
+  sl_waitq_init(&e->waiters);
   luaL_setmetatable(L, SL_EVENT_MT);
   return 1;
 }
@@ -217,6 +207,8 @@ static int l_queue(lua_State *L) {
   luaL_argcheck(L, max >= 0, 1, "maxsize must not be negative (0 means unbounded)");
   q = (queue *)lua_newuserdatauv(L, sizeof(queue), 1);
   memset(q, 0, sizeof(*q));
+  sl_waitq_init(&q->getters);
+  sl_waitq_init(&q->putters);
   q->maxsize = max;
   q->head = q->tail = 1;
   luaL_setmetatable(L, SL_QUEUE_MT);
@@ -265,7 +257,7 @@ static int q_put(lua_State *L) {
   if (q->closed)
     return luaL_error(L, "attempt to put into a closed queue");
   lua_settop(L, 2);
-  if (q->maxsize == 0 || q_size(q) + q->reserved < q->maxsize || q->getters.head) {
+  if (q->maxsize == 0 || q_size(q) + q->reserved < q->maxsize || !sl_waitq_empty(&q->getters)) {
     q_deliver(L, q);
     lua_pushboolean(L, 1);
     return 1;
@@ -283,7 +275,7 @@ static int q_try_put(lua_State *L) {
   if (q->closed)
     return luaL_error(L, "attempt to put into a closed queue");
   lua_settop(L, 2);
-  if (q->maxsize != 0 && q_size(q) + q->reserved >= q->maxsize && !q->getters.head)
+  if (q->maxsize != 0 && q_size(q) + q->reserved >= q->maxsize && sl_waitq_empty(&q->getters))
     return sl_fail(L, "EAGAIN", "queue is full");
   q_deliver(L, q);
   lua_pushboolean(L, 1);

@@ -168,10 +168,9 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
   t->nargs = 2 + nargs;
   lua_pushvalue(L, -1);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  t->live_next = E->live;
-  if (E->live)
-    E->live->live_prev = t;
-  E->live = t;
+  sl_queue_init(&t->waiters);
+  sl_queue_init(&t->wq_node);
+  sl_queue_insert_head(&E->live, &t->live_node);
   E->nlive++;
   sl_engine_enqueue(E, t);
   return t;
@@ -180,13 +179,7 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
 /* ---------------------------------------------------------------- ending */
 
 static void task_unlink_live(sl_engine *E, sl_task *t) {
-  if (t->live_prev)
-    t->live_prev->live_next = t->live_next;
-  else
-    E->live = t->live_next;
-  if (t->live_next)
-    t->live_next->live_prev = t->live_prev;
-  t->live_next = t->live_prev = NULL;
+  sl_queue_remove(&t->live_node);
   E->nlive--;
 }
 
@@ -294,7 +287,8 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
     sl_timer_stop(E, &t->timer);
   pool_give(E, L, co);
   task_unlink_live(E, t);
-  while ((w = t->waiters) != NULL) {
+  while (!sl_queue_empty(&t->waiters)) {
+    w = SL_QUEUE_DATA(sl_queue_head(&t->waiters), sl_waiter, node);
     sl_task_remove_waiter(w);
     w->notify(w);
   }
@@ -358,29 +352,19 @@ void sl_task_run(sl_engine *E, sl_task *t) {
 
 void sl_task_add_waiter(sl_task *t, sl_waiter *w) {
   w->task = t;
-  w->prev = NULL;
-  w->next = t->waiters;
-  if (t->waiters)
-    t->waiters->prev = w;
-  t->waiters = w;
+  sl_queue_insert_head(&t->waiters, &w->node);
 }
 
 void sl_task_remove_waiter(sl_waiter *w) {
   sl_task *t = w->task;
   if (t == NULL)
     return;
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    t->waiters = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  w->next = w->prev = NULL;
+  sl_queue_remove(&w->node);
   w->task = NULL;
 }
 
 static void task_timer_cb(sl_timer *tm) {
-  sl_task *t = (sl_task *)((char *)tm - offsetof(sl_task, timer));
+  sl_task *t = SL_CONTAINER_OF(tm, sl_task, timer);
   sl_task_wake(t, SL_WAKE_TIMEOUT);
 }
 
@@ -408,9 +392,9 @@ void sl_task_cancel(sl_task *t) {
 }
 
 void sl_task_cancel_all(sl_engine *E) {
-  sl_task *t;
-  for (t = E->live; t != NULL; t = t->live_next)
-    sl_task_cancel(t);
+  sl_queue *q;
+  SL_QUEUE_FOREACH(q, &E->live)
+    sl_task_cancel(SL_QUEUE_DATA(q, sl_task, live_node));
 }
 
 /* The continuation of every wait: delivers a cancellation, else hands over to the

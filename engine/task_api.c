@@ -94,7 +94,7 @@ static int l_spawn(lua_State *L) {
 }
 
 static void join_notify(sl_waiter *w) {
-  sl_task *joiner = (sl_task *)((char *)w - offsetof(sl_task, join_node));
+  sl_task *joiner = SL_CONTAINER_OF(w, sl_task, join_node);
   sl_task_wake(joiner, SL_WAKE_OK);
 }
 
@@ -172,13 +172,13 @@ static int t_done(lua_State *L) {
   return 1;
 }
 
-static const char *const status_names[] = {
+const char *const sl_status_names[] = {
   "suspended", "running", "done", "failed", "cancelled"
 };
 
 /** t:status() -> "running" | "suspended" | "done" | "failed" | "cancelled" */
 static int t_status(lua_State *L) {
-  lua_pushstring(L, status_names[sl_task_check(L, 1)->status]);
+  lua_pushstring(L, sl_status_names[sl_task_check(L, 1)->status]);
   return 1;
 }
 
@@ -197,7 +197,7 @@ static int t_id(lua_State *L) {
 
 static int t_tostring(lua_State *L) {
   sl_task *t = sl_task_check(L, 1);
-  lua_pushfstring(L, "task %I (%s)", (lua_Integer)t->id, status_names[t->status]);
+  lua_pushfstring(L, "task %I (%s)", (lua_Integer)t->id, sl_status_names[t->status]);
   return 1;
 }
 
@@ -235,13 +235,11 @@ static int l_current(lua_State *L) {
 /** sl.tasks() -> array of every task that has not ended, oldest first */
 static int l_tasks(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
-  sl_task *t, *last = NULL;
+  sl_queue *q;
   lua_Integer i = 0;
   lua_createtable(L, (int)E->nlive, 0);
-  for (t = E->live; t != NULL; t = t->live_next)
-    last = t;
-  for (t = last; t != NULL; t = t->live_prev) {
-    sl_task_push_handle(L, t);
+  SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
+    sl_task_push_handle(L, SL_QUEUE_DATA(q, sl_task, live_node));
     lua_rawseti(L, -2, ++i);
   }
   return 1;
@@ -288,7 +286,7 @@ static int cancelled_tostring(lua_State *L) {
 }
 
 void sl_push_cancelled(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)&status_names);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)&sl_status_names);
 }
 
 int sl_is_cancelled(lua_State *L, int idx) {
@@ -349,7 +347,7 @@ void sl_task_register(lua_State *L) {
   sl_newmeta(L, SL_CANCELLED_MT, NULL, cancelled_meta);
   luaL_setmetatable(L, SL_CANCELLED_MT);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&status_names);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&sl_status_names);
   lua_setfield(L, -2, "cancelled");
   luaL_setfuncs(L, funcs, 0);
 }

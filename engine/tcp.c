@@ -30,7 +30,7 @@ typedef struct tsock {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   uint8_t shut;                /* shutdown requested */
-  wreq *writes;                /* writes in flight (doubly linked) */
+  sl_queue writes;             /* wreq.node: writes in flight */
 } tsock;
 
 /* A write libuv has not finished: it owns a copy of the bytes the kernel has not taken,
@@ -39,7 +39,7 @@ struct wreq {
   uv_write_t req;
   tsock *s;
   sl_task *waiter;             /* task waiting for completion, NULL once it went away */
-  wreq *next, *prev;
+  sl_queue node;               /* in its socket's writes */
   char data[];
 };
 
@@ -122,6 +122,7 @@ static tsock *sock_new(sl_engine *E) {
   }
   s->E = E;
   s->tcp.data = s;
+  sl_queue_init(&s->writes);
   uv_unref((uv_handle_t *)&s->tcp);
   return s;
 }
@@ -129,6 +130,7 @@ static tsock *sock_new(sl_engine *E) {
 /* Closes a socket: every task waiting on it is woken (and finds it closed), writes in
  * flight are cancelled by libuv, and the memory goes in sock_close_cb. */
 static void sock_close(tsock *s) {
+  sl_queue *q;
   wreq *w;
   sl_task *t;
   if ((t = s->reader) != NULL) {
@@ -139,7 +141,8 @@ static void sock_close(tsock *s) {
     s->connecter = NULL;
     sl_task_wake(t, SL_WAKE_OK);
   }
-  for (w = s->writes; w != NULL; w = w->next) {
+  SL_QUEUE_FOREACH(q, &s->writes) {
+    w = SL_QUEUE_DATA(q, wreq, node);
     if ((t = w->waiter) != NULL) {
       w->waiter = NULL;
       sl_task_wake(t, SL_WAKE_OK);    /* no status pushed: the write was cut short */
@@ -287,12 +290,7 @@ static void write_cb(uv_write_t *req, int status) {
   wreq *w = (wreq *)req;
   tsock *s = w->s;
   sl_task *t = w->waiter;
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    s->writes = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
+  sl_queue_remove(&w->node);
   if (t != NULL) {
     lua_checkstack(t->co, 1);
     lua_pushinteger(t->co, status);
@@ -368,11 +366,7 @@ static int sock_write(lua_State *L) {
     free(w);
     return sl_fail_uv(L, rc);
   }
-  w->prev = NULL;
-  w->next = s->writes;
-  if (s->writes)
-    s->writes->prev = w;
-  s->writes = w;
+  sl_queue_insert_head(&s->writes, &w->node);
   w->waiter = me;
   wait_begin(s);
   lua_settop(L, 2);

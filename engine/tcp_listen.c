@@ -61,13 +61,6 @@ int sl_tcp_bind_listen(uv_loop_t *loop, uv_tcp_t *h, const char *host, int port,
 
 /* --------------------------------------------------------------- listening */
 
-/* The error handler of a connection's handler: keeps the cancellation error as it is,
- * adds a traceback to anything else. */
-static int handler_msgh(lua_State *L) {
-  if (sl_is_cancelled(L, 1))
-    return 1;
-  return sl_traceback_msgh(L);
-}
 
 /* Stack: socket, msgh, then the handler's error if it failed. The socket is closed once
  * the handler is done; an error is reported on stderr, a cancellation goes on up. */
@@ -89,7 +82,7 @@ static int conn_main(lua_State *L) {
   int st;
   lua_pushvalue(L, 2);
   lua_insert(L, 1);
-  lua_pushcfunction(L, handler_msgh);
+  lua_pushcfunction(L, sl_handler_msgh);
   lua_insert(L, 2);            /* socket, msgh, handler, socket */
   st = lua_pcallk(L, 1, 0, 2, 0, conn_main_k);
   return conn_main_k(L, st, 0);

@@ -1,6 +1,8 @@
 /* util.c: small helpers shared by every module: the fail triple (nil, "ENAME: message",
- * "ENAME"), the traceback message handler, and metatable creation. */
+ * "ENAME"), the message handlers of protected calls, the growable byte buffer
+ * (sl_buf), and metatable creation. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -33,6 +35,50 @@ int sl_traceback_msgh(lua_State *L) {
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
+}
+
+/* ------------------------------------------------------------ sl_buf */
+
+int sl_buf_reserve(sl_buf *b, size_t extra) {
+  size_t need = b->len + extra, cap;
+  char *p;
+  if (need <= b->cap)
+    return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < need)
+    cap *= 2;
+  p = (char *)realloc(b->p, cap);
+  if (p == NULL)
+    return -1;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+/* n may be 0 with b->p still NULL (llhttp gives empty spans): memcpy gets no NULL + 0. */
+int sl_buf_add(sl_buf *b, const void *s, size_t n) {
+  if (n == 0)
+    return 0;
+  if (sl_buf_reserve(b, n) < 0)
+    return -1;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+void sl_buf_free(sl_buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+/* Message handler for the user's handlers run by a server or listener: keeps the
+ * cancellation error as it is (the handler's task is ending), adds a traceback to anything
+ * else. */
+int sl_handler_msgh(lua_State *L) {
+  if (sl_is_cancelled(L, 1))
+    return 1;
+  return sl_traceback_msgh(L);
 }
 
 /* Creates the metatable `name` with methods reachable through __index and the given
