@@ -38,13 +38,13 @@ static sl_engine engine;
 static hs_server server;
 
 typedef struct outcome {
-  hc_buf text;                 /* every request, then how the connection ended */
+  sl_buf text;                 /* every request, then how the connection ended */
   int error;                   /* the status of the error response that ended it, or 0 */
 } outcome;
 
 static void out_add(outcome *o, const void *s, size_t n) {
   if (n > 0)
-    FUZZ_CHECK(hc_buf_add(&o->text, s, n) == 0, "out of memory");
+    FUZZ_CHECK(sl_buf_add(&o->text, s, n) == 0, "out of memory");
 }
 
 static void out_str(outcome *o, const char *s) {
@@ -125,7 +125,8 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
   c->tcp.data = c;
   c->srv = &server;
   c->refs = 1;                 /* the handle's, dropped by the close callback */
-  server.conns = c;
+  sl_queue_init(&c->node);
+  sl_queue_insert_tail(&server.conns, &c->node);
   server.nconns = 1;
   server.refs++;
   hs_conn_parser_init(c);
@@ -150,7 +151,8 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
   }
   hs_conn_close(c);
   uv_run(&loop, UV_RUN_NOWAIT);  /* the close callback frees c */
-  FUZZ_CHECK(server.conns == NULL && server.nconns == 0, "the connection was not freed");
+  FUZZ_CHECK(sl_queue_empty(&server.conns) && server.nconns == 0,
+             "the connection was not freed");
 }
 
 /* The statuses of refusals for a limit: the body, the target, the headers. */
@@ -170,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     engine.loop = &loop;
     server.E = &engine;
     server.refs = 1;           /* static: never freed */
+    sl_queue_init(&server.conns);
     server.max_headers = 100;
   }
   flags = data[0];
@@ -196,6 +199,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                names[m], out[m].error);
   }
   for (m = 0; m < nmodes; m++)
-    hc_buf_free(&out[m].text);
+    sl_buf_free(&out[m].text);
   return 0;
 }

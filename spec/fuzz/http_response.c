@@ -42,27 +42,27 @@ static lua_State *L;           /* made once; index 1 holds the URL hc_push_respo
 
 /* How one run of the response ended. */
 typedef struct outcome {
-  hc_buf text;                 /* "status, reason, headers, body", or "fail NAME" */
+  sl_buf text;                 /* "status, reason, headers, body", or "fail NAME" */
   const char *fail;            /* the failure's name, or NULL */
 } outcome;
 
 /* Appends s[0..n) to the outcome's text. */
 static void out_add(outcome *o, const char *s, size_t n) {
   if (n > 0)
-    FUZZ_CHECK(hc_buf_add(&o->text, s, n) == 0, "out of memory");
+    FUZZ_CHECK(sl_buf_add(&o->text, s, n) == 0, "out of memory");
 }
 
 /* ------------------------------------------------------------ the sink */
 
 /* The sink is called while body bytes wait for it, as the request's task does it
  * (req_step's first branch); each piece is appended to sunk. */
-static void sink_drain(hc_req *r, hc_buf *sunk) {
+static void sink_drain(hc_req *r, sl_buf *sunk) {
   int guard = 0;
   while (r->err_name == NULL && hc_sink_pending(r)) {
     const char *piece;
     long n = hc_sink_piece(r, &piece);
     if (n > 0)
-      FUZZ_CHECK(hc_buf_add(sunk, piece, (size_t)n) == 0, "out of memory");
+      FUZZ_CHECK(sl_buf_add(sunk, piece, (size_t)n) == 0, "out of memory");
     FUZZ_CHECK(++guard < 1000000, "the sink is called forever");
   }
 }
@@ -82,7 +82,7 @@ static void complete(hc_req *r, int *pushed) {
 /* Reads the whole input as the reads of split mode, then the server's end of stream.
  * Returns the request, ended; *pushed tells whether the body string was pushed. */
 static hc_req *read_response(const uint8_t *data, size_t size, int flags, int sink,
-                             int mode, hc_conn *k, hc_buf *sunk, int *pushed) {
+                             int mode, hc_conn *k, sl_buf *sunk, int *pushed) {
   hc_req *r = hc_req_alloc();
   fuzz_split sp;
   size_t off = 0, n;
@@ -182,7 +182,7 @@ static void describe_table(outcome *o, int t) {
 }
 
 /* Describes the response table at idx into o: status, reason, headers, trailers, body. */
-static void describe(outcome *o, int idx, const hc_buf *sunk) {
+static void describe(outcome *o, int idx, const sl_buf *sunk) {
   size_t len;
   const char *s;
   char line[64];
@@ -218,7 +218,7 @@ static void describe(outcome *o, int idx, const hc_buf *sunk) {
 static void run(const uint8_t *data, size_t size, int flags, int sink, int mode,
                 outcome *o) {
   hc_conn k;
-  hc_buf sunk = {NULL, 0, 0};
+  sl_buf sunk = {NULL, 0, 0};
   int pushed, top = lua_gettop(L), n;
   hc_req *r = read_response(data, size, flags, sink, mode, &k, &sunk, &pushed);
   memset(o, 0, sizeof *o);
@@ -246,7 +246,7 @@ static void run(const uint8_t *data, size_t size, int flags, int sink, int mode,
     out_add(o, o->fail, strlen(o->fail));
   }
   lua_settop(L, top);
-  hc_buf_free(&sunk);
+  sl_buf_free(&sunk);
   hc_req_free(r);
 }
 
@@ -304,8 +304,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!(flags & FLAG_SMALL_BODY))
     expect_same(&plain[0], &sunk[0], 1, "the body a sink receives differs from res.body");
   for (m = 0; m < nmodes; m++) {
-    hc_buf_free(&plain[m].text);
-    hc_buf_free(&sunk[m].text);
+    sl_buf_free(&plain[m].text);
+    sl_buf_free(&sunk[m].text);
   }
   return 0;
 }
