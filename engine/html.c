@@ -10,6 +10,7 @@
 #include <libxml/xmlerror.h>
 
 #include "internal.h"
+#include "html.h"
 
 #define HTML_MAX_TITLE (64 * 1024)   /* title bytes kept; the rest is dropped */
 #define HTML_MAX_FEED  (1 << 30)     /* htmlParseChunk takes an int: longer chunks are split */

@@ -16,6 +16,7 @@
 #include <libxml/tree.h>
 
 #include "internal.h"
+#include "html.h"
 #include "html_doc.h"
 
 enum { JOB_PARSE, JOB_FREE };

@@ -8,6 +8,7 @@
 #include <libxml/xmlstring.h>
 
 #include "internal.h"
+#include "html.h"
 
 enum { BOM_UNDECIDED, BOM_NONE, BOM_UTF8, BOM_UTF16LE, BOM_UTF16BE };
 

@@ -9,6 +9,7 @@
 #include <libxml/xpathInternals.h>
 
 #include "internal.h"
+#include "html.h"
 #include "html_doc.h"
 
 #define DOC_COST_FACTOR 12     /* tree bytes per HTML byte, about (see doc_made) */

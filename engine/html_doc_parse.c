@@ -8,6 +8,7 @@
 #include <libxml/parserInternals.h>
 
 #include "internal.h"
+#include "html.h"
 #include "html_doc.h"
 
 /* lxml's HTMLParser options as parsel sets them (recover, no network, compact text nodes,

@@ -16,6 +16,7 @@
 #include <libxml/xmlmemory.h>
 
 #include "internal.h"
+#include "html.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define MEM_ASAN 1

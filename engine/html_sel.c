@@ -9,6 +9,7 @@
 #include <libxml/xpath.h>
 
 #include "internal.h"
+#include "html.h"
 #include "html_doc.h"
 
 #define SHOW_MAX 5             /* results __tostring shows */

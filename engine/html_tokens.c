@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "html.h"
 
 enum {
   T_DATA, T_TAG_OPEN, T_END_TAG_OPEN, T_TAG_NAME, T_BEFORE_ATTR, T_ATTR_NAME, T_AFTER_ATTR,

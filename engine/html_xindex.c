@@ -8,6 +8,7 @@
 #include <libxml/xpathInternals.h>
 
 #include "internal.h"
+#include "html.h"
 #include "html_doc.h"
 
 /* ------------------------------------------------------------ the element index */
