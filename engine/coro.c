@@ -1,7 +1,7 @@
 /* coro.c: coroutine.resume and coroutine.wrap that let a sluice wait happen inside a user's
  * own coroutine (a generator reading a file, say): the wait's marker is passed up to the
  * task, and the values that wake the task are passed back down. */
-#include "internal.h"
+#include "sluice.h"
 
 /* Registry key of a weak-keyed table: coroutines parked in a wait on a task's behalf. */
 static char parked_key;

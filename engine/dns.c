@@ -6,7 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "dns.h"
+#include "sluice.h"
 
 #define DNS_TTL_NS      (60ull * 1000000000ull)   /* getaddrinfo gives no TTL: keep 60 s */
 #define DNS_NEG_TTL_NS  (5ull * 1000000000ull)    /* a failed lookup is remembered 5 s */

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 #define CHUNK (64 * 1024)
 

@@ -2,7 +2,7 @@
  * It watches a fixed list of tasks and hands them out in the order they end. */
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 typedef struct group group;
 

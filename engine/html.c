@@ -9,7 +9,8 @@
 #include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "url.h"
 #include "html.h"
 
 #define HTML_MAX_TITLE (64 * 1024)   /* title bytes kept; the rest is dropped */

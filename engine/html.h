@@ -1,6 +1,6 @@
 /* html.h: what the files of "sluice.html" share (html.c, with html_charset.c and
  * html_tokens.c before libxml2; html_mem.c, html_async.c and the documents of html_doc.h).
- * Split from internal.h, which the rest of the engine includes. */
+ * Only the html files include it. */
 #ifndef SLUICE_HTML_H
 #define SLUICE_HTML_H
 
@@ -9,7 +9,7 @@
 
 #include <lua.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 #define SL_HTML_PARSER_MT  "sluice.html.parser"
 #define SL_HTML_DOCUMENT_MT  "sluice.html.document"    /* html.parse (html_doc.c) */

@@ -15,7 +15,7 @@
 
 #include <libxml/tree.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 #include "html_doc.h"
 

@@ -7,7 +7,7 @@
 #include <libxml/encoding.h>
 #include <libxml/xmlstring.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 
 enum { BOM_UNDECIDED, BOM_NONE, BOM_UTF8, BOM_UTF16LE, BOM_UTF16BE };

@@ -8,7 +8,8 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "url.h"
 #include "html.h"
 #include "html_doc.h"
 

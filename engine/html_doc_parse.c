@@ -7,7 +7,7 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/parserInternals.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 #include "html_doc.h"
 

@@ -15,7 +15,7 @@
 #include <libxml/threads.h>
 #include <libxml/xmlmemory.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -8,7 +8,7 @@
 #include <libxml/HTMLtree.h>
 #include <libxml/xpath.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 #include "html_doc.h"
 

@@ -16,7 +16,7 @@
  * the links of 20,417 real pages were the same with and without it.) */
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 
 enum {

@@ -7,7 +7,7 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
-#include "internal.h"
+#include "sluice.h"
 #include "html.h"
 #include "html_doc.h"
 

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "dns.h"
+#include "http_client.h"
+#include "sluice.h"
 
 /* The Lua object: a pointer to the C record, which outlives it until its connections and
  * timer are closed (hc_client_unref). NULL once collected. */

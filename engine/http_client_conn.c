@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "dns.h"
+#include "http_client.h"
+#include "sluice.h"
 
 /* Every response is read into this buffer (libuv reads one socket at a time) unless its
  * body can be read straight into the request's own buffer; nothing is kept in it past the

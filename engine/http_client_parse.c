@@ -5,7 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "http_client.h"
+#include "sluice.h"
 
 /* A Content-Length body of this size gets its buffer at once and is read straight into it;
  * a smaller one most often came in the same read as the headers (see on_body). */

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "dns.h"
+#include "http_client.h"
+#include "sluice.h"
 
 /* Recycled request records, so a request costs no malloc once the client is warm. */
 #define FREE_MAX 1024

@@ -6,7 +6,9 @@
 #include <strings.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "http_client.h"
+#include "sluice.h"
+#include "url.h"
 
 /* Registry keys: the headers' metatable, and the weak table of repeated header values. */
 static char headers_mt_key, repeats_key;

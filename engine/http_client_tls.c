@@ -9,7 +9,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "internal.h"
+#include "http_client.h"
+#include "sluice.h"
 
 struct hc_tls {
   SSL *ssl;                    /* owns both BIOs */

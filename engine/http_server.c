@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "http_server.h"
+#include "sluice.h"
 
 /* Idle workers kept for the next requests; more leave once their request is answered, so a
  * burst of slow requests does not leave thousands of idle tasks behind. */

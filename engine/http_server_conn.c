@@ -9,7 +9,9 @@
 #include <linux/sockios.h>
 #endif
 
-#include "internal.h"
+#include "http_server.h"
+#include "sluice.h"
+#include "tcp.h"
 
 #define IN_HWM     (64 * 1024)  /* unparsed bytes above which reading pauses */
 #define IN_MIN     (4 * 1024)   /* the least room handed to libuv for one read */

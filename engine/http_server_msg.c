@@ -5,7 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "http_server.h"
+#include "sluice.h"
 
 /* Registry key (by address) of the metatable of request header tables. */
 static char headers_mt_key;

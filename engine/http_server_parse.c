@@ -5,7 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "http_server.h"
+#include "sluice.h"
 
 static uint64_t now_ms(hs_conn *c) {
   return uv_now(c->srv->E->loop);

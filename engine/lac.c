@@ -7,7 +7,7 @@
  * the consumer reads in completion order. A job costs a hand-off and a post, not a task. */
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 typedef struct lac {
   int limit;

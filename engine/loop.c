@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* The signal handler reaches the engine through this; one engine per process for now. */
 static sl_engine *volatile sigint_engine;

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 #ifdef SLUICE_READLINE
 #include <readline/readline.h>

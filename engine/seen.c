@@ -6,7 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "url.h"
 
 enum { SEEN_EXACT, SEEN_BLOOM };
 

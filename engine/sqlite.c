@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 #define SQ_CACHE 8             /* statements db:batch keeps prepared, by SQL text */
 

@@ -2,7 +2,7 @@
  * Waiters are served first come, first served; a cancelled waiter leaves the wait list. */
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* ------------------------------------------------------------ wait lists */
 

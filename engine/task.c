@@ -3,7 +3,7 @@
  * userdata); the Lua-facing methods are in task_api.c. */
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* Finished coroutines kept for reuse; creating one costs more than the rest of a spawn. */
 #define POOL_MAX 256

@@ -2,7 +2,7 @@
  * cancellation error, and the helpers the executor uses (end callbacks, re-raising). */
 #include <stdio.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* ---------------------------------------------------------------- outcome */
 

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "tcp.h"
 
 #define READ_HWM   (64 * 1024)   /* above this many unread bytes, stop reading the kernel */
 #define READ_CHUNK (16 * 1024)   /* the least room handed to libuv for one read */

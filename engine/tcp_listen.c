@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "tcp.h"
 
 /* A listening socket; freed in its close callback. */
 typedef struct tlisten {

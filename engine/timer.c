@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* The loop clock: libuv's cached time would lag inside a long drain, so read hrtime. */
 uint64_t sl_clock_ns(sl_engine *E) {

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "url.h"
 
 /* One URL reference split into its five parts (RFC 3986, appendix B). Each part points
  * into the string split; a NULL pointer means the part (and its delimiter) is absent. */

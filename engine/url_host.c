@@ -2,7 +2,8 @@
  * them, so that one host has one spelling: IPv4 in any number form, IPv6 in canonical form. */
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
+#include "url.h"
 
 static int host_is_digit(unsigned c) {
   return c - '0' < 10;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* Pushes nil, "NAME: message", "NAME" and returns 3: operational failures return this. */
 int sl_fail(lua_State *L, const char *name, const char *fmt, ...) {

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "sluice.h"
 
 /* Called by libFuzzer with each input; returns 0 (any other value is reserved). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

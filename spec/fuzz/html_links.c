@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "url.h"
 
 #define BASE "http://example.com/dir/page.html"   /* the page's own URL */
 #define BYTES_MAX 2048         /* pages up to this size are also fed one byte at a time */

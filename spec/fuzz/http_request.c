@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "http_server.h"
 
 enum {
   FLAG_SMALL_HEADER = 2,       /* max_header = 200 */

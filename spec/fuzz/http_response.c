@@ -28,6 +28,7 @@
 
 
 #include "fuzz.h"
+#include "http_client.h"
 
 enum {
   FLAG_HEAD = 1,               /* the request was a HEAD */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "url.h"
 
 static lua_State *L;           /* made once; the sluice.url module stays at index 1 */
 

@@ -1,0 +1,243 @@
+/* http_client.h: the HTTP client's internals, shared by http_client*.c. */
+#ifndef SLUICE_HTTP_CLIENT_H
+#define SLUICE_HTTP_CLIENT_H
+
+#include <llhttp.h>
+
+#include "dns.h"
+#include "sluice.h"
+
+/* HTTP client internals: http_client.c (the Lua API, a request's steps in its task),
+ * http_client_req.c (URLs, request bytes, response tables), http_client_pool.c (origins,
+ * idle connections, request records), http_client_conn.c (connect, write, read, timeouts)
+ * and http_client_parse.c (llhttp's callbacks). A request (hc_req) is a C record driven by
+ * libuv callbacks while its task waits once; it borrows a pooled connection (hc_conn) of
+ * its origin (hc_origin: host and port) from a client (hc_client: defaults, limits, pool). */
+#define SL_HTTP_CLIENT_MT  "sluice.http.client"
+#define SL_HTTP_HEADERS_MT "sluice.http.headers"
+
+typedef struct hc_client hc_client;
+typedef struct hc_origin hc_origin;
+typedef struct hc_conn hc_conn;
+typedef struct hc_req hc_req;
+typedef struct hc_tls hc_tls;
+
+
+/* Timeouts (seconds, < 0 for none) and limits of one request; a client holds defaults. */
+typedef struct hc_limits {
+  double timeout;              /* the whole call, redirects included */
+  double connect_timeout;      /* name lookup and TCP connect */
+  double first_byte_timeout;   /* from the request written to the response's first byte */
+  double idle_timeout;         /* between two reads of the response */
+  size_t max_body;             /* decoded body bytes; SIZE_MAX for none */
+  size_t max_header;           /* bytes of the head on the wire, 1xx responses included */
+  size_t max_headers;          /* header fields, 1xx responses' included */
+  int decompress;              /* decode gzip and deflate bodies */
+  int tls_verify;              /* check the server's certificate and name (https) */
+  void *tls_ctx;               /* SSL_CTX of a ca_file option; NULL: the system's CAs */
+} hc_limits;
+
+/* One default header of a client, sent unless a request gives the same name. */
+typedef struct hc_default_header {
+  char *lname;                 /* lower-case name */
+  char *line;                  /* "Name: value\r\n" */
+  size_t line_len;
+} hc_default_header;
+
+struct hc_client {
+  sl_engine *E;
+  hc_limits lim;               /* defaults for its requests */
+  int max_per_host;            /* connections open per origin, idle ones included */
+  int max_idle;                /* idle connections kept, all origins together */
+  double keepalive;            /* seconds an idle connection is kept; 0: no reuse */
+  int max_redirects;           /* for the Lua half, which follows redirects */
+  hc_default_header *dh;       /* default headers */
+  int ndh;
+  int dh_host;                 /* dh index of a default Host (not the URL's), or -1 */
+  sl_buf dh_block;             /* all of them, for requests that override none */
+  hc_origin **buckets;         /* origins by host and port */
+  size_t nbuckets, norigins;
+  sl_queue idle;               /* hc_conn.cnode: every idle connection, most recently
+                                * used first */
+  uv_timer_t sweep;            /* closes idle connections past keepalive (unref'd) */
+  int refs;                    /* Lua object + sweep timer + open connections */
+  int closed;                  /* client:close() or collected: no more requests */
+  int nconns, nidle;           /* connections open (not closing), idle ones */
+  uint64_t nrequests, nreused, nretries, nconnects; /* counters for client:stats() */
+  uint64_t ntls, nresumed;     /* TLS handshakes, and those that resumed a session */
+  int ndormant;                /* unused origins kept for their TLS session */
+};
+
+struct hc_origin {
+  hc_origin *hnext;            /* hash chain */
+  sl_queue idle;               /* hc_conn.onode: idle connections, most recently used first */
+  sl_queue waiting;            /* hc_req.node: requests waiting for a connection slot */
+  int nconns;                  /* slots taken: connections open or being opened */
+  int dispatching;             /* origin_dispatch is running (no re-entry) */
+  void *tls_ctx;               /* https: the SSL_CTX its connections use; NULL: http */
+  void *sess;                  /* https: the last TLS session it was given (SSL_SESSION) */
+  uint8_t tls_noverify;        /* https with tls_verify = false (a pool of its own) */
+  uint8_t dormant;             /* unused, kept only for sess (counted in ndormant) */
+  uint32_t hash;
+  int port;
+  size_t hostlen;
+  char host[];                 /* lower case, NUL-terminated */
+};
+
+enum hc_conn_state { HC_CONNECTING, HC_BUSY, HC_IDLE, HC_CLOSING };
+
+struct hc_conn {
+  uv_tcp_t tcp;                /* its data points back here */
+  uv_connect_t creq;
+  uv_write_t wreq;
+  llhttp_t parser;
+  hc_client *client;
+  hc_origin *origin;           /* NULL once closing */
+  hc_req *req;                 /* the request using it; NULL while idle */
+  sl_queue onode;              /* in its origin's idle list, while idle */
+  sl_queue cnode;              /* in its client's idle list, while idle */
+  uint64_t idle_since;         /* uv_now (ms) when it went idle */
+  uint32_t nreq;               /* requests it has served */
+  uint8_t state;               /* enum hc_conn_state */
+  uint8_t writing;             /* a uv_write is in flight */
+  uint8_t handshaking;         /* TLS: the handshake is not over */
+  hc_tls *tls;                 /* TLS state; NULL for plain HTTP */
+};
+
+/* Where the request stands, for timeouts and messages. */
+enum hc_phase { HC_PH_QUEUED, HC_PH_CONNECT, HC_PH_SEND, HC_PH_FIRST_BYTE, HC_PH_READ,
+                HC_PH_DONE };
+
+/* One parsed response header: offsets into hc_req.hbuf. */
+typedef struct hc_header {
+  uint32_t name, name_len, value, value_len;
+} hc_header;
+
+struct hc_req {
+  sl_queue node;               /* in its origin's wait list, while in_wait_list */
+  hc_req *next_free;           /* the free list */
+  sl_engine *E;
+  sl_task *task;
+  hc_client *client;
+  hc_origin *origin;
+  hc_conn *conn;
+  sl_dns_waiter dns;
+  sl_timer timer;              /* the current phase's deadline */
+  hc_limits lim;
+  /* the request */
+  char host[256];              /* lower case, no brackets */
+  int port;
+  int addr_i;                  /* address of dns.addrs being tried */
+  sl_buf wbuf;                 /* request line and headers (and a small body) */
+  const char *body;            /* string body, anchored on the task's stack */
+  size_t body_len;
+  uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
+  uint8_t follows;             /* redirects will be followed (max_redirects > 0) */
+  uint8_t discard;             /* a redirect's body, with a sink: not worth keeping */
+  /* progress */
+  uint8_t phase;               /* enum hc_phase */
+  uint8_t done;                /* ended: complete, or err_name set */
+  uint8_t complete;            /* the response was read in full */
+  uint8_t ready;               /* fn_body: connected and the head is being sent */
+  uint8_t body_sent;           /* the last body byte was handed to the socket */
+  uint8_t got_byte;            /* a response byte arrived */
+  uint8_t headers_done;
+  uint8_t in_trailers;         /* past the last chunk: reading the trailer section */
+  uint8_t direct;              /* reading straight into rbody (Content-Length known) */
+  uint8_t paused;              /* sink: reading stopped until the chunk is consumed */
+  uint8_t pushed;              /* the body was pushed on the task's stack as a string */
+  uint8_t reused;              /* served on a connection that served others before */
+  uint8_t close_after;         /* do not return the connection to the pool */
+  uint8_t encoding;            /* 0 identity, 1 gzip, 2 deflate */
+  uint8_t tls;                 /* an https:// URL */
+  uint8_t tls_resumed;         /* its TLS handshake resumed a session */
+  char chunk_head[24];         /* a body function's chunk size line being written */
+  const char *err_name;        /* static "ENAME" once failed */
+  char err_msg[512];
+  /* the response */
+  int status;
+  sl_buf hbuf;                 /* reason phrase, then header names and values */
+  hc_header *hdr;              /* parsed headers, then trailers */
+  uint32_t nhdr, hdr_cap;
+  uint32_t nhead;              /* how many of hdr are headers; the rest are trailers */
+  uint32_t reason, reason_len; /* offsets into hbuf */
+  size_t header_bytes;         /* head bytes fed to the parser, against max_header */
+  uint32_t nfields;            /* header fields seen, 1xx and trailers included */
+  size_t trailer_bytes;        /* trailer section bytes fed to the parser (max_header) */
+  sl_buf rbody;                /* raw body bytes (with a sink: those not given to it yet) */
+  size_t body_raw;             /* raw body bytes received in all, against max_body */
+  uint64_t clen;               /* Content-Length, when known */
+  const char *span;            /* the body's only span so far, inside the read buffer */
+  size_t span_len;
+  void *z;                     /* zlib stream while decoding (z_stream *) */
+  char *zout;                  /* sink + decoding: output buffer */
+  uint8_t zbatch;              /* sink: rbody is being fed through the decoder */
+  uint8_t zstate;              /* after a gzip member: 0x1f held back, or the rest ignored */
+  size_t zdecoded;             /* sink: decoded bytes so far, against max_body */
+  /* timings: loop clock (ns) */
+  uint64_t t_start, t_dns, t_dns_done, t_connect, t_connected, t_first, t_last, t_done;
+  uint64_t t_tls, t_tls_done;  /* the TLS handshake; 0 when there was none */
+};
+
+/* http_client_req.c */
+const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **target,
+                         size_t *tlen, char *why, size_t whylen);
+int hc_token_valid(const char *s, size_t n);
+int hc_value_valid(const char *s, size_t n);
+const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
+                          const char *target, size_t tlen, int hidx, int body_kind);
+int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
+long hc_inflate(hc_req *r, char *out, size_t outlen);
+void hc_inflate_end(hc_req *r);
+int hc_sink_pending(const hc_req *r);
+long hc_sink_piece(hc_req *r, const char **piece);
+int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
+int hc_header_values(lua_State *L);
+void hc_req_register(lua_State *L);
+/* http_client_pool.c */
+hc_req *hc_req_alloc(void);
+void hc_req_free(hc_req *r);
+void hc_free_cached(void);
+void hc_req_start(hc_req *r);
+void hc_req_abort(hc_req *r);
+void hc_conn_release(hc_conn *k);
+void hc_conn_close(hc_conn *k, int keep_slot);
+void hc_origin_dispatch(hc_origin *o);
+void hc_origin_maybe_free(hc_origin *o, hc_client *c);
+void hc_client_shutdown(hc_client *c);
+void hc_client_unref(hc_client *c);
+/* http_client_parse.c */
+void hc_parse_module_init(void);
+void hc_parser_init(llhttp_t *p);
+llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
+/* http_client_conn.c. hc_conn_input and hc_conn_finish are the socket-free half of
+ * reading a response (read_cb and the TLS reader call them, and so does the fuzz
+ * harness); they answer with one of these. */
+enum { HC_IN_MORE, HC_IN_SINK, HC_IN_DONE, HC_IN_DONE_EXTRA, HC_IN_FAIL };
+#define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
+int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
+int hc_conn_finish(hc_conn *k, hc_req *r);
+int hc_req_take_span(hc_req *r, lua_State *co);
+hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
+void hc_req_connect_new(hc_req *r);
+void hc_req_send(hc_req *r);
+void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...);
+int hc_req_write_body(hc_req *r, const char *data, size_t len, int last);
+void hc_req_resume_reading(hc_req *r);
+/* http_client_tls.c: OpenSSL through memory BIOs. The engine moves ciphertext between the
+ * socket and the BIOs; these functions only turn it into plaintext and back. Failures
+ * leave their message in r->err_msg (for hc_req_fail(r, "ETLS", NULL)). */
+#define HC_TLS_CLOSED (-1)     /* hc_tls_read: the server sent close_notify */
+#define HC_TLS_ERROR  (-2)     /* hc_tls_read: a TLS error, message in r->err_msg */
+void *hc_tls_ctx(const char *ca_file, char *err, size_t errlen); /* cached; NULL: failed */
+int hc_tls_start(hc_conn *k, hc_req *r);         /* 0, or -1 */
+int hc_tls_handshake(hc_conn *k, hc_req *r);     /* 1 done, 0 wants more bytes, -1 failed */
+int hc_tls_feed(hc_tls *t, const char *data, size_t n);  /* ciphertext read; 0 or -1 */
+long hc_tls_read(hc_tls *t, hc_req *r, char *buf, size_t len); /* >0, 0 (wants more) or above */
+int hc_tls_encrypt(hc_tls *t, const uv_buf_t *bufs, unsigned n); /* 0, or -1 */
+int hc_tls_output(hc_tls *t, uv_buf_t *out);     /* 1: ciphertext to send in *out, 0: none */
+void hc_tls_free(hc_tls *t);
+void hc_tls_session_free(void *sess);
+void hc_tls_cleanup(void);                       /* frees the cached contexts */
+
+#endif
