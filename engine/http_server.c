@@ -422,7 +422,7 @@ static int l_serve(lua_State *L) {
   t->internal = 1;
   lua_pushvalue(L, 4);
   lua_pushcclosure(L, guard_ended, 1);
-  lua_setiuservalue(L, 7, UV_ONEND);
+  lua_setiuservalue(L, 7, SL_UV_ONEND);
   t->has_on_end = 1;
   lua_settop(L, 4);
   return 1;

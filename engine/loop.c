@@ -1,5 +1,6 @@
-/* loop.c: the engine state around one libuv loop: the FIFO ready queue and its drain, running
- * until every task has ended, deadlock detection, and Ctrl-C (cancel all, then exit now). */
+/* loop.c: the engine state around one libuv loop: making and freeing it, running until every
+ * task has ended, deadlock detection, and Ctrl-C (cancel all, then exit now). The ready queue
+ * and its drain are task.c's; this file sits above task.c and timer.c and starts both. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,49 +13,6 @@
 static sl_engine *volatile sigint_engine;
 static volatile sig_atomic_t sigint_count;
 static uv_async_t sigint_async;
-
-/* ----------------------------------------------------------- ready queue */
-
-/* The idle handle only keeps poll from blocking while tasks are ready; it does nothing. */
-static void spin_cb(uv_idle_t *h) {
-  (void)h;
-}
-
-/* Waking a task only queues it; the drain resumes it later, never the waker. */
-void sl_engine_enqueue(sl_engine *E, sl_task *t) {
-  if (t->queued)
-    return;
-  t->queued = 1;
-  t->next_ready = NULL;
-  if (E->ready_tail)
-    E->ready_tail->next_ready = t;
-  else
-    E->ready_head = t;
-  E->ready_tail = t;
-  if (!uv_is_active((uv_handle_t *)&E->spin))
-    uv_idle_start(&E->spin, spin_cb);
-}
-
-
-/* Runs the tasks queued when the pass began; tasks they wake wait for the next pass, after
- * the loop has polled for I/O, so a task yielding in a loop cannot starve the network. */
-static void drain_cb(uv_check_t *h) {
-  sl_engine *E = (sl_engine *)h->data;
-  sl_task *last = E->ready_tail;
-  while (E->ready_head != NULL) {
-    sl_task *t = E->ready_head;
-    E->ready_head = t->next_ready;
-    if (E->ready_head == NULL)
-      E->ready_tail = NULL;
-    t->next_ready = NULL;
-    t->queued = 0;
-    sl_task_run(E, t);
-    if (t == last)
-      break;
-  }
-  if (E->ready_head == NULL)
-    uv_idle_stop(&E->spin);
-}
 
 /* ---------------------------------------------------------------- Ctrl-C */
 
@@ -120,15 +78,9 @@ sl_engine *sl_engine_new(lua_State *L) {
     return NULL;
   E->L = L;
   E->loop = uv_default_loop();
-  sl_queue_init(&E->live);
   SL_ENGINE(L) = E;
-  uv_check_init(E->loop, &E->drain);
-  E->drain.data = E;
-  uv_check_start(&E->drain, drain_cb);
-  uv_unref((uv_handle_t *)&E->drain);
-  uv_idle_init(E->loop, &E->spin);
-  E->spin.data = E;
   sl_timer_init(E);
+  sl_task_engine_init(E);
   uv_async_init(E->loop, &sigint_async, sigint_async_cb);
   sigint_async.data = E;
   uv_unref((uv_handle_t *)&sigint_async);
@@ -141,8 +93,6 @@ sl_engine *sl_engine_new(lua_State *L) {
   /* A write to a peer that has gone must fail with EPIPE, not kill the process: libuv
    * does not ignore SIGPIPE itself, and every socket module depends on this. */
   signal(SIGPIPE, SIG_IGN);
-  lua_newtable(L);
-  E->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return E;
 }
 
@@ -214,20 +164,4 @@ int sl_engine_run(sl_engine *E, sl_task *main_task) {
     return 130;
   }
   return E->exit_code;
-}
-
-/* ---------------------------------------------------------- sluice.core */
-
-/** require "sluice.core": the C half of the sluice module. */
-int luaopen_sluice_core(lua_State *L) {
-  lua_newtable(L);
-  sl_task_register(L);
-  sl_timer_register(L);
-  sl_group_register(L);
-  sl_lac_register(L);
-  sl_sync_register(L);
-  sl_fs_register(L);
-  lua_pushliteral(L, SLUICE_VERSION);
-  lua_setfield(L, -2, "version");
-  return 1;
 }

@@ -175,7 +175,28 @@ static int load_command(lua_State *L, int argc, char **argv, const char *chunk) 
   return 0;
 }
 
-/* The C modules, each loaded by its require (package.preload). */
+/* The module table, the one list of what sluice is made of. "sluice.core" is the engine's
+ * Lua API, one table filled by each of its parts; the C modules below are each loaded by
+ * their require (package.preload). */
+static void (*const core_parts[])(lua_State *L) = {
+  sl_task_register,            /* task_api.c: spawn, task methods, sleep, now, tasks */
+  sl_group_register,           /* group.c: gather, wait, as_completed */
+  sl_lac_register,             /* lac.c: limited_as_completed */
+  sl_sync_register,            /* sync.c: semaphore, event, queue */
+  sl_fs_register,              /* fs.c: lines and file helpers */
+};
+
+/** require "sluice.core": the C half of the sluice module. */
+static int luaopen_sluice_core(lua_State *L) {
+  size_t i;
+  lua_newtable(L);
+  for (i = 0; i < sizeof core_parts / sizeof core_parts[0]; i++)
+    core_parts[i](L);
+  lua_pushliteral(L, SLUICE_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}
+
 static const luaL_Reg c_modules[] = {
   {"sluice.core", luaopen_sluice_core},
   {"cjson", luaopen_cjson},

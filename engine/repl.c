@@ -661,62 +661,10 @@ static int l_stop(lua_State *L) {
   return 0;
 }
 
-/* ------------------------------------------------------------ tasks() */
-
-/* Sets fields wait (the function a waiting task is blocked in) and where (the innermost line
- * of user code, skipping sluice's own Lua files) of the table at the top of L. */
-static void describe_stack(lua_State *L, lua_State *co, int waiting) {
-  lua_Debug ar;
-  int level;
-  if (co == NULL)
-    return;
-  if (waiting && lua_getstack(co, 0, &ar) && lua_getinfo(co, "n", &ar) && ar.name != NULL) {
-    lua_pushstring(L, ar.name);
-    lua_setfield(L, -2, "wait");
-  }
-  for (level = 0; lua_getstack(co, level, &ar); level++) {
-    if (!lua_getinfo(co, "Sl", &ar) || ar.currentline <= 0)
-      continue;
-    if (strncmp(ar.source, "@lua/sluice/", 12) == 0)
-      continue;
-    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-    lua_setfield(L, -2, "where");
-    return;
-  }
-}
-
-/** core.tasks() -> an array, oldest first, describing each task alive except the REPL's own:
- * {task, id, status ("running" | "ready" | "waiting" | "suspended"), wait, left (seconds to
- * its deadline), where ("file:line" of user code), job (started by a primitive)} */
+/** core.tasks() -> an array, oldest first, describing each task alive except the REPL's own
+ * (task_api.c's sl_task_list: task, id, status, wait, left, where, job) */
 static int l_tasks(lua_State *L) {
-  sl_engine *E = SL_ENGINE(L);
-  sl_queue *q;
-  lua_Integer i = 0;
-  uint64_t now = sl_clock_ns(E);
-  lua_createtable(L, (int)E->nlive, 0);
-  SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
-    sl_task *t = SL_QUEUE_DATA(q, sl_task, live_node);
-    const char *state = t->status == SL_RUNNING ? "running" : t->queued ? "ready"
-                        : t->waiting ? "waiting" : sl_status_names[t->status];
-    if (t == E->main)
-      continue;
-    lua_createtable(L, 0, 7);
-    sl_task_push_handle(L, t);
-    lua_setfield(L, -2, "task");
-    lua_pushinteger(L, (lua_Integer)t->id);
-    lua_setfield(L, -2, "id");
-    lua_pushstring(L, state);
-    lua_setfield(L, -2, "status");
-    lua_pushboolean(L, t->internal);
-    lua_setfield(L, -2, "job");
-    if (t->timer.slot && t->timer.when > now) {
-      lua_pushnumber(L, (double)(t->timer.when - now) / 1e9);
-      lua_setfield(L, -2, "left");
-    }
-    describe_stack(L, t->co, t->waiting);
-    lua_rawseti(L, -2, ++i);
-  }
-  return 1;
+  return sl_task_list(L, 1);
 }
 
 /* ---------------------------------------------------------- registration */

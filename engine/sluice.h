@@ -103,7 +103,7 @@ struct sl_task {
   int nargs;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept after SL_DONE (0, 1, or n in a table) */
   uint64_t id;                 /* creation number, for messages and sl.tasks() */
-  sl_task *next_ready;         /* ready-queue link: a singly linked FIFO (loop.c), only
+  sl_task *next_ready;         /* ready-queue link: a singly linked FIFO (task.c), only
                                 * appended to and popped, never unlinked in the middle */
   sl_queue live_node;          /* in the engine's list of every task not yet ended */
   sl_queue waiters;            /* sl_waiter.node: told when this task ends */
@@ -119,8 +119,9 @@ struct sl_task {
 /* t:status()'s names, indexed by enum sl_status (task_api.c). */
 extern const char *const sl_status_names[];
 
-/* The task handle's user values: the coroutine while it lives, then its outcome. */
-enum { UV_CO = 1, UV_RESULT = 2, UV_TRACE = 3, UV_ONEND = 4, UV_COUNT = 4 };
+/* The task handle's user values (uv: Lua's user values, not libuv): the coroutine while it
+ * lives, then its outcome. */
+enum { SL_UV_CO = 1, SL_UV_RESULT = 2, SL_UV_TRACE = 3, SL_UV_ONEND = 4, SL_UV_COUNT = 4 };
 
 /* Registry keys (by address, cheaper than by name) shared by task.c and task_api.c. */
 extern char sl_task_mt_key, sl_failed_mt_key;   /* the two task metatables */
@@ -137,7 +138,6 @@ void sl_task_cancel(sl_task *t);
 void sl_task_add_waiter(sl_task *t, sl_waiter *w);
 void sl_task_remove_waiter(sl_waiter *w);
 int sl_task_push_outcome(lua_State *L, int hidx);  /* pushes ok, values... (pcall style) */
-void sl_task_run(sl_engine *E, sl_task *t);
 void sl_task_push_handle(lua_State *L, sl_task *t);
 void sl_task_cancel_all(sl_engine *E);
 int sl_task_is_ended(const sl_task *t);
@@ -150,9 +150,15 @@ int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
                  double timeout, lua_KFunction k, lua_KContext ctx);
 /* Continuation for a wait that returns nothing and raises on cancellation. */
 int sl_task_k_end(lua_State *L, int status, lua_KContext ctx);
-/* Pushes the cancellation error object. */
+/* The cancellation error (task.c): pushes it; tells it apart from any other value. */
 void sl_push_cancelled(lua_State *L);
 int sl_is_cancelled(lua_State *L, int idx);
+/* Message handler for the user's handlers run by a server or listener: leaves the
+ * cancellation error as it is, adds a traceback to anything else (task.c). */
+int sl_handler_msgh(lua_State *L);
+/* Pushes an array of the tasks not yet ended, oldest first: their handles (sl.tasks), or
+ * with described set, a table describing each but the main task (the REPL's tasks()). */
+int sl_task_list(lua_State *L, int described);
 
 /* A FIFO of tasks blocked on one synchronisation object (sync.c); initialise before use. */
 typedef struct sl_waitq {
@@ -180,7 +186,7 @@ struct sl_engine {
   uv_check_t drain;            /* runs the ready queue after each poll */
   uv_idle_t spin;              /* active while the queue is not empty: poll won't block */
   uv_signal_t sigint;
-  sl_task *ready_head, *ready_tail;
+  sl_task *ready_head, *ready_tail; /* the ready queue (task.c) */
   sl_task *current;            /* the task being resumed, NULL between resumes */
   sl_task *main;               /* the script's own task: its failure ends the run */
   sl_queue live;               /* sl_task.live_node: every task not yet ended, newest first */
@@ -212,7 +218,8 @@ sl_engine *sl_engine_new(lua_State *L);
 void sl_engine_free(sl_engine *E);
 /* fn runs first thing in sl_engine_free, before the handles are closed (at most 4). */
 void sl_engine_at_free(void (*fn)(void));
-void sl_engine_enqueue(sl_engine *E, sl_task *t);
+/* The task layer's part of sl_engine_new: ready queue, coroutine pool, cancellation error. */
+void sl_task_engine_init(sl_engine *E);
 int sl_engine_run(sl_engine *E, sl_task *main_task);
 
 /* ------------------------------------------------- errors and helpers */
@@ -220,7 +227,6 @@ int sl_engine_run(sl_engine *E, sl_task *main_task);
 int sl_fail(lua_State *L, const char *name, const char *fmt, ...);
 int sl_fail_uv(lua_State *L, int uverr);
 int sl_traceback_msgh(lua_State *L);
-int sl_handler_msgh(lua_State *L);   /* the same, leaving the cancellation error as it is */
 void sl_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
                 const luaL_Reg *metamethods);
 double sl_check_seconds(lua_State *L, int idx, const char *what);
@@ -254,10 +260,9 @@ static inline uint32_t sl_fnv1a(uint32_t h, const void *p, size_t n) {
 /* Installs coroutine.resume/wrap that pass sluice waits through user coroutines (coro.c). */
 void sl_coro_install(lua_State *L);
 
-/* Module openers; each registers its functions into the table at the top of the stack. */
-int luaopen_sluice_core(lua_State *L);
+/* The parts of "sluice.core" (main.c's module table lists them); each registers its
+ * functions into the table at the top of the stack. */
 void sl_task_register(lua_State *L);
-void sl_timer_register(lua_State *L);
 void sl_group_register(lua_State *L);
 void sl_lac_register(lua_State *L);
 void sl_sync_register(lua_State *L);

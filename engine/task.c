@@ -1,6 +1,9 @@
-/* task.c: the task record, spawning, the one resume helper, ending, waiting and waking, and
- * cancellation. A task is a coroutine plus a C record kept inside its Lua handle (a
- * userdata); the Lua-facing methods are in task_api.c. */
+/* task.c: the task record, spawning, the ready queue and the one resume helper, ending,
+ * waiting and waking, cancellation and its error, and waiting out work done on another
+ * thread. A task is a coroutine plus a C record kept inside its Lua handle (a userdata); the
+ * Lua-facing methods are in task_api.c. Below it are only timer.c and util.c; loop.c, above,
+ * starts it (sl_task_engine_init) and runs the loop that drains its queue. */
+#include <stdio.h>
 #include <string.h>
 
 #include "sluice.h"
@@ -16,6 +19,40 @@ char sl_reraise_key;
 
 /* Yielded by a wait so that a task-level yield can be told from a stray coroutine.yield. */
 char sl_wait_mark;
+
+/* Registry key of the cancellation error object. */
+static char cancelled_key;
+
+/* ----------------------------------------------------------- cancellation */
+
+/* The cancellation error is one table, told apart by identity (and shown by its metatable's
+ * __tostring); made once for the engine, before any task can be cancelled. */
+void sl_push_cancelled(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &cancelled_key);
+}
+
+int sl_is_cancelled(lua_State *L, int idx) {
+  int r;
+  idx = lua_absindex(L, idx);
+  sl_push_cancelled(L);
+  r = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+static int cancelled_tostring(lua_State *L) {
+  lua_pushliteral(L, "cancelled");
+  return 1;
+}
+
+/* Message handler for the user's handlers run by a server or listener: keeps the
+ * cancellation error as it is (the handler's task is ending), adds a traceback to anything
+ * else. */
+int sl_handler_msgh(lua_State *L) {
+  if (sl_is_cancelled(L, 1))
+    return 1;
+  return sl_traceback_msgh(L);
+}
 
 /* ---------------------------------------------------------------- handles */
 
@@ -70,6 +107,11 @@ void sl_task_push_handle(lua_State *L, sl_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
+/* The idle handle only keeps poll from blocking while tasks are ready; it does nothing. */
+static void spin_cb(uv_idle_t *h) {
+  (void)h;
+}
+
 /* Pops a coroutine from the pool or makes one; pushes it on L. */
 static lua_State *pool_take(sl_engine *E, lua_State *L) {
   if (E->npool > 0) {
@@ -96,6 +138,25 @@ static void pool_give(sl_engine *E, lua_State *L, lua_State *co) {
   lua_pop(L, 1);
 }
 
+/* ----------------------------------------------------------- ready queue */
+
+/* Waking a task only queues it; the drain resumes it later, never the waker. A singly
+ * linked FIFO through the task records: only appended to and popped, never unlinked in the
+ * middle. */
+static void task_enqueue(sl_engine *E, sl_task *t) {
+  if (t->queued)
+    return;
+  t->queued = 1;
+  t->next_ready = NULL;
+  if (E->ready_tail)
+    E->ready_tail->next_ready = t;
+  else
+    E->ready_head = t;
+  E->ready_tail = t;
+  if (!uv_is_active((uv_handle_t *)&E->spin))
+    uv_idle_start(&E->spin, spin_cb);
+}
+
 /* ----------------------------------------------------------------- entry */
 
 /* Message handler of a task's outermost pcall: records the traceback in the handle before
@@ -113,7 +174,7 @@ static int task_msgh(lua_State *co) {
     luaL_traceback(co, co, msg, 1);
     sl_task_push_handle(co, t);
     lua_insert(co, -2);
-    lua_setiuservalue(co, -2, UV_TRACE);
+    lua_setiuservalue(co, -2, SL_UV_TRACE);
     lua_settop(co, 1);
   }
   return 1;
@@ -142,14 +203,14 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
   lua_State *co;
   fidx = lua_absindex(L, fidx);
   luaL_checkstack(L, 4, NULL);
-  t = (sl_task *)lua_newuserdatauv(L, sizeof(*t), UV_COUNT);
+  t = (sl_task *)lua_newuserdatauv(L, sizeof(*t), SL_UV_COUNT);
   memset(t, 0, sizeof(*t));
   t->ref = LUA_NOREF;
   t->status = SL_SUSPENDED;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_task_mt_key);
   lua_setmetatable(L, -2);
   co = pool_take(E, L);
-  lua_setiuservalue(L, -2, UV_CO);
+  lua_setiuservalue(L, -2, SL_UV_CO);
   t->co = co;
   t->E = E;
   t->id = ++E->next_id;
@@ -172,7 +233,7 @@ sl_task *sl_task_new(lua_State *L, int fidx, int nargs) {
   sl_queue_init(&t->wq_node);
   sl_queue_insert_head(&E->live, &t->live_node);
   E->nlive++;
-  sl_engine_enqueue(E, t);
+  task_enqueue(E, t);
   return t;
 }
 
@@ -192,10 +253,10 @@ static void main_failed(sl_engine *E, sl_task *t) {
     const char *msg;
     int top = lua_gettop(L);
     sl_task_push_handle(L, t);
-    lua_getiuservalue(L, -1, UV_TRACE);
+    lua_getiuservalue(L, -1, SL_UV_TRACE);
     msg = lua_tostring(L, -1);
     if (msg == NULL) {
-      lua_getiuservalue(L, -2, UV_RESULT);
+      lua_getiuservalue(L, -2, SL_UV_RESULT);
       msg = luaL_tolstring(L, -1, NULL);
     }
     fprintf(stderr, "sluice: %s\n", msg);
@@ -203,7 +264,7 @@ static void main_failed(sl_engine *E, sl_task *t) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_reraise_key);
     if (lua_istable(L, -1)) {
       lua_rawgeti(L, -1, 1);
-      lua_getiuservalue(L, top + 1, UV_RESULT);
+      lua_getiuservalue(L, top + 1, SL_UV_RESULT);
       lua_rawgeti(L, -3, 2);
       if (lua_rawequal(L, -2, -3) && lua_isstring(L, -1))
         fprintf(stderr, "the error was raised first in another task:\n%s\n",
@@ -231,9 +292,9 @@ static void run_on_end(sl_engine *E, sl_task *t) {
     return;
   t->has_on_end = 0;
   sl_task_push_handle(L, t);
-  if (lua_getiuservalue(L, -1, UV_ONEND) != LUA_TNIL) {
+  if (lua_getiuservalue(L, -1, SL_UV_ONEND) != LUA_TNIL) {
     lua_pushnil(L);
-    lua_setiuservalue(L, top + 1, UV_ONEND);
+    lua_setiuservalue(L, top + 1, SL_UV_ONEND);
     lua_pushcfunction(L, sl_traceback_msgh);
     lua_insert(L, -2);
     lua_pushvalue(L, top + 1);
@@ -257,19 +318,19 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
   if (status == SL_DONE) {
     if (n == 1) {
       lua_xmove(co, L, 1);
-      lua_setiuservalue(L, -2, UV_RESULT);
+      lua_setiuservalue(L, -2, SL_UV_RESULT);
     } else if (n > 1) {
       int i;
       lua_createtable(L, n, 1);
       lua_xmove(co, L, n);
       for (i = n; i >= 1; i--)
         lua_rawseti(L, -1 - i, i);
-      lua_setiuservalue(L, -2, UV_RESULT);
+      lua_setiuservalue(L, -2, SL_UV_RESULT);
     }
     t->nres = n;
   } else {
     lua_xmove(co, L, 1);
-    lua_setiuservalue(L, -2, UV_RESULT);
+    lua_setiuservalue(L, -2, SL_UV_RESULT);
     t->nres = 1;
     if (status == SL_FAILED && !t->observed) {
       lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_failed_mt_key);   /* arms the "never retrieved" */
@@ -277,7 +338,7 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
     }
   }
   lua_pushnil(L);
-  lua_setiuservalue(L, -2, UV_CO);
+  lua_setiuservalue(L, -2, SL_UV_CO);
   lua_pop(L, 1);
   t->status = (uint8_t)status;
   E->ended[status]++;
@@ -301,8 +362,7 @@ static void task_finish(sl_engine *E, sl_task *t, int status, int n) {
 
 /* The one resume helper: runs a queued task until it waits or ends. Called only by the
  * ready-queue drain, never from inside another task's wake-up. */
-
-void sl_task_run(sl_engine *E, sl_task *t) {
+static void task_run(sl_engine *E, sl_task *t) {
   lua_State *co = t->co;
   int nres = 0, st;
   if (!t->started) {
@@ -348,6 +408,49 @@ void sl_task_run(sl_engine *E, sl_task *t) {
   }
 }
 
+/* Runs the tasks queued when the pass began; tasks they wake wait for the next pass, after
+ * the loop has polled for I/O, so a task yielding in a loop cannot starve the network. */
+static void drain_cb(uv_check_t *h) {
+  sl_engine *E = (sl_engine *)h->data;
+  sl_task *last = E->ready_tail;
+  while (E->ready_head != NULL) {
+    sl_task *t = E->ready_head;
+    E->ready_head = t->next_ready;
+    if (E->ready_head == NULL)
+      E->ready_tail = NULL;
+    t->next_ready = NULL;
+    t->queued = 0;
+    task_run(E, t);
+    if (t == last)
+      break;
+  }
+  if (E->ready_head == NULL)
+    uv_idle_stop(&E->spin);
+}
+
+/* The task layer's part of a new engine: the ready queue's drain (a check handle, after
+ * every poll) and spinner, the coroutine pool, and the cancellation error. */
+void sl_task_engine_init(sl_engine *E) {
+  lua_State *L = E->L;
+  static const luaL_Reg cancelled_meta[] = {
+    {"__tostring", cancelled_tostring},
+    {NULL, NULL}
+  };
+  sl_queue_init(&E->live);
+  uv_check_init(E->loop, &E->drain);
+  E->drain.data = E;
+  uv_check_start(&E->drain, drain_cb);
+  uv_unref((uv_handle_t *)&E->drain);
+  uv_idle_init(E->loop, &E->spin);
+  E->spin.data = E;
+  lua_newtable(L);
+  E->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  sl_newmeta(L, SL_CANCELLED_MT, NULL, cancelled_meta);
+  luaL_setmetatable(L, SL_CANCELLED_MT);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cancelled_key);
+}
+
 /* ------------------------------------------------------- waiting, waking */
 
 void sl_task_add_waiter(sl_task *t, sl_waiter *w) {
@@ -379,7 +482,7 @@ void sl_task_wake(sl_task *t, int wake) {
     t->cleanup(t, t->cleanup_data);
   t->cleanup = NULL;
   t->cleanup_data = NULL;
-  sl_engine_enqueue(t->E, t);
+  task_enqueue(t->E, t);
 }
 
 void sl_task_cancel(sl_task *t) {

@@ -1,6 +1,8 @@
-/* task_api.c: the Lua side of tasks: sl.spawn, t:join and the other task methods, the
- * cancellation error, and the helpers the executor uses (end callbacks, re-raising). */
+/* task_api.c: the Lua side of tasks: sl.spawn, t:join and the other task methods, sl.sleep
+ * and sl.now, sl.tasks (and the REPL's description of them), the helpers the executor uses
+ * (end callbacks, re-raising), and the test runner's handle count. */
 #include <stdio.h>
+#include <string.h>
 
 #include "sluice.h"
 
@@ -18,7 +20,7 @@ int sl_task_push_outcome(lua_State *L, int hidx) {
   lua_pushboolean(L, t->status == SL_DONE);
   if (n == 0)
     return 1;
-  lua_getiuservalue(L, hidx, UV_RESULT);
+  lua_getiuservalue(L, hidx, SL_UV_RESULT);
   if (t->status == SL_DONE && n > 1) {
     int i, tbl = lua_gettop(L);
     for (i = 1; i <= n; i++)
@@ -45,7 +47,7 @@ static void remember_origin(lua_State *L) {
 static int task_deliver(lua_State *L, int hidx) {
   int n = sl_task_push_outcome(L, hidx);
   if (!lua_toboolean(L, -n)) {
-    lua_getiuservalue(L, hidx, UV_TRACE);
+    lua_getiuservalue(L, hidx, SL_UV_TRACE);
     lua_insert(L, -2);
     remember_origin(L);
     return lua_error(L);
@@ -73,7 +75,7 @@ static int l_on_end(lua_State *L) {
     return 0;
   }
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, UV_ONEND);
+  lua_setiuservalue(L, 1, SL_UV_ONEND);
   t->has_on_end = 1;
   return 0;
 }
@@ -85,6 +87,27 @@ static int l_observe(lua_State *L) {
 }
 
 /* ------------------------------------------------------------- Lua API */
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;
+}
+
+/** sl.sleep(seconds) -- sl.sleep(0) gives way to every other ready task once */
+static int l_sleep(lua_State *L) {
+  double s = lua_isnoneornil(L, 1) ? 0 : sl_check_seconds(L, 1, "sleep time");
+  sl_task *me = sl_task_require(L, "sl.sleep");
+  lua_settop(L, 0);
+  return sl_task_wait(L, me, NULL, NULL, s, sleep_k, 0);
+}
+
+/** sl.now() -> seconds on the loop's monotonic clock */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (double)sl_clock_ns(SL_ENGINE(L)) / 1e9);
+  return 1;
+}
 
 /** sl.spawn(fn, ...) -> task */
 static int l_spawn(lua_State *L) {
@@ -185,7 +208,7 @@ static int t_status(lua_State *L) {
 /** t:traceback() -> the traceback of a failed task, or nil */
 static int t_traceback(lua_State *L) {
   sl_task_check(L, 1);
-  lua_getiuservalue(L, 1, UV_TRACE);
+  lua_getiuservalue(L, 1, SL_UV_TRACE);
   return 1;
 }
 
@@ -208,10 +231,10 @@ static int t_gc(lua_State *L) {
   if (t->status == SL_FAILED && !t->observed) {
     const char *msg;
     t->observed = 1;
-    lua_getiuservalue(L, 1, UV_TRACE);
+    lua_getiuservalue(L, 1, SL_UV_TRACE);
     msg = lua_tostring(L, -1);
     if (msg == NULL) {
-      lua_getiuservalue(L, 1, UV_RESULT);
+      lua_getiuservalue(L, 1, SL_UV_RESULT);
       msg = luaL_tolstring(L, -1, NULL);
     }
     fprintf(stderr, "sluice: task %lld failed and its error was never retrieved:\n%s\n",
@@ -232,17 +255,74 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-/** sl.tasks() -> array of every task that has not ended, oldest first */
-static int l_tasks(lua_State *L) {
+/* Sets fields wait (the function a waiting task is blocked in) and where (the innermost line
+ * of user code, skipping sluice's own Lua files) of the table at the top of L. */
+static void describe_stack(lua_State *L, lua_State *co, int waiting) {
+  lua_Debug ar;
+  int level;
+  if (co == NULL)
+    return;
+  if (waiting && lua_getstack(co, 0, &ar) && lua_getinfo(co, "n", &ar) && ar.name != NULL) {
+    lua_pushstring(L, ar.name);
+    lua_setfield(L, -2, "wait");
+  }
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "Sl", &ar) || ar.currentline <= 0)
+      continue;
+    if (strncmp(ar.source, "@lua/sluice/", 12) == 0)
+      continue;
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+    lua_setfield(L, -2, "where");
+    return;
+  }
+}
+
+/* Pushes a table describing t for the REPL's tasks(): {task, id, status ("running" |
+ * "ready" | "waiting" | "suspended"), wait, left (seconds to its deadline), where
+ * ("file:line" of user code), job (started by a primitive)}. */
+static void describe_task(lua_State *L, sl_task *t, uint64_t now) {
+  const char *state = t->status == SL_RUNNING ? "running" : t->queued ? "ready"
+                      : t->waiting ? "waiting" : sl_status_names[t->status];
+  lua_createtable(L, 0, 7);
+  sl_task_push_handle(L, t);
+  lua_setfield(L, -2, "task");
+  lua_pushinteger(L, (lua_Integer)t->id);
+  lua_setfield(L, -2, "id");
+  lua_pushstring(L, state);
+  lua_setfield(L, -2, "status");
+  lua_pushboolean(L, t->internal);
+  lua_setfield(L, -2, "job");
+  if (t->timer.slot && t->timer.when > now) {
+    lua_pushnumber(L, (double)(t->timer.when - now) / 1e9);
+    lua_setfield(L, -2, "left");
+  }
+  describe_stack(L, t->co, t->waiting);
+}
+
+/* Pushes an array, oldest first, of every task that has not ended: their handles, or with
+ * described set, a table describing each (describe_task) except the main task's. */
+int sl_task_list(lua_State *L, int described) {
   sl_engine *E = SL_ENGINE(L);
   sl_queue *q;
   lua_Integer i = 0;
+  uint64_t now = sl_clock_ns(E);
   lua_createtable(L, (int)E->nlive, 0);
   SL_QUEUE_FOREACH_REVERSE(q, &E->live) {
-    sl_task_push_handle(L, SL_QUEUE_DATA(q, sl_task, live_node));
+    sl_task *t = SL_QUEUE_DATA(q, sl_task, live_node);
+    if (!described)
+      sl_task_push_handle(L, t);
+    else if (t != E->main)
+      describe_task(L, t, now);
+    else
+      continue;
     lua_rawseti(L, -2, ++i);
   }
   return 1;
+}
+
+/** sl.tasks() -> array of every task that has not ended, oldest first */
+static int l_tasks(lua_State *L) {
+  return sl_task_list(L, 0);
 }
 
 /* What core._handles counts: the handles a test could have left open, those that keep the
@@ -280,24 +360,6 @@ static int l_is_cancelled(lua_State *L) {
   return 1;
 }
 
-static int cancelled_tostring(lua_State *L) {
-  lua_pushliteral(L, "cancelled");
-  return 1;
-}
-
-void sl_push_cancelled(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)&sl_status_names);
-}
-
-int sl_is_cancelled(lua_State *L, int idx) {
-  int r;
-  idx = lua_absindex(L, idx);
-  sl_push_cancelled(L);
-  r = lua_rawequal(L, idx, -1);
-  lua_pop(L, 1);
-  return r;
-}
-
 void sl_task_register(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"spawn", l_spawn},
@@ -308,6 +370,8 @@ void sl_task_register(lua_State *L) {
     {"_reraise", l_reraise},
     {"_observe", l_observe},
     {"_on_end", l_on_end},
+    {"sleep", l_sleep},
+    {"now", l_now},
     {NULL, NULL}
   };
   static const luaL_Reg methods[] = {
@@ -330,10 +394,6 @@ void sl_task_register(lua_State *L) {
     {"__gc", t_gc},
     {NULL, NULL}
   };
-  static const luaL_Reg cancelled_meta[] = {
-    {"__tostring", cancelled_tostring},
-    {NULL, NULL}
-  };
   sl_newmeta(L, SL_TASK_MT, methods, metamethods);
   sl_newmeta(L, SL_FAILED_MT, methods, failed_metamethods);
   luaL_getmetatable(L, SL_TASK_MT);
@@ -342,12 +402,7 @@ void sl_task_register(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &sl_failed_mt_key);
   lua_pushlightuserdata(L, &sl_wait_mark);
   lua_setfield(L, -2, "_wait_mark");
-  /* The cancellation error: one table, told apart by identity and by its metatable. */
-  lua_newtable(L);
-  sl_newmeta(L, SL_CANCELLED_MT, NULL, cancelled_meta);
-  luaL_setmetatable(L, SL_CANCELLED_MT);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)&sl_status_names);
+  sl_push_cancelled(L);   /* (made with the engine, by task.c) */
   lua_setfield(L, -2, "cancelled");
   luaL_setfuncs(L, funcs, 0);
 }

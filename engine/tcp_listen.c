@@ -213,7 +213,7 @@ static void guard_start(lua_State *L, int idx) {
   t->internal = 1;
   lua_pushvalue(L, idx);
   lua_pushcclosure(L, guard_ended, 1);
-  lua_setiuservalue(L, -2, UV_ONEND);
+  lua_setiuservalue(L, -2, SL_UV_ONEND);
   t->has_on_end = 1;
   lua_pop(L, 3);               /* the function, the listener, the task */
 }

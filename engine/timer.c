@@ -1,7 +1,8 @@
-/* timer.c: the engine's clock and timer heap, and sl.sleep / sl.now.
- * One uv_timer_t is armed for the earliest deadline of a binary min-heap of sl_timer
- * entries embedded in their owners, so a million sleeping tasks cost no allocation each. */
-#include <math.h>
+/* timer.c: the engine's clock and timer heap, the bottom of the core with util.c: it knows
+ * nothing of tasks (an entry's owner is told through its callback; sl.sleep and sl.now are in
+ * task_api.c). One uv_timer_t is armed for the earliest deadline of a binary min-heap of
+ * sl_timer entries embedded in their owners, so a million sleeping tasks cost no allocation
+ * each. */
 #include <stdlib.h>
 
 #include "sluice.h"
@@ -139,44 +140,4 @@ void sl_timer_shutdown(sl_engine *E) {
   free(E->heap);
   E->heap = NULL;
   E->heap_len = E->heap_cap = 0;
-}
-
-/* ------------------------------------------------------------- Lua API */
-
-double sl_check_seconds(lua_State *L, int idx, const char *what) {
-  double s = luaL_checknumber(L, idx);
-  if (isnan(s) || s < 0)
-    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a non-negative number of seconds",
-                                          what));
-  return s;
-}
-
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L;
-  (void)status;
-  (void)ctx;
-  return 0;
-}
-
-/** sl.sleep(seconds) -- sl.sleep(0) gives way to every other ready task once */
-static int l_sleep(lua_State *L) {
-  double s = lua_isnoneornil(L, 1) ? 0 : sl_check_seconds(L, 1, "sleep time");
-  sl_task *me = sl_task_require(L, "sl.sleep");
-  lua_settop(L, 0);
-  return sl_task_wait(L, me, NULL, NULL, s, sleep_k, 0);
-}
-
-/** sl.now() -> seconds on the loop's monotonic clock */
-static int l_now(lua_State *L) {
-  lua_pushnumber(L, (double)sl_clock_ns(SL_ENGINE(L)) / 1e9);
-  return 1;
-}
-
-void sl_timer_register(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"sleep", l_sleep},
-    {"now", l_now},
-    {NULL, NULL}
-  };
-  luaL_setfuncs(L, funcs, 0);
 }

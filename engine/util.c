@@ -1,6 +1,8 @@
-/* util.c: small helpers shared by every module: the fail triple (nil, "ENAME: message",
- * "ENAME"), the message handlers of protected calls, the growable byte buffer
- * (sl_buf), and metatable creation. */
+/* util.c: small helpers shared by every module, at the bottom of the engine (it calls no
+ * other engine file): the fail triple (nil, "ENAME: message", "ENAME"), the traceback message
+ * handler of protected calls, argument checks, the growable byte buffer (sl_buf), and
+ * metatable creation. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,15 @@ int sl_traceback_msgh(lua_State *L) {
   return 1;
 }
 
+/* Checks that the argument at idx is a number of seconds (0 or more); raises otherwise. */
+double sl_check_seconds(lua_State *L, int idx, const char *what) {
+  double s = luaL_checknumber(L, idx);
+  if (isnan(s) || s < 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a non-negative number of seconds",
+                                          what));
+  return s;
+}
+
 /* ------------------------------------------------------------ sl_buf */
 
 int sl_buf_reserve(sl_buf *b, size_t extra) {
@@ -70,15 +81,6 @@ void sl_buf_free(sl_buf *b) {
   free(b->p);
   b->p = NULL;
   b->len = b->cap = 0;
-}
-
-/* Message handler for the user's handlers run by a server or listener: keeps the
- * cancellation error as it is (the handler's task is ending), adds a traceback to anything
- * else. */
-int sl_handler_msgh(lua_State *L) {
-  if (sl_is_cancelled(L, 1))
-    return 1;
-  return sl_traceback_msgh(L);
 }
 
 /* Creates the metatable `name` with methods reachable through __index and the given
