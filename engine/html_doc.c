@@ -80,7 +80,7 @@ static void parse_cleanup(sl_task *t, void *data) {
 }
 
 /* The parse cannot be stopped halfway: a cancellation meanwhile waits for it to end, and
- * is delivered at the task's next wait, as db:batch's is. The document is at 4 (after
+ * is delivered at the task's next wait (sl_task_wait_work). The document is at 4 (after
  * html.parse's three arguments). */
 static int parse_k(lua_State *L, int status, lua_KContext ctx) {
   sl_html_job *j = (sl_html_job *)ctx;
@@ -88,14 +88,8 @@ static int parse_k(lua_State *L, int status, lua_KContext ctx) {
   xmlDocPtr doc;
   size_t n;
   (void)status;
-  if (me->wake == SL_WAKE_CANCEL)
-    j->cancelled = 1;
-  if (!j->done) {
-    me->catch_cancel = 1;
-    return sl_task_wait(L, me, parse_cleanup, j, -1, parse_k, ctx);
-  }
-  if (j->cancelled)
-    me->cancel_req = 1;
+  if (!sl_task_work_done(L, j->done))
+    return sl_task_wait_work(L, me, parse_k, ctx);
   doc = j->doc;
   n = j->n;
   free(j);

@@ -100,6 +100,7 @@ struct sl_task {
   uint8_t handoff;             /* this wait hands over a resource: a cancellation that
                                   arrives after the wake waits for the next wait */
   uint8_t catch_cancel;        /* this wait's continuation handles cancellation itself */
+  uint8_t held_cancel;         /* a cancellation held back until work elsewhere is done */
   int nargs;                   /* values pushed on co for the next resume */
   int nres;                    /* results kept after SL_DONE (0, 1, or n in a table) */
   uint64_t id;                 /* creation number, for messages and sl.tasks() */
@@ -148,6 +149,15 @@ int sl_task_is_ended(const sl_task *t);
  * calls k with SL_WAKE_TIMEOUT readable through sl_task_current(L)->wake. */
 int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
                  double timeout, lua_KFunction k, lua_KContext ctx);
+/* Waiting out work done on another thread (a parse, a transaction) that cannot be stopped
+ * halfway: the task waits until whoever finishes the work sets its done flag and wakes it
+ * (sl_task_wake, SL_WAKE_OK). A cancellation meanwhile is held back and delivered at the
+ * task's next wait, after k has returned the outcome. Start with
+ *   return sl_task_wait_work(L, me, k, ctx);
+ * and begin k with
+ *   if (!sl_task_work_done(L, job->done)) return sl_task_wait_work(L, me, k, ctx); */
+int sl_task_wait_work(lua_State *L, sl_task *t, lua_KFunction k, lua_KContext ctx);
+int sl_task_work_done(lua_State *L, int done);
 /* Continuation for a wait that returns nothing and raises on cancellation. */
 int sl_task_k_end(lua_State *L, int status, lua_KContext ctx);
 /* The cancellation error (task.c): pushes it; tells it apart from any other value. */

@@ -64,7 +64,6 @@ struct sq_batch {
   sqlite3_stmt **own;          /* statements beyond the cache, finalized with the batch */
   size_t nown, capown;
   int done;                    /* the thread pool has finished with it */
-  int cancelled;               /* the task was cancelled while it ran */
   int rc;                      /* its outcome: SQLITE_OK, or the failing step's code */
   char *errmsg;                /* and message (malloc'd in the thread, NULL if none) */
 };
@@ -656,26 +655,14 @@ static void batch_after_cb(uv_work_t *req, int status) {
     sl_task_wake(b->waiter, SL_WAKE_OK);
 }
 
-/* A cancellation while the batch runs: the thread cannot be stopped halfway and the
- * connection is its own until it ends, so the task keeps waiting (batch_k) and the
- * cancellation is delivered at its next wait, after db:batch has returned the outcome. */
-static void batch_cleanup(sl_task *t, void *data) {
-  (void)t;
-  (void)data;
-}
-
+/* The batch cannot be stopped halfway, and the connection is the thread's until it ends: a
+ * cancellation meanwhile is delivered at the task's next wait, after db:batch has returned
+ * the outcome (sl_task_wait_work). */
 static int batch_k(lua_State *L, int status, lua_KContext ctx) {
   sq_batch *b = (sq_batch *)ctx;
-  sl_task *me = sl_task_current(L);
   (void)status;
-  if (me->wake == SL_WAKE_CANCEL)
-    b->cancelled = 1;
-  if (!b->done) {
-    me->catch_cancel = 1;
-    return sl_task_wait(L, me, batch_cleanup, b, -1, batch_k, ctx);
-  }
-  if (b->cancelled)
-    me->cancel_req = 1;   /* delivered at the task's next wait */
+  if (!sl_task_work_done(L, b->done))
+    return sl_task_wait_work(L, sl_task_current(L), batch_k, ctx);
   if (b->rc != SQLITE_OK) {
     int rc = b->rc;
     lua_pushnil(L);
@@ -730,8 +717,7 @@ static int db_batch(lua_State *L) {
   b->waiter = me;
   lua_pushvalue(L, 1);
   d->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  me->catch_cancel = 1;
-  return sl_task_wait(L, me, batch_cleanup, b, -1, batch_k, (lua_KContext)b);
+  return sl_task_wait_work(L, me, batch_k, (lua_KContext)b);
 }
 
 /* ------------------------------------------------------------ registration */

@@ -565,3 +565,26 @@ int sl_task_wait(lua_State *L, sl_task *t, sl_cleanup_fn cleanup, void *data,
   return lua_yieldk(L, 1, 0, task_wait_k);
 }
 
+/* ---------------------------------------- waiting out work on another thread */
+
+/* See sluice.h. catch_cancel brings a cancellation to k instead of raising it, and the wait
+ * has no cleanup: the work cannot be taken back, whoever finishes it wakes the task. */
+int sl_task_wait_work(lua_State *L, sl_task *t, lua_KFunction k, lua_KContext ctx) {
+  t->catch_cancel = 1;
+  return sl_task_wait(L, t, NULL, NULL, -1, k, ctx);
+}
+
+/* Called first in k, so t->wake is this wake's: a cancellation is held until done, then
+ * left pending for the task's next wait. */
+int sl_task_work_done(lua_State *L, int done) {
+  sl_task *t = SL_ENGINE(L)->current;
+  if (t->wake == SL_WAKE_CANCEL)
+    t->held_cancel = 1;
+  if (!done)
+    return 0;
+  if (t->held_cancel) {
+    t->held_cancel = 0;
+    t->cancel_req = 1;
+  }
+  return 1;
+}

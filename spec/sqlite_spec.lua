@@ -142,7 +142,7 @@ describe("sluice.sqlite", function()
         ticks = ticks + 1
       end
     end)
-    sl.sleep(0.02)
+    assert.is_true(H.poll(function() return ticks > 0 end, 5), "the ticker never ticked")
     ticks, gap, last = 0, 0, sl.now()
     local t0 = sl.now()
     -- (a batch long enough to measure: at least 0.3 s of SQLite's work)
@@ -168,7 +168,9 @@ describe("sluice.sqlite", function()
       sl.sleep(10)
       after = "slept"
     end)
-    sl.sleep(0.02)
+    -- (the batch owns the connection from the moment the task has called db:batch)
+    assert.is_true(H.poll(function() return not pcall(db.exec, db, "SELECT 1") end, 5),
+                   "the batch never started")
     assert.has_error(function() db:exec("SELECT 1") end,
                      "sqlite: the database is busy with a db:batch in another task")
     t:cancel()
