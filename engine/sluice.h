@@ -288,10 +288,8 @@ int luaopen_sluice_http_client(lua_State *L);
 /* The REPL's C half, "sluice.repl_core" in package.preload (repl.c). */
 int luaopen_sluice_repl_core(lua_State *L);
 
-/* "sluice.sqlite" (sqlite.c): SQLite connections, statements, and batches run on libuv's
- * thread pool. */
-#define SL_SQLITE_DB_MT   "sluice.sqlite.db"
-#define SL_SQLITE_STMT_MT "sluice.sqlite.stmt"
+/* "sluice.sqlite" (sqlite.c, sqlite_batch.c; sqlite.h): SQLite connections, statements, and
+ * batches run on libuv's thread pool. */
 int luaopen_sluice_sqlite(lua_State *L);
 
 /* "sluice.url" (url.c; url.h) and "sluice.html" (html.c; html.h). */
