@@ -1,6 +1,6 @@
-/* sqlite.c: "sluice.sqlite", a small binding of SQLite 3 (Debian's libsqlite3): connections,
- * prepared statements, values both ways, and the module's registration. db:batch, a
- * transaction run on libuv's thread pool while the calling task waits, is sqlite_batch.c's. */
+/* sqlite.c: "sluice.sqlite", a small binding of SQLite 3 (Debian's libsqlite3): running SQL
+ * from Lua (db:exec, db:prepare, db:rows, statements), values both ways, and the module's
+ * registration. Connections and db:batch, on libuv's thread pool, are sqlite_db.c's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,43 +10,6 @@ typedef struct sq_stmt {
   sqlite3_stmt *st;            /* NULL once closed */
   sl_sqlite_db *d;             /* the connection (its userdata is this one's user value) */
 } sq_stmt;
-
-/* The name of a primary result code, for the fail triple ("SQLITE_FULL"). */
-const char *sl_sqlite_code_name(int rc) {
-  static const char *const names[] = {
-    "SQLITE_OK", "SQLITE_ERROR", "SQLITE_INTERNAL", "SQLITE_PERM", "SQLITE_ABORT",
-    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_NOMEM", "SQLITE_READONLY", "SQLITE_INTERRUPT",
-    "SQLITE_IOERR", "SQLITE_CORRUPT", "SQLITE_NOTFOUND", "SQLITE_FULL", "SQLITE_CANTOPEN",
-    "SQLITE_PROTOCOL", "SQLITE_EMPTY", "SQLITE_SCHEMA", "SQLITE_TOOBIG", "SQLITE_CONSTRAINT",
-    "SQLITE_MISMATCH", "SQLITE_MISUSE", "SQLITE_NOLFS", "SQLITE_AUTH", "SQLITE_FORMAT",
-    "SQLITE_RANGE", "SQLITE_NOTADB", "SQLITE_NOTICE", "SQLITE_WARNING"
-  };
-  int primary = rc & 0xff;
-  if (primary >= 0 && primary < (int)(sizeof(names) / sizeof(names[0])))
-    return names[primary];
-  return "SQLITE_ERROR";
-}
-
-/* Pushes the fail triple for the connection's last error. */
-int sl_sqlite_fail(lua_State *L, sqlite3 *db, int rc) {
-  const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return sl_fail(L, sl_sqlite_code_name(rc), "%s", msg);
-}
-
-static sl_sqlite_db *check_db(lua_State *L, int idx) {
-  sl_sqlite_db *d = (sl_sqlite_db *)luaL_checkudata(L, idx, SL_SQLITE_DB_MT);
-  if (d->db == NULL)
-    luaL_error(L, "attempt to use a closed database");
-  return d;
-}
-
-/* The connection for a call made on the loop thread: raises while a batch owns it. */
-sl_sqlite_db *sl_sqlite_check_idle(lua_State *L, int idx) {
-  sl_sqlite_db *d = check_db(L, idx);
-  if (d->work != NULL)
-    luaL_error(L, "sqlite: the database is busy with a db:batch in another task");
-  return d;
-}
 
 static sq_stmt *check_stmt(lua_State *L, int idx) {
   sq_stmt *s = (sq_stmt *)luaL_checkudata(L, idx, SL_SQLITE_STMT_MT);
@@ -118,72 +81,6 @@ static void push_row(lua_State *L, sqlite3_stmt *st) {
     }
     lua_setfield(L, -2, sqlite3_column_name(st, i));
   }
-}
-
-/* ------------------------------------------------------------ connections */
-
-/** sqlite.open(path [, opts]) -> db | nil, msg, code: opens (creating unless opts.readonly)
- * a database; opts.timeout: seconds to wait for another process's lock (default 5). */
-static int l_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int readonly = 0, rc;
-  double timeout = 5;
-  sl_sqlite_db *d;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "readonly");
-    readonly = lua_toboolean(L, -1);
-    lua_getfield(L, 2, "timeout");
-    if (!lua_isnil(L, -1)) {
-      timeout = lua_tonumber(L, -1);
-      luaL_argcheck(L, lua_isnumber(L, -1) && timeout >= 0 && timeout < 1e6, 2,
-                    "opts.timeout must be a number of seconds");
-    }
-    lua_pop(L, 2);
-  }
-  d = (sl_sqlite_db *)lua_newuserdatauv(L, sizeof(sl_sqlite_db), 0);
-  memset(d, 0, sizeof(*d));
-  d->ref = LUA_NOREF;
-  d->E = SL_ENGINE(L);
-  luaL_setmetatable(L, SL_SQLITE_DB_MT);
-  rc = sqlite3_open_v2(path, &d->db,
-                       readonly ? SQLITE_OPEN_READONLY
-                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-  if (rc != SQLITE_OK) {
-    int n = sl_sqlite_fail(L, d->db, rc);
-    sqlite3_close_v2(d->db);
-    d->db = NULL;
-    return n;
-  }
-  sqlite3_extended_result_codes(d->db, 0);
-  sqlite3_busy_timeout(d->db, (int)(timeout * 1000));
-  return 1;
-}
-
-/* Finalizes the cached statements and closes; statements still open keep the connection
- * alive until they are closed (sqlite3_close_v2). */
-void sl_sqlite_close_now(sl_sqlite_db *d) {
-  int i;
-  for (i = 0; i < SQ_CACHE; i++) {
-    sqlite3_finalize(d->cache[i].st);
-    free(d->cache[i].sql);
-    d->cache[i].st = NULL;
-    d->cache[i].sql = NULL;
-  }
-  sqlite3_close_v2(d->db);
-  d->db = NULL;
-}
-
-/** db:close(): closes the connection (idempotent); during a batch, once it has ended. */
-static int db_close(lua_State *L) {
-  sl_sqlite_db *d = (sl_sqlite_db *)luaL_checkudata(L, 1, SL_SQLITE_DB_MT);
-  if (d->db == NULL)
-    return 0;
-  if (d->work != NULL)
-    d->close_after = 1;
-  else
-    sl_sqlite_close_now(d);
-  return 0;
 }
 
 /** db:exec(sql, ...) -> true | nil, msg, code: without values, runs every statement of sql;
@@ -291,42 +188,6 @@ static int db_rows(lua_State *L) {
   return 1;
 }
 
-/** db:changes() -> integer: rows changed by the last statement. */
-static int db_changes(lua_State *L) {
-  sl_sqlite_db *d = sl_sqlite_check_idle(L, 1);
-  lua_pushinteger(L, (lua_Integer)sqlite3_changes64(d->db));
-  return 1;
-}
-
-/** db:last_insert_rowid() -> integer */
-static int db_last_insert_rowid(lua_State *L) {
-  sl_sqlite_db *d = sl_sqlite_check_idle(L, 1);
-  lua_pushinteger(L, (lua_Integer)sqlite3_last_insert_rowid(d->db));
-  return 1;
-}
-
-/** db:filename() -> string: the database file's absolute path ("" for a temporary one). */
-static int db_filename(lua_State *L) {
-  sl_sqlite_db *d = check_db(L, 1);
-  const char *name = sqlite3_db_filename(d->db, "main");
-  lua_pushstring(L, name != NULL ? name : "");
-  return 1;
-}
-
-static int db_gc(lua_State *L) {
-  sl_sqlite_db *d = (sl_sqlite_db *)luaL_checkudata(L, 1, SL_SQLITE_DB_MT);
-  if (d->db != NULL && d->work == NULL)   /* (anchored while busy: never collected then) */
-    sl_sqlite_close_now(d);
-  return 0;
-}
-
-static int db_tostring(lua_State *L) {
-  sl_sqlite_db *d = (sl_sqlite_db *)luaL_checkudata(L, 1, SL_SQLITE_DB_MT);
-  const char *name = d->db != NULL ? sqlite3_db_filename(d->db, "main") : NULL;
-  lua_pushfstring(L, "sluice.sqlite.db (%s)", d->db == NULL ? "closed" : name ? name : "");
-  return 1;
-}
-
 /* ------------------------------------------------------------ statements */
 
 /** stmt:bind(...) -> stmt: resets the statement and binds its parameters to the values. */
@@ -384,21 +245,10 @@ static int stmt_gc(lua_State *L) {
 /* ------------------------------------------------------------ registration */
 
 int luaopen_sluice_sqlite(lua_State *L) {
-  static const luaL_Reg db_methods[] = {
+  static const luaL_Reg db_methods[] = {   /* beside sqlite_db.c's own */
     {"exec", db_exec},
     {"prepare", db_prepare},
     {"rows", db_rows},
-    {"batch", sl_sqlite_db_batch},
-    {"changes", db_changes},
-    {"last_insert_rowid", db_last_insert_rowid},
-    {"filename", db_filename},
-    {"close", db_close},
-    {NULL, NULL}
-  };
-  static const luaL_Reg db_meta[] = {
-    {"__close", db_close},
-    {"__gc", db_gc},
-    {"__tostring", db_tostring},
     {NULL, NULL}
   };
   static const luaL_Reg stmt_methods[] = {
@@ -414,10 +264,14 @@ int luaopen_sluice_sqlite(lua_State *L) {
     {NULL, NULL}
   };
   static const luaL_Reg funcs[] = {
-    {"open", l_open},
+    {"open", sl_sqlite_open},
     {NULL, NULL}
   };
-  sl_newmeta(L, SL_SQLITE_DB_MT, db_methods, db_meta);
+  sl_newmeta(L, SL_SQLITE_DB_MT, sl_sqlite_db_methods, sl_sqlite_db_meta);
+  luaL_getmetatable(L, SL_SQLITE_DB_MT);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, db_methods, 0);
+  lua_pop(L, 2);
   sl_newmeta(L, SL_SQLITE_STMT_MT, stmt_methods, stmt_meta);
   luaL_newlib(L, funcs);
   lua_pushstring(L, sqlite3_libversion());

@@ -1,5 +1,6 @@
-/* sqlite.h: what sqlite.c (connections, statements, the module) and sqlite_batch.c
- * (db:batch on the thread pool) share: the connection record and its statement cache. */
+/* sqlite.h: what sqlite_db.c (connections and db:batch on the thread pool) gives sqlite.c
+ * (running SQL from Lua, statements, the module): the connection record with its statement
+ * cache, the connection's checks and failures, and its methods. */
 #ifndef SLUICE_SQLITE_H
 #define SLUICE_SQLITE_H
 
@@ -37,9 +38,9 @@ int sl_sqlite_fail(lua_State *L, sqlite3 *db, int rc);
 /* The connection for a call made on the loop thread: raises when closed or while a batch
  * owns it. */
 sl_sqlite_db *sl_sqlite_check_idle(lua_State *L, int idx);
-/* Finalizes the cached statements and closes the connection. */
-void sl_sqlite_close_now(sl_sqlite_db *d);
-/* db:batch (sqlite_batch.c). */
-int sl_sqlite_db_batch(lua_State *L);
+/* sqlite.open (the module's one function), and the connection's methods and metamethods
+ * that do not run SQL from Lua (close, batch, changes...; __gc, __close, __tostring). */
+int sl_sqlite_open(lua_State *L);
+extern const luaL_Reg sl_sqlite_db_methods[], sl_sqlite_db_meta[];
 
 #endif
