@@ -167,7 +167,8 @@ int sl_is_cancelled(lua_State *L, int idx);
  * cancellation error as it is, adds a traceback to anything else (task.c). */
 int sl_handler_msgh(lua_State *L);
 /* Pushes an array of the tasks not yet ended, oldest first: their handles (sl.tasks), or
- * with described set, a table describing each but the main task (the REPL's tasks()). */
+ * with described set, a table describing each but the main task (the REPL's tasks();
+ * task_api.c). */
 int sl_task_list(lua_State *L, int described);
 
 /* A FIFO of tasks blocked on one synchronisation object (sync.c); initialise before use. */
@@ -285,10 +286,10 @@ int luaopen_sluice_tcp(lua_State *L);
 int luaopen_sluice_http_server(lua_State *L);
 int luaopen_sluice_http_client(lua_State *L);
 
-/* The REPL's C half, "sluice.repl_core" in package.preload (repl.c). */
+/* The REPL's C half, "sluice.repl_core" in package.preload (repl.c, repl_input.c; repl.h). */
 int luaopen_sluice_repl_core(lua_State *L);
 
-/* "sluice.sqlite" (sqlite.c, sqlite_batch.c; sqlite.h): SQLite connections, statements, and
+/* "sluice.sqlite" (sqlite.c, sqlite_db.c; sqlite.h): SQLite connections, statements, and
  * batches run on libuv's thread pool. */
 int luaopen_sluice_sqlite(lua_State *L);
 

@@ -107,11 +107,6 @@ void sl_task_push_handle(lua_State *L, sl_task *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
-/* The idle handle only keeps poll from blocking while tasks are ready; it does nothing. */
-static void spin_cb(uv_idle_t *h) {
-  (void)h;
-}
-
 /* Pops a coroutine from the pool or makes one; pushes it on L. */
 static lua_State *pool_take(sl_engine *E, lua_State *L) {
   if (E->npool > 0) {
@@ -139,6 +134,11 @@ static void pool_give(sl_engine *E, lua_State *L, lua_State *co) {
 }
 
 /* ----------------------------------------------------------- ready queue */
+
+/* The idle handle only keeps poll from blocking while tasks are ready; it does nothing. */
+static void spin_cb(uv_idle_t *h) {
+  (void)h;
+}
 
 /* Waking a task only queues it; the drain resumes it later, never the waker. A singly
  * linked FIFO through the task records: only appended to and popped, never unlinked in the
