@@ -1,5 +1,5 @@
-/* html.h: what the files of "sluice.html" share (html.c, with html_charset.c and
- * html_tokens.c before libxml2; html_mem.c, html_async.c and the documents of html_doc.h).
+/* html.h: what the files of "sluice.html" share (html.c, with html_charset.c, html_tokens.c
+ * and html_tags.c before libxml2; html_mem.c, html_async.c and the documents of html_doc.h).
  * Only the html files include it. */
 #ifndef SLUICE_HTML_H
 #define SLUICE_HTML_H
@@ -68,15 +68,15 @@ const char *sl_html_attr(const unsigned char **atts, const char *name);
  * content-type; SL_CHARSET_UNKNOWN (and *handler NULL) when neither gives a label. */
 int sl_html_meta(const unsigned char **atts, struct _xmlCharEncodingHandler **handler);
 
-/* html_tokens.c: the pass that rewrites a page where libxml2's tokenizer would read it
- * otherwise than a browser's. */
+/* html_tokens.c (and html_tags.c): the pass that rewrites a page where libxml2's tokenizer
+ * would read it otherwise than a browser's. */
 #define SL_HTML_NS_MAX 32
 typedef struct sl_html_tok {
   uint8_t state;               /* where the tokenizer is (T_* in html_tokens.c) */
   uint8_t raw;                 /* the raw-text element being read, or 0 */
   uint8_t match;               /* "]]" bytes matched in a CDATA section */
   uint8_t end_tag, self_closing; /* the tag being read is an end tag; ended by "/>" */
-  uint8_t tag_id;              /* its name, as known to html_tokens.c */
+  uint8_t tag_id;              /* its name, as known to html_tags.c (N_* in html_tags.h) */
   uint8_t tag_foreign;         /* it is an SVG or MathML element */
   uint8_t tag_renamed;         /* its name was given a namespace prefix */
   uint8_t name_odd;            /* its name has bytes libxml2 does not take in a name */

@@ -1,6 +1,7 @@
-/* html_doc.h: what html_doc.c (documents and queries), html_sel.c (the selections queries
- * give) and html_xindex.c (the element index that queries take their first step from)
- * share. */
+/* html_doc.h: what html_doc.c (documents), html_sel.c (the selections queries give),
+ * html_query.c (compiled queries and running them) and html_xindex.c (the element index
+ * that queries take their first step from) share. From the top: html_doc.c, html_sel.c,
+ * html_query.c, html_xindex.c; each calls only files below it. */
 #ifndef SLUICE_HTML_DOC_H
 #define SLUICE_HTML_DOC_H
 
@@ -34,18 +35,21 @@ typedef struct html_sel {
   xmlNodePtr item[];
 } html_sel;
 
-/* html_doc.c: the compiled forms of the XPath expression (css: the CSS selector) at idx,
+/* html_query.c: the compiled forms of the XPath expression (css: the CSS selector) at idx,
  * from the cache or compiled now (a bad one raises). */
 xpath_box *sl_html_compiled(lua_State *L, int idx, int css);
 /* Evaluates b with each of ctx[0..nctx) as the context node and pushes the selection of
  * all the results, in order (doc at doc_idx, the query string at q_idx). */
 void sl_html_eval(lua_State *L, html_doc *d, xpath_box *b, xmlNodePtr *ctx, size_t nctx,
                   int doc_idx, int q_idx);
-
-/* html_sel.c: pushes a new selection with room for n items (none yet) of the document at
- * doc_idx, for the query at q_idx. The methods, metamethods and __index (a closure over
- * the methods) of its metatable, which sl_html_doc_register makes. */
+/* Pushes a new selection with room for n items (none yet) of the document at doc_idx, for
+ * the query at q_idx. */
 html_sel *sl_html_sel_new(lua_State *L, size_t n, int doc_idx, int q_idx);
+/* Makes the compiled expressions' type and their caches (sl_html_doc_register calls it). */
+void sl_html_query_register(lua_State *L);
+
+/* html_sel.c: the methods, metamethods and __index (a closure over the methods) of the
+ * selections' metatable, which sl_html_doc_register makes. */
 extern const luaL_Reg sl_html_sel_methods[], sl_html_sel_meta[];
 int sl_html_sel_index(lua_State *L);
 

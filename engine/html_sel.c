@@ -1,8 +1,8 @@
-/* html_sel.c: "sluice.html"'s selections, what doc:css() and doc:xpath() give (html_doc.c
- * runs the queries): their results as strings and values, the nodes' text, attributes and
- * HTML, queries relative to them, and how they print. */
+/* html_sel.c: "sluice.html"'s selections, what doc:css() and doc:xpath() give (html_query.c
+ * runs the queries and makes them): their results as strings and values, the nodes' text,
+ * attributes and HTML, queries relative to them, and how they print. html_doc.c registers
+ * their type. */
 #include <limits.h>
-#include <stdint.h>
 #include <string.h>
 
 #include <libxml/HTMLtree.h>
@@ -32,20 +32,6 @@ static html_doc *sel_doc(lua_State *L, int idx) {
   if (d->doc == NULL)
     luaL_error(L, "attempt to use a selection of a closed HTML document");
   return d;
-}
-
-html_sel *sl_html_sel_new(lua_State *L, size_t n, int doc_idx, int q_idx) {
-  html_sel *s;
-  if (n > (SIZE_MAX - sizeof *s) / sizeof s->item[0])
-    luaL_error(L, "not enough memory");
-  s = (html_sel *)lua_newuserdatauv(L, sizeof *s + n * sizeof s->item[0], 3);
-  s->n = 0;
-  luaL_setmetatable(L, SL_HTML_SELECTION_MT);
-  lua_pushvalue(L, doc_idx);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, q_idx);
-  lua_setiuservalue(L, -2, 2);
-  return s;
 }
 
 /* sel:xpath(expr), sel:css(selector): relative to each node, results concatenated. */

@@ -13,11 +13,15 @@
  * than the title's (raw text included), and the attributes of elements other than <a>,
  * <area>, <link>, <base> and <meta>. Tags, comments and the title pass byte for byte
  * otherwise. (Which start tags libxml2 reports does not depend on the text between them:
- * the links of 20,417 real pages were the same with and without it.) */
+ * the links of 20,417 real pages were the same with and without it.)
+ *
+ * This file is the tokenizer's states and the rewriting; which element a tag is, and whether
+ * it is SVG or MathML (a stand-in for the tree builder), is html_tags.c's. */
 #include <string.h>
 
 #include "sluice.h"
 #include "html.h"
+#include "html_tags.h"
 
 enum {
   T_DATA, T_TAG_OPEN, T_END_TAG_OPEN, T_TAG_NAME, T_BEFORE_ATTR, T_ATTR_NAME, T_AFTER_ATTR,
@@ -25,34 +29,6 @@ enum {
   T_COMMENT_START, T_COMMENT_START_DASH, T_COMMENT, T_COMMENT_END_DASH, T_COMMENT_END,
   T_COMMENT_END_BANG, T_DOCTYPE, T_BOGUS, T_CDATA, T_RAW, T_PLAINTEXT
 };
-
-/* Frames of the namespace stack (see tok_start and tok_end). */
-enum { F_SVG = 1, F_MATH, F_ISLAND };
-
-/* The element names the pass cares about; 0 is any other. */
-enum {
-  N_OTHER, N_TITLE, N_TEXTAREA, N_XMP, N_IFRAME, N_NOEMBED, N_NOFRAMES, N_SCRIPT, N_STYLE,
-  N_PLAINTEXT, N_AREA, N_BASE, N_LINK, N_SVG, N_MATH, N_FOREIGNOBJECT, N_DESC, N_MI, N_MO,
-  N_MN, N_MS, N_MTEXT, N_BREAKOUT, N_COUNT
-};
-
-/* Indexed by the N_ values up to N_MTEXT, with their lengths. */
-static const struct {
-  const char *name;
-  size_t len;
-} NAMES[] = {
-  {"", 0}, {"title", 5}, {"textarea", 8}, {"xmp", 3}, {"iframe", 6}, {"noembed", 7},
-  {"noframes", 8}, {"script", 6}, {"style", 5}, {"plaintext", 9}, {"area", 4}, {"base", 4},
-  {"link", 4}, {"svg", 3}, {"math", 4}, {"foreignobject", 13}, {"desc", 4}, {"mi", 2},
-  {"mo", 2}, {"mn", 2}, {"ms", 2}, {"mtext", 5},
-};
-
-/* HTML start tags that end SVG or MathML content (the standard's "in foreign content";
- * <font> only with some attributes, which this pass does not look at). */
-static const char BREAKOUT[] =
-  " b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i"
-  " img li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt"
-  " u ul var ";
 
 /* A run of the pass over one chunk: where the output stands. Output is s itself until the
  * first change; from then on it is built in t->out. */
@@ -105,170 +81,19 @@ static void tok_drop_flush(tok_run *r, size_t end) {
   }
 }
 
-/* The name id of t->name, or N_OTHER; N_BREAKOUT is told apart only in foreign content,
- * the only place where it matters. */
-static int tok_name_id(const sl_html_tok *t) {
-  char key[24];
-  size_t len = t->name_len;
-  const char *nm = t->name;
-#define IS(id) (memcmp(nm, NAMES[id].name, len) == 0)
-  if (len == 0 || len > 14 || t->name_odd)
-    return N_OTHER;
-  switch (len) {              /* most tags are none of these: tell them apart quickly */
-  case 2:
-    if (nm[0] == 'm' && strchr("ions", nm[1]) != NULL)
-      return nm[1] == 'i' ? N_MI : nm[1] == 'o' ? N_MO : nm[1] == 'n' ? N_MN : N_MS;
-    break;
-  case 3:
-    if (IS(N_XMP) || IS(N_SVG))
-      return nm[0] == 'x' ? N_XMP : N_SVG;
-    break;
-  case 4:
-    if (IS(N_AREA) || IS(N_BASE) || IS(N_LINK) || IS(N_MATH) || IS(N_DESC))
-      return nm[0] == 'a' ? N_AREA : nm[0] == 'b' ? N_BASE : nm[0] == 'l' ? N_LINK
-           : nm[0] == 'm' ? N_MATH : N_DESC;
-    break;
-  case 5:
-    if (IS(N_TITLE) || IS(N_STYLE) || IS(N_MTEXT))
-      return nm[0] == 't' ? N_TITLE : nm[0] == 's' ? N_STYLE : N_MTEXT;
-    break;
-  case 6:
-    if (IS(N_IFRAME) || IS(N_SCRIPT))
-      return nm[0] == 'i' ? N_IFRAME : N_SCRIPT;
-    break;
-  case 7:
-    if (IS(N_NOEMBED))
-      return N_NOEMBED;
-    break;
-  case 8:
-    if (IS(N_TEXTAREA) || IS(N_NOFRAMES))
-      return nm[0] == 't' ? N_TEXTAREA : N_NOFRAMES;
-    break;
-  case 9:
-    if (IS(N_PLAINTEXT))
-      return N_PLAINTEXT;
-    break;
-  case 13:
-    if (IS(N_FOREIGNOBJECT))
-      return N_FOREIGNOBJECT;
-    break;
-  }
-#undef IS
-  if (t->nframes == 0 || t->frames[t->nframes - 1].kind == F_ISLAND)
-    return N_OTHER;
-  key[0] = ' ';
-  memcpy(key + 1, nm, len);
-  key[len + 1] = ' ';
-  key[len + 2] = '\0';
-  return strstr(BREAKOUT, key) != NULL ? N_BREAKOUT : N_OTHER;
-}
-
-/* ------------------------------------------------------------- namespaces */
-/* A small stand-in for the tree builder: a stack of the open <svg> and <math> elements and
- * of the elements inside them where HTML resumes (foreignObject, desc and title in SVG;
- * mi, mo, mn, ms and mtext in MathML). Elements are foreign when the top frame is SVG or
- * MathML. Frames deeper than SL_HTML_NS_MAX are not tracked. */
-
-static int tok_foreign(const sl_html_tok *t) {
-  return t->nframes > 0 && t->frames[t->nframes - 1].kind != F_ISLAND;
-}
-
-static void tok_push(sl_html_tok *t, int kind, int name, int renamed) {
-  if (t->nframes == SL_HTML_NS_MAX)
-    return;
-  t->frames[t->nframes].kind = (uint8_t)kind;
-  t->frames[t->nframes].name = (uint8_t)name;
-  t->frames[t->nframes].renamed = (uint8_t)renamed;
-  t->nframes++;
-}
-
-/* Names that mean something to libxml2 or to the link extractor as HTML elements: inside
- * SVG or MathML they are given a prefix, so that neither takes them for HTML. */
-static int tok_renamed_in_foreign(int id) {
-  return id >= N_TITLE && id <= N_LINK;
-}
-
-/* A start tag's name is complete: pops foreign frames for an HTML element that ends foreign
- * content, and says whether the tag is foreign (then t->tag_renamed tells if it is given a
- * prefix). Frames are pushed when the tag ends, once "/>" is known (tok_tag_end). */
-static void tok_start_name(sl_html_tok *t, int id) {
-  if (tok_foreign(t) && id == N_BREAKOUT)
-    while (tok_foreign(t))
-      t->nframes--;
-  t->tag_foreign = (uint8_t)tok_foreign(t);
-  t->tag_renamed = (uint8_t)(t->tag_foreign && tok_renamed_in_foreign(id));
-}
-
-/* An end tag's name is complete: pops the frame it closes, if any, and sets tag_renamed to
- * match the start tag's name. */
-static void tok_end_name(sl_html_tok *t, int id) {
-  int k;
-  t->tag_renamed = 0;
-  if (t->nframes == 0)
-    return;
-  if (t->frames[t->nframes - 1].kind == F_ISLAND) {
-    if (t->frames[t->nframes - 1].name == id) {
-      t->tag_renamed = t->frames[t->nframes - 1].renamed;
-      t->nframes--;
-    }
-    return;
-  }
-  if ((t->name_len == 1 && t->name[0] == 'p') ||
-      (t->name_len == 2 && t->name[0] == 'b' && t->name[1] == 'r')) {
-    while (tok_foreign(t))     /* </p> and </br> end foreign content too */
-      t->nframes--;
-    return;
-  }
-  for (k = t->nframes - 1; k >= 0 && t->frames[k].kind != F_ISLAND; k--) {
-    if (t->frames[k].name == id) {
-      t->tag_renamed = t->frames[k].renamed;
-      t->nframes = (uint8_t)k;
-      return;
-    }
-  }
-  t->tag_renamed = (uint8_t)tok_renamed_in_foreign(id);
-}
-
-/* A start tag ended at its '>': pushes a frame, or enters raw text. */
-static void tok_start_end(sl_html_tok *t, int id) {
-  int top = t->nframes > 0 ? t->frames[t->nframes - 1].kind : 0;
-  if (!t->tag_foreign) {
-    if (id >= N_TITLE && id <= N_STYLE) {
-      t->raw = (uint8_t)id;    /* "/>" changes nothing on an HTML element */
-      t->state = T_RAW;
-    } else if (id == N_PLAINTEXT) {
-      t->state = T_PLAINTEXT;
-    } else if ((id == N_SVG || id == N_MATH) && !t->self_closing) {
-      tok_push(t, id == N_SVG ? F_SVG : F_MATH, id, 0);
-    }
-    return;
-  }
-  if (t->self_closing)
-    return;
-  if (top == F_SVG && id == N_SVG)
-    tok_push(t, F_SVG, id, 0);   /* (in MathML, <svg> is a MathML element but under
-                                    annotation-xml, which this pass does not follow) */
-  else if (top == F_SVG && (id == N_FOREIGNOBJECT || id == N_DESC || id == N_TITLE))
-    tok_push(t, F_ISLAND, id, t->tag_renamed);
-  else if (top == F_MATH && id == N_MATH)
-    tok_push(t, F_MATH, id, 0);
-  else if (top == F_MATH && id >= N_MI && id <= N_MTEXT)
-    tok_push(t, F_ISLAND, id, 0);
-}
-
 /* ------------------------------------------------------------- the tokenizer */
 
 /* The tag name s[t->name_at..i) is complete: decides the tag's namespace and writes the name
  * out with its prefix and with any byte libxml2 would stop at replaced by '-'. */
 static void tok_name_done(tok_run *r, size_t i) {
   sl_html_tok *t = r->t;
-  int id = tok_name_id(t), keep, keep_attrs;
+  int id = sl_html_tag_id(t), keep, keep_attrs;
   t->tag_id = (uint8_t)id;
   t->tag_dropped = 0;
-  if (t->end_tag)
-    tok_end_name(t, id);
+  if (t->nframes > 0)
+    sl_html_tag_named(t, id);
   else
-    tok_start_name(t, id);
+    t->tag_foreign = t->tag_renamed = 0;
   /* html.c reads the hrefs of <a>, <area>, <link> and <base>, <meta>'s name, content,
    * charset and http-equiv, and the first <title>'s text; an SVG <a> is a link too, an SVG
    * <link> or <title> (renamed) is not. Other tags go whole, and the attributes of those
@@ -309,8 +134,16 @@ static void tok_tag_end(tok_run *r, size_t i) {
   t->state = T_DATA;
   if (t->tag_dropped)
     tok_replace(r, i, 1, "", 0);
-  if (!t->end_tag)
-    tok_start_end(t, t->tag_id);
+  if (t->end_tag)
+    return;
+  if (t->tag_foreign || t->tag_id == N_SVG || t->tag_id == N_MATH) {
+    sl_html_tag_opened(t, t->tag_id);
+  } else if (t->tag_id >= N_TITLE && t->tag_id <= N_STYLE) {
+    t->raw = t->tag_id;        /* "/>" changes nothing on an HTML element */
+    t->state = T_RAW;
+  } else if (t->tag_id == N_PLAINTEXT) {
+    t->state = T_PLAINTEXT;
+  }
 }
 
 /* The first byte of an attribute name: libxml2 wants a letter, '_' or ':'. */
@@ -432,8 +265,8 @@ static int tok_attr(tok_run *r, size_t *ip, unsigned c, int nul) {
 /* Whether s[i..] starts with the end tag of the raw-text element t->raw. Returns 1 yes, 0
  * no, and 0 too when the chunk ends before it can tell (it is then text). */
 static int tok_raw_end(const tok_run *r, size_t i) {
-  const char *name = NAMES[r->t->raw].name;
-  size_t len = NAMES[r->t->raw].len, k;
+  const char *name = sl_html_tag_names[r->t->raw].name;
+  size_t len = sl_html_tag_names[r->t->raw].len, k;
   if (i + 2 + len >= r->n || r->s[i + 1] != '/')
     return 0;
   for (k = 0; k < len; k++)
@@ -527,7 +360,7 @@ static void tok_scan(tok_run *r) {
         } else if (tok_looking_at(r, i + 1, "doctype")) {
           t->state = T_DOCTYPE;
           i += 7;
-        } else if (tok_foreign(t) && i + 8 <= n && memcmp(s + i + 1, "[CDATA[", 7) == 0) {
+        } else if (sl_html_tag_foreign(t) && i + 8 <= n && memcmp(s + i + 1, "[CDATA[", 7) == 0) {
           tok_text_lt(r, t->lt_at);    /* a CDATA section: text */
           t->state = T_CDATA;
           t->match = 0;

@@ -1,5 +1,7 @@
 /* url.c: "sluice.url", the crawler's URL toolkit: RFC 3986 resolution and normalization of
- * http(s) URLs, parse, origin, fingerprints; hosts are in url_host.c, seen sets in seen.c. */
+ * http(s) URLs, parse, origin, fingerprints. It sits on the module's other files: hosts
+ * are in url_host.c, seen sets in seen.c, and the escapes and hash all three use in
+ * url_util.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,22 +36,6 @@ static int url_is_unreserved(unsigned c) {
 static int url_must_encode(unsigned c) {
   return c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' ||
          c == '^' || c == '`' || c == '{' || c == '|' || c == '}';
-}
-
-int sl_url_hexval(unsigned c) {
-  if (url_is_digit(c))
-    return (int)(c - '0');
-  c |= 32;
-  return c - 'a' < 6 ? (int)(c - 'a' + 10) : -1;
-}
-
-int sl_url_escape_at(const char *s, size_t n) {
-  int hi, lo;
-  if (n < 3 || s[0] != '%')
-    return -1;
-  hi = sl_url_hexval((unsigned char)s[1]);
-  lo = sl_url_hexval((unsigned char)s[2]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
 /* Whether a[0..an) and b[0..bn) are equal but for the case of letters. */
@@ -105,15 +91,6 @@ static void url_split(const char *s, size_t n, url_ref *r) {
     r->frag = s + i + 1;
     r->frag_len = n - i - 1;
   }
-}
-
-/* Sets e to an EINVAL with a static reason; returns -1 for `return sl_url_einval(...)`. */
-int sl_url_einval(sl_url_err *e, const char *why) {
-  e->code = "EINVAL";
-  e->why = why;
-  e->what = NULL;
-  e->what_len = 0;
-  return -1;
 }
 
 /* Checks the scheme of r: 1 for http, 2 for https, -1 with e set otherwise. */
@@ -441,43 +418,6 @@ static int url_origin_l(lua_State *L) {
 }
 
 /* ---------------------------------------------------------- fingerprint */
-
-/* MurmurHash3's 64-bit finalizer: every input bit affects every output bit. */
-uint64_t sl_url_mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= UINT64_C(0xff51afd7ed558ccd);
-  h ^= h >> 33;
-  h *= UINT64_C(0xc4ceb9fe1a85ec53);
-  h ^= h >> 33;
-  return h;
-}
-
-/* Little-endian whatever the machine, so fingerprints stored in journals stay valid. */
-static uint64_t url_load64(const unsigned char *p, size_t n) {
-  uint64_t w = 0;
-  size_t i;
-  for (i = 0; i < n; i++)
-    w |= (uint64_t)p[i] << (8 * i);
-  return w;
-}
-
-/* A multiply-xorshift over 8-byte words, length folded in first, finished with sl_url_mix.
- * Part of the file formats of resume journals: never change the constants. */
-uint64_t sl_url_hash(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  const uint64_t k1 = UINT64_C(0x9e3779b97f4a7c15), k2 = UINT64_C(0xc2b2ae3d27d4eb4f);
-  uint64_t h = UINT64_C(0x243f6a8885a308d3) ^ ((uint64_t)n * k2);
-  while (n > 0) {
-    size_t take = n < 8 ? n : 8;
-    uint64_t w = url_load64(p, take) * k2;
-    w ^= w >> 31;
-    h = (h ^ w) * k1;
-    h ^= h >> 29;
-    p += take;
-    n -= take;
-  }
-  return sl_url_mix(h);
-}
 
 /* url.fingerprint(s) -> integer */
 static int url_fingerprint_l(lua_State *L) {

@@ -1,5 +1,5 @@
-/* url.h: sluice.url's internals (url.c, url_host.c, seen.c), also used by the HTTP client
- * (hosts) and sluice.html (resolving links). */
+/* url.h: sluice.url's internals (url.c on top of url_host.c and seen.c, all three on
+ * url_util.c), also used by the HTTP client (hosts) and sluice.html (resolving links). */
 #ifndef SLUICE_URL_H
 #define SLUICE_URL_H
 
@@ -23,9 +23,13 @@ size_t sl_url_bound(size_t n, size_t blen);
 ptrdiff_t sl_url_normalize(const char *s, size_t n, const char *base, size_t blen,
                            char *out, sl_url_err *e);
 int sl_url_fail(lua_State *L, const sl_url_err *e);  /* pushes the fail triple; returns 3 */
+
+/* url_util.c */
 int sl_url_einval(sl_url_err *e, const char *why);   /* sets an EINVAL; returns -1 */
 int sl_url_hexval(unsigned c);                       /* a hex digit's value, or -1 */
 int sl_url_escape_at(const char *s, size_t n);       /* the byte "%XX" at s stands for, or -1 */
+uint64_t sl_url_hash(const char *s, size_t n);       /* url.fingerprint */
+uint64_t sl_url_mix(uint64_t h);                     /* a 64-bit finalizer (fmix64) */
 
 /* The authority of an http(s) URL once checked (url_host.c). */
 typedef struct sl_url_auth {
@@ -39,8 +43,8 @@ typedef struct sl_url_auth {
  * and written canonically, other hosts are percent-decoded and lower-cased. User info, port
  * 0 and characters outside ALPHA DIGIT - . _ ~ are refused. Returns 0, or -1 with e set. */
 int sl_url_authority(const char *s, size_t n, sl_url_auth *a, sl_url_err *e);
-uint64_t sl_url_hash(const char *s, size_t n);       /* url.fingerprint */
-uint64_t sl_url_mix(uint64_t h);                     /* a 64-bit finalizer (fmix64) */
-void sl_seen_register(lua_State *L);   /* adds url.seen_set to the table at the top */
+
+/* seen.c: adds url.seen_set to the table at the top. */
+void sl_seen_register(lua_State *L);
 
 #endif
