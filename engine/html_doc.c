@@ -56,11 +56,6 @@ static int doc_made(lua_State *L, int idx, xmlDocPtr doc, size_t n, int threaded
   return 1;
 }
 
-static void parse_cleanup(sl_task *t, void *data) {
-  (void)t;
-  (void)data;
-}
-
 /* The parse cannot be stopped halfway: a cancellation meanwhile waits for it to end, and
  * is delivered at the task's next wait (sl_task_wait_work). The document is at 4 (after
  * html.parse's three arguments). */
@@ -114,8 +109,7 @@ static int html_parse_l(lua_State *L) {
       return luaL_error(L, "not enough memory");
     j->waiter = me;
     if (sl_html_async_parse(SL_ENGINE(L)->loop, j) == 0) {
-      me->catch_cancel = 1;
-      return sl_task_wait(L, me, parse_cleanup, j, -1, parse_k, (lua_KContext)j);
+      return sl_task_wait_work(L, me, parse_k, (lua_KContext)j);
     }
     free(j);
   }

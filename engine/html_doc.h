@@ -68,7 +68,6 @@ typedef struct sl_html_job {
   int has_label;
   xmlDocPtr doc;               /* the tree made, NULL when out of memory */
   int done;
-  int cancelled;               /* the waiter was cancelled meanwhile */
   struct sl_task *waiter;
 } sl_html_job;
 
