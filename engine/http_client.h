@@ -14,7 +14,6 @@
  * libuv callbacks while its task waits once; it borrows a pooled connection (hc_conn) of
  * its origin (hc_origin: host and port) from a client (hc_client: defaults, limits, pool). */
 #define SL_HTTP_CLIENT_MT  "sluice.http.client"
-#define SL_HTTP_HEADERS_MT "sluice.http.headers"
 
 typedef struct hc_client hc_client;
 typedef struct hc_origin hc_origin;
@@ -50,7 +49,7 @@ struct hc_client {
   int max_per_host;            /* connections open per origin, idle ones included */
   int max_idle;                /* idle connections kept, all origins together */
   double keepalive;            /* seconds an idle connection is kept; 0: no reuse */
-  int max_redirects;           /* for the Lua half, which follows redirects */
+  int max_redirects;           /* redirects a request follows (http_client.c) */
   hc_default_header *dh;       /* default headers */
   int ndh;
   int dh_host;                 /* dh index of a default Host (not the URL's), or -1 */
@@ -132,7 +131,9 @@ struct hc_req {
   const char *body;            /* string body, anchored on the task's stack */
   size_t body_len;
   uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
-  uint8_t follows;             /* redirects will be followed (max_redirects > 0) */
+  uint8_t cross;               /* a redirect left the first origin: no credentials */
+  int max_redirects, hops;     /* redirects it may follow, and followed so far */
+  uint64_t t_call;             /* uv_hrtime at the call's start, for its whole timeout */
   uint8_t discard;             /* a redirect's body, with a sink: not worth keeping */
   /* progress */
   uint8_t phase;               /* enum hc_phase */
@@ -179,11 +180,15 @@ struct hc_req {
   uint64_t t_tls, t_tls_done;  /* the TLS handshake; 0 when there was none */
 };
 
+/* http_client_opts.c */
+int hc_misuse(lua_State *L, const char *fmt, ...);
+void hc_opt_seconds(lua_State *L, int idx, const char *name, double *v);
+int hc_opt_int(lua_State *L, int idx, const char *name, int def, int min);
+int hc_read_limits(lua_State *L, int idx, hc_limits *lim);
+void hc_read_client_opts(lua_State *L, hc_client *c, int idx);
 /* http_client_req.c */
 const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **target,
                          size_t *tlen, char *why, size_t whylen);
-int hc_token_valid(const char *s, size_t n);
-int hc_value_valid(const char *s, size_t n);
 const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
                           const char *target, size_t tlen, int hidx, int body_kind);
 int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
@@ -209,6 +214,7 @@ void hc_client_unref(hc_client *c);
 /* http_client_parse.c */
 void hc_parse_module_init(void);
 void hc_parser_init(llhttp_t *p);
+const char *hc_redirect_location(const hc_req *r, size_t *len);
 llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
 /* http_client_conn.c. hc_conn_input and hc_conn_finish are the socket-free half of
  * reading a response (read_cb and the TLS reader call them, and so does the fuzz

@@ -153,16 +153,24 @@ static int on_header_value_complete(llhttp_t *p) {
   return 0;
 }
 
-/* A redirect the Lua half will follow: a 301, 302, 303, 307 or 308 with a Location. */
-static int is_redirect(const hc_req *r) {
+/* The one redirect decision: the Location of a response its request follows (a 301, 302,
+ * 303, 307 or 308 with a Location, max_redirects not 0, and for 307 and 308 a body that
+ * can be sent again: not a function), or NULL. Past max_redirects it is still followed,
+ * to fail with ELOOP. */
+const char *hc_redirect_location(const hc_req *r, size_t *len) {
   uint32_t i;
   if (r->status != 301 && r->status != 302 && r->status != 303 && r->status != 307 &&
       r->status != 308)
-    return 0;
-  for (i = 0; i < r->nhdr; i++)
-    if (r->hdr[i].name_len == 8 && memcmp(r->hbuf.p + r->hdr[i].name, "location", 8) == 0)
-      return 1;
-  return 0;
+    return NULL;
+  if (r->max_redirects == 0 || ((r->status == 307 || r->status == 308) && r->fn_body))
+    return NULL;
+  for (i = 0; i < r->nhead; i++)
+    if (r->hdr[i].name_len == 8 && r->hdr[i].value != UINT32_MAX &&
+        memcmp(r->hbuf.p + r->hdr[i].name, "location", 8) == 0) {
+      *len = r->hdr[i].value_len;
+      return r->hbuf.p + r->hdr[i].value;
+    }
+  return NULL;
 }
 
 /* Status and headers are in: decide how the body will be read. */
@@ -178,7 +186,7 @@ static int on_headers_complete(llhttp_t *p) {
   if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101) ||
       r->status == 204 || r->status == 304)
     return 1;
-  if (r->sink && r->follows && is_redirect(r))
+  if (r->sink && hc_redirect_location(r, &(size_t){0}) != NULL)
     r->discard = 1;            /* the sink is for the body at the end of the redirects */
   if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
     r->clen = p->content_length;

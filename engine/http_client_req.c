@@ -7,11 +7,12 @@
 #include <zlib.h>
 
 #include "http_client.h"
+#include "http_header.h"
 #include "sluice.h"
 #include "url.h"
 
-/* Registry keys: the headers' metatable, and the weak table of repeated header values. */
-static char headers_mt_key, repeats_key;
+/* Registry key: the weak table of repeated header values. */
+static char repeats_key;
 
 /* ------------------------------------------------------------------- URLs */
 
@@ -67,34 +68,6 @@ const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target
 
 /* ------------------------------------------------------- request heads */
 
-static int is_tchar(unsigned char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* A method or header name must be an HTTP token. */
-int hc_token_valid(const char *s, size_t n) {
-  size_t i;
-  if (n == 0)
-    return 0;
-  for (i = 0; i < n; i++)
-    if (!is_tchar((unsigned char)s[i]))
-      return 0;
-  return 1;
-}
-
-/* A header value may hold any byte but the controls (RFC 9110, 5.5: CR, LF and NUL would
- * split or cut the request, the others are refused by careful servers), HTAB excepted. */
-int hc_value_valid(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-      return 0;
-  }
-  return 1;
-}
-
 /* Appends the request target, percent-encoding what may not go on the wire as it is
  * (controls, spaces, bytes above 0x7e); "/" if empty, or before a bare "?query". */
 static int add_target(sl_buf *b, const char *t, size_t n) {
@@ -137,7 +110,7 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
       return lua_pushfstring(L, "header '%s' must be a string, a number, false or a list",
                              name);
     v = lua_tolstring(L, -1, &vlen);
-    if (!hc_value_valid(v, vlen))
+    if (!sl_http_value_ok(v, vlen))
       return lua_pushfstring(L, "header '%s' has a control character in its value", name);
   }
   if (nlen < sizeof lname) {
@@ -195,7 +168,7 @@ const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t ml
       if (lua_type(L, -2) != LUA_TSTRING)
         return "header names must be strings";
       name = lua_tolstring(L, -2, &nlen);
-      if (!hc_token_valid(name, nlen))
+      if (!sl_http_token(name, nlen))
         return lua_pushfstring(L, "bad header name '%s'", name);
       if (lua_istable(L, -1)) {
         lua_Integer j, n = (lua_Integer)lua_rawlen(L, -1);
@@ -549,15 +522,13 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   lua_createtable(L, 0, (int)r->nhead);
   h = lua_gettop(L);
   push_headers(L, r, h, 0, r->nhead);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-  lua_setmetatable(L, h);
+  sl_http_headers_setmt(L, h);
   lua_setfield(L, res, "headers");
   if (r->nhdr > r->nhead) {    /* trailers: a table of their own, never merged */
     lua_createtable(L, 0, (int)(r->nhdr - r->nhead));
     h = lua_gettop(L);
     push_headers(L, r, h, r->nhead, r->nhdr);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-    lua_setmetatable(L, h);
+    sl_http_headers_setmt(L, h);
     lua_setfield(L, res, "trailers");
   }
   if (bodyidx != 0) {
@@ -593,27 +564,6 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   lua_pushnumber(L, span(r->t_start, r->t_done));
   lua_setfield(L, -2, "total");
   lua_setfield(L, res, "timings");
-  return 1;
-}
-
-/* headers[k] for a key not stored as it is: the same name in lower case. */
-static int headers_index(lua_State *L) {
-  size_t n, i;
-  const char *k = lua_tolstring(L, 2, &n);
-  luaL_Buffer B;
-  char *p;
-  int changed = 0;
-  if (k == NULL || lua_type(L, 2) != LUA_TSTRING)
-    return 0;
-  p = luaL_buffinitsize(L, &B, n);
-  for (i = 0; i < n; i++) {
-    p[i] = (k[i] >= 'A' && k[i] <= 'Z') ? (char)(k[i] + 32) : k[i];
-    changed |= p[i] != k[i];
-  }
-  if (!changed)
-    return 0;
-  luaL_pushresultsize(&B, n);
-  lua_rawget(L, 1);
   return 1;
 }
 
@@ -657,11 +607,7 @@ int hc_header_values(lua_State *L) {
 
 /* Creates the headers metatable and the weak table of repeated values. */
 void hc_req_register(lua_State *L) {
-  sl_newmeta(L, SL_HTTP_HEADERS_MT, NULL, NULL);
-  luaL_getmetatable(L, SL_HTTP_HEADERS_MT);
-  lua_pushcfunction(L, headers_index);
-  lua_setfield(L, -2, "__index");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  sl_http_headers_register(L);
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");

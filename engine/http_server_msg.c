@@ -5,27 +5,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_header.h"
 #include "http_server.h"
 #include "sluice.h"
 
-/* Registry key (by address) of the metatable of request header tables. */
-static char headers_mt_key;
-
 /* ---------------------------------------------------------------- requests */
-
-/* Header lookups ignore case: names are stored in lower case and __index lowers the key. */
-static int headers_index(lua_State *L) {
-  size_t n, i;
-  const char *k = lua_tolstring(L, 2, &n);
-  char buf[128];
-  if (k == NULL || n > sizeof buf || lua_type(L, 2) != LUA_TSTRING)
-    return 0;
-  for (i = 0; i < n; i++)
-    buf[i] = (char)((k[i] >= 'A' && k[i] <= 'Z') ? k[i] + 32 : k[i]);
-  lua_pushlstring(L, buf, n);
-  lua_rawget(L, 1);
-  return 1;
-}
 
 /* The separator of repeated lines of the header at h (its name in lower case). */
 static const char *join_sep(const char *head, const hs_header *h) {
@@ -104,8 +88,7 @@ static void push_headers(lua_State *L, hs_conn *c, int from, int to) {
     lua_pushlstring(L, head + h->val_off, h->val_len);
     lua_rawset(L, -3);
   }
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
-  lua_setmetatable(L, -2);
+  sl_http_headers_setmt(L, -1);
 }
 
 /* Pushes the request c has just parsed as a table: its headers, and the trailers of a
@@ -208,26 +191,16 @@ static const char *http_date(void) {
 #define OUT(s, n) sl_buf_add(&c->out, (s), (n))
 #define OUTS(lit) sl_buf_add(&c->out, lit, sizeof(lit) - 1)
 
-/* RFC 9110 5.6.2: the bytes of a token, the only ones a header name may hold (filled by
- * hs_msg_register). */
-static unsigned char tchar[256];
-
-/* Adds "name: value\r\n" to the head. A name must be a token and a value must hold no
- * control byte but HTAB: CR or LF would let a value inject headers or a body, NUL and
- * the others are refused by strict peers or misread by lenient ones. */
+/* Adds "name: value\r\n" to the head. Name and value must pass the rule the client's
+ * requests pass too (http_header.h); the messages say which failed. */
 static const char *add_header(hs_conn *c, const char *name, size_t nl, const char *val,
                               size_t vl) {
-  size_t i;
   if (nl == 0)
     return "a header name is empty";
-  for (i = 0; i < nl; i++)
-    if (!tchar[(unsigned char)name[i]])
-      return "a header name holds a byte that is not allowed in a token";
-  for (i = 0; i < vl; i++) {
-    unsigned char b = (unsigned char)val[i];
-    if ((b < 0x20 && b != '\t') || b == 0x7f)
-      return "a header value holds a control character";
-  }
+  if (!sl_http_token(name, nl))
+    return "a header name holds a byte that is not allowed in a token";
+  if (!sl_http_value_ok(val, vl))
+    return "a header value holds a control character";
   if (OUT(name, nl) || OUTS(": ") || OUT(val, vl) || OUTS("\r\n"))
     return "out of memory";
   return NULL;
@@ -466,15 +439,7 @@ int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
   return c->writes_pending > 0 ? HS_FLUSH : HS_STREAM;
 }
 
-/* Creates the metatable of request header tables. */
+/* Creates the metatable of request header tables (shared with the client's responses). */
 void hs_msg_register(lua_State *L) {
-  static const char extra[] = "!#$%&'*+-.^_`|~";
-  int i;
-  for (i = 0; i < 256; i++)
-    tchar[i] = (unsigned char)((i >= '0' && i <= '9') || (i >= 'a' && i <= 'z') ||
-                               (i >= 'A' && i <= 'Z') || (i != 0 && strchr(extra, i)));
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, headers_index);
-  lua_setfield(L, -2, "__index");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  sl_http_headers_register(L);
 }

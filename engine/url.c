@@ -419,6 +419,20 @@ static int url_origin_l(lua_State *L) {
 
 /* ---------------------------------------------------------- fingerprint */
 
+/* url.normalize_escapes(s) -> string: a path's (or query's) percent-encoding as
+ * url.normalize writes it, nothing else changed (dot segments stay): robots.txt rules are
+ * compared with normalized URLs this way. */
+static int url_normalize_escapes_l(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char local[2048], *out;
+  if (n > ((size_t)-1 - 1) / 3)
+    return luaL_error(L, "string too long");
+  out = url_scratch(L, local, sizeof local, 3 * n + 1);
+  lua_pushlstring(L, out, url_pct(s, n, out));
+  return 1;
+}
+
 /* url.fingerprint(s) -> integer */
 static int url_fingerprint_l(lua_State *L) {
   size_t n;
@@ -433,6 +447,7 @@ int luaopen_sluice_url(lua_State *L) {
     {"parse", url_parse_l},
     {"origin", url_origin_l},
     {"fingerprint", url_fingerprint_l},
+    {"normalize_escapes", url_normalize_escapes_l},
     {NULL, NULL}
   };
   luaL_newlib(L, funcs);

@@ -1,7 +1,8 @@
 -- sluice.crawl: a bounded, polite, resumable crawler on sluice's tasks and HTTP client.
 -- One dispatcher (the task that calls run) takes URLs from the frontier host by host and
--- starts a task per fetch, at most `limit` at a time; each fetch parses its page, feeds the
--- new links back into the frontier and writes one JSON line. See README "sluice.crawl".
+-- starts a task per fetch, at most `limit` at a time; each fetch parses its page and
+-- returns its outcome, which the dispatcher alone applies: new links into the frontier,
+-- one JSON line, the counters. See README "sluice.crawl".
 local sl = require "sluice"
 local core = require "sluice.core"
 local http = require "sluice.http"
@@ -187,29 +188,165 @@ local function resume(self)
   self.done_before = ndone
 end
 
+-- The client ran out of sockets (s: fetch's figures): the limit of requests at once goes a
+-- little under the connections it had in use, and the log says so the first time.
+local function starved(self, s)
+  local limit = math.max(1, math.min(self.limit, s.busy - math.max(1, s.busy // 8)))
+  if limit < self.limit then
+    self.limit, self.grown = limit, 0
+  end
+  if not self.starved_said then
+    self.starved_said = true
+    self.report:log_line(string.format("crawl: out of sockets (%s) with %d connections open: "
+      .. "at most %d requests at once from now on, growing back slowly; the requests that "
+      .. "failed so wait and are tried again (raise `ulimit -n` to crawl faster)", s.err,
+      s.open, self.limit))
+  end
+end
+
+-- A request got a response: after as many as the limit, once out of sockets, the limit
+-- goes up by one (towards `limit`), so the crawl finds again how much the process can do.
+local function grow(self)
+  if self.limit >= self.opts.limit then return end
+  self.grown = self.grown + 1
+  if self.grown >= self.limit then
+    self.limit, self.grown = self.limit + 1, 0
+  end
+end
+
+-- A new host (the frontier's on_host): its URLs wait until its robots.txt is in, fetched
+-- by the dispatcher like a page (robots_due).
+local function on_host(self, h)
+  if not self.opts.robots then
+    h.robots = robots.allow_all
+    return
+  end
+  h.robots = false
+  self.loading = self.loading + 1
+  local q = self.robots_new
+  q[#q + 1] = {h = h, attempt = 1}
+end
+
+-- The next robots.txt attempt due now (first tries in order, then retries whose time has
+-- come), or nil and the time the first retry is due.
+local function robots_due(self)
+  local q = self.robots_new
+  if self.robots_head <= #q then
+    local job = q[self.robots_head]
+    q[self.robots_head] = nil
+    self.robots_head = self.robots_head + 1
+    if self.robots_head > #q then self.robots_new, self.robots_head = {}, 1 end
+    return job
+  end
+  local later, t, first = self.robots_later, now(), nil
+  for i = 1, #later do
+    local job = later[i]
+    if job.at <= t then
+      table.remove(later, i)
+      return job
+    end
+    if not first or job.at < first then first = job.at end
+  end
+  return nil, first
+end
+
+-- A host's robots.txt is settled: its URLs may go.
+local function robots_done(self, h, out)
+  h.robots, h.robots_error = out.robots, out.robots_error
+  if out.delay then h.delay = math.max(h.delay, out.delay) end
+  self.loading = self.loading - 1
+  self.frontier:check(h)
+end
+
+-- Applies the outcome of a fetch task (see sluice.crawl.fetch), or an output's failure.
+local function apply(self, out)
+  local kind, job, report = out.kind, out.job, self.report
+  if kind == "output" then
+    self.failure = self.failure or out.failure
+    return
+  end
+  self.tasks[out.task] = nil
+  self.running = self.running - 1
+  if out.failure then
+    if kind == "robots" then
+      robots_done(self, job.h, {robots = robots.allow_all,
+                                robots_error = "robots.txt: " .. tostring(out.failure)})
+    else
+      -- A bug or a full disk: stop the crawl rather than lose records.
+      self.failure = self.failure or out.failure
+      self.frontier:release(job.h)
+    end
+    return
+  end
+  report.requests = report.requests + out.requests
+  if out.grow then grow(self) end
+  if out.starved then starved(self, out.starved) end
+  if out.retry then report.retries = report.retries + 1 end
+  if kind == "robots" then
+    if out.retry then
+      job.attempt, job.at = out.retry.attempt, out.retry.at
+      self.robots_later[#self.robots_later + 1] = job
+    else
+      robots_done(self, job.h, out)
+    end
+    return
+  end
+  local r = out.retry
+  if r then
+    self.frontier:retry(job.h, job.u, job.depth, job.parent, r.attempt, r.at, r.pause)
+  else
+    if out.handler_error then report:handler_failed(job.u, out.handler_error) end
+    local links, depth = out.links, job.depth + 1
+    for i = 1, #links do add(self, links[i], depth, job.u) end
+    record(self, out.record)
+  end
+  self.frontier:release(job.h)
+end
+
+-- Starts a fetch task: fetch.page or fetch.robots on job, in one of the `limit` slots.
+local function start_job(self, kind, fn, job)
+  self.running = self.running + 1
+  local t = spawn(fetch.worker, self.inbox, kind, fn, self.ctx, job)
+  self.tasks[t] = true
+end
+
 -- Takes URLs from the frontier and starts fetches until there is nothing left (or the page
--- limit is reached and the last retries are over).
+-- limit is reached and the last retries are over). Fetches report back through the inbox,
+-- which the dispatcher also waits on: a slot freed and new links come with an outcome,
+-- and a host's delay or a retry comes due with the timeout of that wait.
 local function dispatch(self)
-  local F = self.frontier
+  local F, inbox = self.frontier, self.inbox
   while not self.failure do
     if self.budget <= 0 and not F.only_retries then F:only_retries_now() end
-    if self.running >= self.limit then
-      self.changed:clear()
-      self.changed:wait()
-    else
-      local h, u, depth, parent, attempt, again = F:pop()
-      if h then
-        if not again then self.budget = self.budget - 1 end
-        self.running = self.running + 1
-        local t = spawn(fetch.worker, self, h, u, depth, parent, attempt)
-        self.tasks[t] = true
-      elseif F:empty() and self.running == 0 and (self.loading == 0 or F.only_retries) then
-        break
+    local started, t = false, nil
+    if self.running < self.limit then
+      local job, at = robots_due(self)
+      if job then
+        start_job(self, "robots", fetch.robots, job)
+        started = true
       else
-        local t = F:next_time()
-        self.changed:clear()
-        if t then self.changed:wait(math.max(0, t - now())) else self.changed:wait() end
+        local h, u, depth, parent, attempt, again = F:pop()
+        if h then
+          if not again then self.budget = self.budget - 1 end
+          start_job(self, "page", fetch.page,
+                    {h = h, u = u, depth = depth, parent = parent, attempt = attempt})
+          started = true
+        elseif F:empty() and self.running == 0 and (self.loading == 0 or F.only_retries) then
+          break
+        else
+          t = F:next_time()
+          if at and (not t or at < t) then t = at end
+        end
       end
+    end
+    -- Outcomes are applied as they come; without a start, wait for one (or for t).
+    local out = inbox:try_get()
+    if out == nil and not started then
+      out = inbox:get(t and math.max(0, t - now()) or nil)
+    end
+    while out ~= nil do
+      apply(self, out)
+      out = inbox:try_get()
     end
   end
 end
@@ -256,8 +393,8 @@ function C:run()
   local o = self.opts
   self.report = report.new(self, o)
   self.seen = url.seen_set{kind = o.seen, capacity = o.capacity, fp_rate = o.fp_rate}
-  self.changed = sl.event()
-  self.robots_slots = sl.semaphore(o.limit)
+  self.inbox = sl.queue()       -- fetch tasks' outcomes, for the dispatcher
+  self.robots_new, self.robots_head, self.robots_later = {}, 1, {}
   self.running, self.loading, self.tasks, self.done_before = 0, 0, {}, 0
   -- requests at once: `limit`, unless the process ran out of sockets (see sluice.crawl.fetch)
   self.limit, self.grown = o.limit, 0
@@ -265,7 +402,7 @@ function C:run()
   self.frontier = frontier.new{per_host = o.per_host, delay = o.delay, now = now,
                                max_queued = o.max_queued,
                                spill_path = o.state and (o.state .. "/spill"),
-                               on_host = function(h) fetch.on_host(self, h) end,
+                               on_host = function(h) on_host(self, h) end,
                                filter = function(h, u, d, p) return admit(self, h, u, d, p) end}
   local headers = {}
   for k, v in pairs(o.headers or {}) do headers[k] = v end
@@ -274,6 +411,7 @@ function C:run()
                             timeout = o.timeout, max_body = o.max_body,
                             tls_verify = o.tls_verify, ca_file = o.ca_file,
                             headers = headers}
+  self.ctx = {client = self.client, opts = o, token = self.token}   -- what fetches read
   local ok, err = pcall(start, self)
   if ok and self.failure then ok, err = false, self.failure end
   -- On an error or a cancellation (Ctrl-C), stop the fetches in flight; their URLs stay
@@ -295,8 +433,6 @@ function C:run()
   if not ok then error(err, 0) end
   return summary
 end
-
-fetch.init(add, record)
 
 --- crawl.retry_after(value) → seconds or nil (see sluice.crawl.fetch).
 M.retry_after = fetch.retry_after

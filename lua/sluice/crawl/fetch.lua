@@ -1,7 +1,8 @@
 -- sluice.crawl.fetch: one request of the crawl and what follows it. A fetch task gets a
--- page (retrying network failures, 5xx and 429 with backoff and Retry-After), extracts its
--- links, runs the handler and hands links and record back to the crawler; the robots.txt
--- of a new host is fetched the same way. Part of sluice.crawl (see README).
+-- page, extracts its links and runs the handler; or gets a host's robots.txt. It changes
+-- nothing of the crawler's: it returns an outcome (the record and links, or the retry to
+-- make; the robots.txt rules; what to count) that the dispatcher in sluice.crawl applies.
+-- Part of sluice.crawl (see README).
 local sl = require "sluice"
 local url = require "sluice.url"
 local html = require "sluice.html"
@@ -9,16 +10,9 @@ local page_doc = require "sluice.page_doc"
 local robots = require "sluice.crawl.robots"
 
 local normalize = url.normalize
-local now, spawn, is_cancelled = sl.now, sl.spawn, sl.is_cancelled
+local now, is_cancelled = sl.now, sl.is_cancelled
 
 local M = {}
-
--- The crawler's own steps, given by sluice.crawl: add(crawler, url, depth, parent) lets a
--- link in, record(crawler, rec) writes a record.
-local add, record
-function M.init(add_fn, record_fn)
-  add, record = add_fn, record_fn
-end
 
 -- Network failures worth another try; the rest (a bad URL, https, a body too large) fail
 -- at once.
@@ -69,45 +63,20 @@ function M.retry_after(value)
 end
 
 -- How long to wait before attempt n + 1: exponential, with ±50% jitter, capped; at least
--- what Retry-After asked for (up to max_retry_after).
-local function backoff(self, attempt, res)
-  local o = self.opts
+-- what Retry-After asked for (up to max_retry_after). o: the crawl's options.
+local function backoff(o, attempt, res)
   local wait = math.min(o.max_backoff, o.backoff * 2 ^ (attempt - 1)) * (0.5 + math.random())
   local ra = res and M.retry_after(res.headers["retry-after"])
   if ra then wait = math.max(wait, math.min(ra, o.max_retry_after)) end
   return wait, ra ~= nil
 end
 
--- The crawl ran out of sockets (err, the fail message): lowers its limit of requests at
--- once a little under the connections it had in use, and says so on the log the first
--- time. Returns whether waiting can help, that is whether the crawl holds connections
--- that will close; if it holds none, the failure counts as an attempt like any other.
-local function starved(self, err)
-  local st = self.client:stats()
-  local busy = st.open - st.idle
-  local limit = math.max(1, math.min(self.limit, busy - math.max(1, busy // 8)))
-  if limit < self.limit then
-    self.limit, self.grown = limit, 0
-  end
-  if not self.starved_said then
-    self.starved_said = true
-    self.report:log_line(string.format("crawl: out of sockets (%s) with %d connections open: "
-      .. "at most %d requests at once from now on, growing back slowly; the requests that "
-      .. "failed so wait and are tried again (raise `ulimit -n` to crawl faster)", err,
-      st.open, self.limit))
-  end
-  return st.open > 0
-end
-
--- A request got a response: after as many as the limit, once out of sockets, the limit
--- goes up by one (towards `limit`), so the crawl finds again how much the process can do.
-local function grow(self)
-  if self.limit >= self.opts.limit then return end
-  self.grown = self.grown + 1
-  if self.grown >= self.limit then
-    self.limit, self.grown = self.limit + 1, 0
-    self.changed:set()
-  end
+-- The client ran out of sockets (err, the fail message): what the dispatcher needs to
+-- lower its limit (the connections open and busy), and whether waiting can help, that is
+-- whether the crawl holds connections that will close.
+local function starved(client, err)
+  local st = client:stats()
+  return {err = err, open = st.open, busy = st.open - st.idle}, st.open > 0
 end
 
 local function is_html(res)
@@ -185,10 +154,11 @@ local function emit_returned(page, t)
   end
 end
 
--- Handles a response (any status that is not retried): links, handler, record.
-local function process(self, h, u, depth, parent, res, elapsed)
+-- Handles a response (any status that is not retried): links and handler. Returns the
+-- record, the links to follow (normalized) and the handler's error, if any.
+local function process(ctx, u, depth, parent, res, elapsed)
   local st, body = res.status, res.body or ""
-  local links, follow_depth, info = nil, depth + 1, nil
+  local links, info = nil, nil
   local rec = {url = u, status = st, depth = depth, parent = parent, bytes = #body,
                time = elapsed, error = res.error}
   if st >= 300 and st < 400 then
@@ -204,7 +174,7 @@ local function process(self, h, u, depth, parent, res, elapsed)
   end
   links = links or {}
   rec.links = #links
-  local handler = self.opts.handler
+  local handler, handler_error = ctx.opts.handler, nil
   if handler then
     local extracted = table.move(links, 1, #links, 1, {})
     local page = setmetatable({url = u, depth = depth, parent = parent, status = st,
@@ -216,7 +186,7 @@ local function process(self, h, u, depth, parent, res, elapsed)
     if not ok then
       if is_cancelled(err) then error(err, 0) end
       rec.error = "handler: " .. tostring(err)
-      self.report:handler_failed(u, err)
+      handler_error = err
     elseif type(err) == "table" then
       emit_returned(page, err)
     end
@@ -234,59 +204,65 @@ local function process(self, h, u, depth, parent, res, elapsed)
       end
     end
   end
-  for i = 1, #links do add(self, links[i], follow_depth, u) end
-  record(self, rec)
+  return rec, links, handler_error
 end
 
--- One fetch of u (attempt n), run in a task of its own.
-local function fetch(self, h, u, depth, parent, attempt)
+--- One fetch of a page, job = {h, u, depth, parent, attempt}; ctx = {client, opts, token}
+-- (read only). The outcome: `requests` made (1), `grow` (a response came), `starved` (the
+-- client was out of sockets: see starved), and either `retry` = {attempt, at, pause} (the
+-- frontier's retry) or `record`, `links` and `handler_error`.
+function M.page(ctx, job)
+  local o, u, attempt = ctx.opts, job.u, job.attempt
   local t0 = now()
-  local res, err, code = self.client:get(u)
+  local res, err, code = ctx.client:get(u)
   local elapsed = res and res.timings and res.timings.total or now() - t0
-  self.report.requests = self.report.requests + 1
-  local retry = attempt <= self.opts.retries
+  local out = {requests = 1}
+  local retry = attempt <= o.retries
   if res then
-    grow(self)
+    out.grow = true
     local st = res.status
     if retry and (st >= 500 or st == 429) then
-      local wait, asked = backoff(self, attempt, res)
-      self.report.retries = self.report.retries + 1
-      return self.frontier:retry(h, u, depth, parent, attempt + 1, now() + wait,
-                                 asked and (st == 429 or st == 503))
+      local wait, asked = backoff(o, attempt, res)
+      out.retry = {attempt = attempt + 1, at = now() + wait,
+                   pause = asked and (st == 429 or st == 503)}
+      return out
     end
     if st >= 500 or st == 429 then
       res.error = attempt > 1 and string.format("HTTP %d after %d attempts", st, attempt)
                   or "HTTP " .. st
     end
-    process(self, h, u, depth, parent, res, elapsed)
-  else
-    if STARVED_CODES[code] and starved(self, err) then
-      self.report.retries = self.report.retries + 1
-      return self.frontier:retry(h, u, depth, parent, attempt, now() + STARVED_WAIT, false)
-    end
-    if retry and (RETRY_CODES[code] or STARVED_CODES[code]) then
-      self.report.retries = self.report.retries + 1
-      return self.frontier:retry(h, u, depth, parent, attempt + 1,
-                                 now() + (backoff(self, attempt)), false)
-    end
-    record(self, {url = u, depth = depth, parent = parent, bytes = 0, links = 0,
-                time = elapsed, error = attempt > 1 and err .. " (after " .. attempt
-                .. " attempts)" or err})
+    out.record, out.links, out.handler_error = process(ctx, u, job.depth, job.parent, res,
+                                                       elapsed)
+    return out
   end
+  if STARVED_CODES[code] then
+    local can_wait
+    out.starved, can_wait = starved(ctx.client, err)
+    if can_wait then
+      out.retry = {attempt = attempt, at = now() + STARVED_WAIT, pause = false}
+      return out
+    end
+  end
+  if retry and (RETRY_CODES[code] or STARVED_CODES[code]) then
+    out.retry = {attempt = attempt + 1, at = now() + (backoff(o, attempt)), pause = false}
+    return out
+  end
+  out.record = {url = u, depth = job.depth, parent = job.parent, bytes = 0, links = 0,
+                time = elapsed, error = attempt > 1 and err .. " (after " .. attempt
+                .. " attempts)" or err}
+  out.links = {}
+  return out
 end
 
--- Fetches robots.txt for a new host, with the same retries as pages; then lets the host's
--- URLs go. A 4xx means no rules; a 5xx or network failure after the retries means the
--- host's URLs are recorded as failures without being fetched (RFC 9309: assume disallow).
-local function get_robots(self, h)
-  -- One of the `limit` slots, like a page (taken in turn through robots_slots, so the
-  -- tasks waiting for one are at most `limit` however many hosts a page names).
-  local _ <close> = self.robots_slots:acquire()
-  while self.running >= self.limit do
-    self.changed:clear()
-    self.changed:wait()
-  end
-  self.running = self.running + 1
+--- One attempt at the robots.txt of host h (job = {h, attempt}), with the same retries
+-- as pages. The outcome: `requests`, `grow`, `starved` as for a page, and either `retry`
+-- = {attempt, at} or the host's policy: `robots` (what robots.parse returned), `delay`
+-- (its Crawl-delay, obeyed up to a minute: a larger one would stall the host for good)
+-- and `robots_error`. A 4xx means no rules; a 5xx or network failure after the retries
+-- means the host's URLs are recorded as failures without being fetched (RFC 9309: assume
+-- disallow).
+function M.robots(ctx, job)
+  local o, h, attempt = ctx.opts, job.h, job.attempt
   -- The body is kept up to robots.MAX_BODY: what comes after is read (within max_body)
   -- and dropped.
   local pieces, kept = {}, 0
@@ -297,87 +273,53 @@ local function get_robots(self, h)
       kept = kept + #piece
     end
   end
-  local ok, res, err, code = pcall(self.client.get, self.client, h.origin .. "/robots.txt",
-                                   {max_redirects = 5, sink = sink,
-                                    max_body = self.opts.max_body})
-  self.running = self.running - 1
-  self.changed:set()
-  if not ok then error(res, 0) end
-  self.report.requests = self.report.requests + 1
+  local res, err, code = ctx.client:get(h.origin .. "/robots.txt",
+                                        {max_redirects = 5, sink = sink,
+                                         max_body = o.max_body})
+  local out = {requests = 1}
   if res then
-    grow(self)
+    out.grow = true
     res.body = table.concat(pieces)
   end
-  return res, err, code
-end
-
-local function load_robots(self, h)
-  local o = self.opts
-  local res, err
-  local attempt = 1
-  while true do
-    local code
-    res, err, code = get_robots(self, h)
-    if STARVED_CODES[code] and starved(self, err) then
-      -- (get_robots waits for the lowered limit; this only keeps a lone request from
-      -- trying again at once)
-      self.report.retries = self.report.retries + 1
-      sl.sleep(STARVED_WAIT)
-    else
-      local bad = (res and res.status >= 500) or
-                  (not res and (RETRY_CODES[code] or STARVED_CODES[code]))
-      if not bad or attempt > o.retries then break end
-      self.report.retries = self.report.retries + 1
-      sl.sleep((backoff(self, attempt, res)))
-      attempt = attempt + 1
+  if STARVED_CODES[code] then
+    local can_wait
+    out.starved, can_wait = starved(ctx.client, err)
+    if can_wait then
+      -- (not an attempt: the request waits for a connection to close)
+      out.retry = {attempt = attempt, at = now() + STARVED_WAIT}
+      return out
     end
+  end
+  local bad = (res and res.status >= 500) or
+              (not res and (RETRY_CODES[code] or STARVED_CODES[code]))
+  if bad and attempt <= o.retries then
+    out.retry = {attempt = attempt + 1, at = now() + (backoff(o, attempt, res))}
+    return out
   end
   if res and res.status >= 200 and res.status < 300 then
-    h.robots = robots.parse(res.body, self.token)
-    -- (a Crawl-delay is obeyed up to a minute: a larger one would stall the host for good)
-    if h.robots.delay then h.delay = math.max(h.delay, math.min(h.robots.delay, 60)) end
+    out.robots = robots.parse(res.body, ctx.token)
+    if out.robots.delay then out.delay = math.min(out.robots.delay, 60) end
   elseif res and res.status < 500 then
-    h.robots = robots.allow_all
+    out.robots = robots.allow_all
   else
-    h.robots = robots.allow_all
-    h.robots_error = "robots.txt unreachable: " .. (res and ("HTTP " .. res.status) or err)
+    out.robots = robots.allow_all
+    out.robots_error = "robots.txt unreachable: " .. (res and ("HTTP " .. res.status) or err)
   end
+  return out
 end
 
-function M.on_host(self, h)
-  if not self.opts.robots then
-    h.robots = robots.allow_all
-    return
-  end
-  h.robots = false
-  self.loading = self.loading + 1
-  local t = spawn(function()
-    local ok, err = pcall(load_robots, self, h)
-    self.loading = self.loading - 1
-    self.tasks[sl.current()] = nil
-    if not ok then
-      if is_cancelled(err) then error(err, 0) end
-      h.robots = robots.allow_all
-      h.robots_error = "robots.txt: " .. tostring(err)
-    end
-    self.frontier:check(h)
-    self.changed:set()
-  end)
-  self.tasks[t] = true
-end
-
---- The body of a fetch task: the fetch, then its slots back, whatever happened.
-function M.worker(self, h, u, depth, parent, attempt)
-  local ok, err = pcall(fetch, self, h, u, depth, parent, attempt)
-  self.running = self.running - 1
-  self.tasks[sl.current()] = nil
-  self.frontier:release(h)
-  self.changed:set()
+--- The body of a fetch task: runs fn (M.page or M.robots) on job and puts its outcome in
+-- the dispatcher's inbox (an sl.queue), with `kind`, `job` and `task` (this task) set;
+-- an error (a bug, a full disk) comes as the outcome's `failure`. A cancellation goes on
+-- up: the crawl is ending.
+function M.worker(inbox, kind, fn, ctx, job)
+  local ok, out = pcall(fn, ctx, job)
   if not ok then
-    if is_cancelled(err) then error(err, 0) end
-    -- A bug or a full disk: stop the crawl rather than lose records.
-    self.failure = self.failure or err
+    if is_cancelled(out) then error(out, 0) end
+    out = {failure = out}
   end
+  out.kind, out.job, out.task = kind, job, sl.current()
+  inbox:put(out)
 end
 
 return M

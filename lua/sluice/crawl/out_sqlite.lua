@@ -48,9 +48,7 @@ local function commit(self)
   local ok, err = self.db:batch(batch)
   if not ok then
     self.err = "crawl: cannot write a record: " .. tostring(err) .. " (" .. self.path .. ")"
-    local c = self.c
-    c.failure = c.failure or self.err
-    c.changed:set()
+    self.c.inbox:put({kind = "output", failure = self.err})   -- (the dispatcher stops)
     return
   end
   for i, d in ipairs(done) do self.confirm(d, d.seq, i < #done) end
@@ -76,7 +74,7 @@ local function writer(self)
   end)
   if not ok and not is_cancelled(err) then
     self.err = self.err or tostring(err)
-    self.c.failure = self.c.failure or err
+    self.c.inbox:put({kind = "output", failure = err})
   end
   if #self.batch > 0 and not self.err then commit(self) end
 end

@@ -31,20 +31,11 @@ function M.token(user_agent)
   return (user_agent:match("^%s*([%w_%-]+)") or user_agent):lower()
 end
 
-local UNRESERVED = "[%w%-%._~]"
-
--- A rule's path with percent-encoding as sluice.url writes it: escapes of unreserved
--- characters decoded, other escapes in upper case, bytes that may not appear raw encoded.
-local function normalize_path(path)
-  path = path:gsub("%%(%x%x)", function(h)
-    local c = string.char(tonumber(h, 16))
-    if c:find(UNRESERVED) then return c end
-    return "%" .. h:upper()
-  end)
-  return (path:gsub('[%c%s"<>\\^`{|}\128-\255]', function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
+-- A rule's path with percent-encoding as sluice.url writes URLs (url.c's own rule, so
+-- rules and the normalized URLs they are matched against never disagree): escapes of
+-- unreserved characters decoded, other escapes in upper case, bytes that may not appear
+-- raw encoded, a stray '%' as %25.
+local normalize_path = require("sluice.url").normalize_escapes
 
 -- A rule's pattern compiled, or nil when its literal bytes exceed `max` (it could only
 -- match longer paths). `len`, the precedence, is the length of the normalized pattern as
@@ -227,7 +218,11 @@ end
 -- `budget` (default BUDGET), is not allowed: false and "path too long" or "too costly to
 -- match".
 function M.allowed(robots, path, budget)
-  if path == "/robots.txt" or #robots.rules == 0 then return true end
+  if #robots.rules == 0 then return true end
+  -- (escapes as the rules have them: a no-op for a normalized URL's path, which is why it
+  -- is skipped when there is no escape at all)
+  if find(path, "%", 1, true) then path = normalize_path(path) end
+  if path == "/robots.txt" then return true end
   local n = #path
   if n > M.MAX_PATH then return false, "path too long" end
   -- The rules without `*`: the exact one, if any, and a prefix one per length at most.
