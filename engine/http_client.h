@@ -191,14 +191,17 @@ const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **ta
                          size_t *tlen, char *why, size_t whylen);
 const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
                           const char *target, size_t tlen, int hidx, int body_kind);
+int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
+int hc_header_values(lua_State *L);
+void hc_req_register(lua_State *L);
+/* http_client_body.c */
 int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
 long hc_inflate(hc_req *r, char *out, size_t outlen);
 void hc_inflate_end(hc_req *r);
 int hc_sink_pending(const hc_req *r);
 long hc_sink_piece(hc_req *r, const char **piece);
-int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
-int hc_header_values(lua_State *L);
-void hc_req_register(lua_State *L);
+/* Pushes r's whole decoded body, or the fail triple (EPROTO, EFBIG); returns 1 or 3. */
+int hc_push_decoded(lua_State *L, hc_req *r);
 /* http_client_pool.c */
 hc_req *hc_req_alloc(void);
 void hc_req_free(hc_req *r);
