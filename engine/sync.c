@@ -30,6 +30,17 @@ static void waitq_cleanup(sl_task *t, void *data) {
   sl_waitq_remove((sl_waitq *)data, t);
 }
 
+/* Blocks the running task (what names the call for the error outside a task) at the back
+ * of q until a handoff wakes it, timeout passes, or it is cancelled; k runs then. A value
+ * handed over is taken even if a cancellation follows (handoff). */
+static int waitq_block(lua_State *L, sl_waitq *q, const char *what, double timeout,
+                       lua_KFunction k) {
+  sl_task *me = sl_task_require(L, what);
+  sl_waitq_push(q, me);
+  me->handoff = 1;
+  return sl_task_wait(L, me, waitq_cleanup, q, timeout, k, 0);
+}
+
 static int timed_out(lua_State *L, const char *what) {
   return sl_fail(L, "ETIMEDOUT", "timed out waiting for %s", what);
 }
@@ -73,16 +84,12 @@ static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
 static int sem_acquire(lua_State *L) {
   semaphore *s = check_sem(L);
   double timeout = lua_isnoneornil(L, 2) ? -1 : sl_check_seconds(L, 2, "timeout");
-  sl_task *me;
   lua_settop(L, 1);
   if (s->count > 0 && sl_waitq_empty(&s->waiters)) {
     s->count--;
     return 1;
   }
-  me = sl_task_require(L, "semaphore:acquire");
-  sl_waitq_push(&s->waiters, me);
-  me->handoff = 1;
-  return sl_task_wait(L, me, waitq_cleanup, &s->waiters, timeout, sem_acquire_k, 0);
+  return waitq_block(L, &s->waiters, "semaphore:acquire", timeout, sem_acquire_k);
 }
 
 /** sem:try_acquire() -> true if a slot was free (never waits) */
@@ -252,7 +259,6 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
 static int q_put(lua_State *L) {
   queue *q = check_queue(L);
   double timeout = lua_isnoneornil(L, 3) ? -1 : sl_check_seconds(L, 3, "timeout");
-  sl_task *me;
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "a queue cannot hold nil");
   if (q->closed)
     return luaL_error(L, "attempt to put into a closed queue");
@@ -262,10 +268,7 @@ static int q_put(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  me = sl_task_require(L, "queue:put");
-  sl_waitq_push(&q->putters, me);
-  me->handoff = 1;
-  return sl_task_wait(L, me, waitq_cleanup, &q->putters, timeout, put_k, 0);
+  return waitq_block(L, &q->putters, "queue:put", timeout, put_k);
 }
 
 /** q:try_put(value) -> true, or nil, "EAGAIN: queue is full", "EAGAIN" */
@@ -312,7 +315,6 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
 static int q_get(lua_State *L) {
   queue *q = check_queue(L);
   double timeout = lua_isnoneornil(L, 2) ? -1 : sl_check_seconds(L, 2, "timeout");
-  sl_task *me;
   lua_settop(L, 1);
   if (q_size(q) > 0) {
     q_take(L, q);
@@ -320,10 +322,7 @@ static int q_get(lua_State *L) {
   }
   if (q->closed)
     return sl_fail(L, "EOF", "queue is closed");
-  me = sl_task_require(L, "queue:get");
-  sl_waitq_push(&q->getters, me);
-  me->handoff = 1;
-  return sl_task_wait(L, me, waitq_cleanup, &q->getters, timeout, get_k, 0);
+  return waitq_block(L, &q->getters, "queue:get", timeout, get_k);
 }
 
 /** q:try_get() -> value, or nil, "EAGAIN: queue is empty", "EAGAIN" (never waits) */
