@@ -11,7 +11,7 @@
 
 #include "http_server.h"
 #include "sluice.h"
-#include "tcp.h"
+#include "stream.h"
 
 #define IN_HWM     (64 * 1024)  /* unparsed bytes above which reading pauses */
 #define IN_MIN     (4 * 1024)   /* the least room handed to libuv for one read */
@@ -463,7 +463,7 @@ int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
   int rc;
   if (s->send_ms < every)
     every = s->send_ms;
-  rc = sl_tcp_bind_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
+  rc = sl_stream_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
                           &s->port);
   if (rc < 0)
     return rc;
