@@ -1,24 +1,24 @@
-/* http_client_conn.c: one HTTP/1.1 exchange on a connection: connecting, writing the
- * request, reading the response (http_client_parse.c parses it), the phase timeouts, the
- * stale-connection retry. It drives a request (hc_req) from libuv callbacks to its end. */
+/* http_client_conn.c: one HTTP/1.1 exchange on a connection, a stream (stream.c; TLS is
+ * the stream's business): connecting, writing the request, reading the response
+ * (http_client_parse.c parses it), the phase timeouts, the stale-connection retry. It
+ * drives a request (hc_req) from the stream's callbacks to its end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
 #include <strings.h>
 
-#include "dns.h"
 #include "http_client.h"
 #include "sluice.h"
+#include "stream.h"
 
 /* Every response is read into this buffer (libuv reads one socket at a time) unless its
  * body can be read straight into the request's own buffer; nothing is kept in it past the
  * read callback, so a thousand connections cost no read buffer each. */
 static char hc_rbuf[64 * 1024];
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void tls_begin(hc_conn *k, hc_req *r);
+static void conn_attach(hc_conn *k, sl_stream *st);
 
 static double secs_since(uint64_t t) {
   return (double)(uv_hrtime() - t) / 1e9;
@@ -95,17 +95,12 @@ static void req_timer_cb(sl_timer *tm) {
 
 /* ------------------------------------------------------------ connecting */
 
-/* A connection record for origin o of client c, its handle initialised; the caller
- * connects it. Counted in the client (freed through conn_close_cb). */
+/* A connection record for origin o of client c, not connected yet (the caller connects
+ * it). Counted in the client until freed (conn_free). */
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   hc_conn *k = (hc_conn *)calloc(1, sizeof(*k));
   if (k == NULL)
     return NULL;
-  if (uv_tcp_init(c->E->loop, &k->tcp) < 0) {
-    free(k);
-    return NULL;
-  }
-  k->tcp.data = k;
   k->client = c;
   k->origin = o;
   k->state = HC_CONNECTING;
@@ -117,25 +112,61 @@ hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   return k;
 }
 
-static void connect_cb(uv_connect_t *creq, int status) {
-  hc_conn *k = (hc_conn *)creq->data;
-  hc_req *r = k->req;
-  if (k->state == HC_CLOSING || r == NULL)
+static void conn_free(hc_conn *k) {
+  hc_client *c = k->client;
+  free(k);
+  hc_client_unref(c);
+}
+
+static void conn_on_close(sl_stream *st) {
+  conn_free((hc_conn *)st->data);
+}
+
+/* Closes a connection. Its slot is given to a waiting request unless keep_slot says the
+ * caller reuses it at once (a retry). The memory goes once the stream has closed, or now
+ * if it was still connecting. */
+void hc_conn_close(hc_conn *k, int keep_slot) {
+  hc_origin *o = k->origin;
+  hc_client *c = k->client;
+  if (k->state == HC_CLOSING)
     return;
+  if (k->state == HC_IDLE)
+    hc_conn_idle_unlink(k);
+  k->state = HC_CLOSING;
+  c->nconns--;
+  k->origin = NULL;
+  k->req = NULL;
+  if (o != NULL && !keep_slot) {
+    o->nconns--;
+    hc_origin_dispatch(o);
+    hc_origin_maybe_free(o, c);
+  }
+  if (k->st != NULL) {
+    sl_stream_close(k->st);
+  } else {
+    sl_connect_cancel(&k->connect);
+    conn_free(k);
+  }
+}
+
+/* The end of connecting (stream.c tried each address of the name): the request goes on
+ * over TLS or plain, or fails naming what failed. */
+static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
+  hc_conn *k = SL_CONTAINER_OF(cn, hc_conn, connect);
+  hc_req *r = k->req;
+  if (cn->attempts > 1)
+    k->client->nconnects += (uint64_t)cn->attempts - 1;
+  r->t_dns_done = cn->t_resolved;
   if (status < 0) {
-    /* Refused or unreachable: the next address of the name, if there is one. */
-    if (r->addr_i + 1 < r->dns.naddrs && status != UV_ECANCELED) {
-      r->conn = NULL;
-      hc_conn_close(k, 1);
-      r->addr_i++;
-      hc_req_connect_new(r);
-      return;
-    }
-    req_fail_uv(r, status, "cannot connect to");
+    if (cn->resolving)
+      hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
+                  uv_strerror(status));
+    else
+      req_fail_uv(r, status, "cannot connect to");
     return;
   }
-  uv_tcp_nodelay(&k->tcp, 1);
-  status = uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb);
+  conn_attach(k, st);
+  status = sl_stream_read_start(st);
   if (status < 0) {
     req_fail_uv(r, status, "cannot read from");
     return;
@@ -149,42 +180,10 @@ static void connect_cb(uv_connect_t *creq, int status) {
   hc_req_send(r);
 }
 
-/* Opens a connection to the address being tried; the request holds a slot already. */
-static void req_connect_addr(hc_req *r) {
-  hc_conn *k = hc_conn_new(r->client, r->origin);
-  sl_addr a = r->dns.addrs[r->addr_i];
-  int rc;
-  if (k == NULL) {
-    hc_req_fail(r, "ENOMEM", "out of memory for a connection");
-    return;
-  }
-  k->req = r;
-  r->conn = k;
-  if (a.sa.sa_family == AF_INET6)
-    a.in6.sin6_port = htons((uint16_t)r->port);
-  else
-    a.in4.sin_port = htons((uint16_t)r->port);
-  k->creq.data = k;
-  rc = uv_tcp_connect(&k->creq, &k->tcp, &a.sa, connect_cb);
-  if (rc < 0)
-    req_fail_uv(r, rc, "cannot connect to");
-}
-
-static void dns_cb(sl_dns_waiter *w, int status) {
-  hc_req *r = SL_CONTAINER_OF(w, hc_req, dns);
-  r->t_dns_done = uv_hrtime();
-  if (status < 0) {
-    hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
-                uv_strerror(status));
-    return;
-  }
-  r->addr_i = 0;
-  req_connect_addr(r);
-}
-
-/* Starts a new connection for a request holding a slot: name lookup, then connect. */
+/* Starts a new connection for a request holding a slot: name lookup through the DNS
+ * cache, then connect, each address in turn. */
 void hc_req_connect_new(hc_req *r) {
-  int rc;
+  hc_conn *k;
   r->conn = NULL;
   r->reused = 0;
   r->t_tls = r->t_tls_done = 0;
@@ -192,22 +191,15 @@ void hc_req_connect_new(hc_req *r) {
     r->t_connect = uv_hrtime();
     req_arm(r, HC_PH_CONNECT, r->lim.connect_timeout);
   }
-  if (r->dns.naddrs > 0 && r->addr_i < r->dns.naddrs) {
-    req_connect_addr(r);
+  k = hc_conn_new(r->client, r->origin);
+  if (k == NULL) {
+    hc_req_fail(r, "ENOMEM", "out of memory for a connection");
     return;
   }
-  r->dns.cb = dns_cb;
+  k->req = r;
+  r->conn = k;
   r->t_dns = uv_hrtime();
-  rc = sl_dns_resolve(r->E, r->host, &r->dns);
-  if (rc == 1)
-    return;
-  r->t_dns_done = r->t_dns;
-  if (rc < 0) {
-    hc_req_fail(r, uv_err_name(rc), "cannot resolve %s: %s", r->host, uv_strerror(rc));
-    return;
-  }
-  r->addr_i = 0;
-  req_connect_addr(r);
+  sl_connect_start(&k->connect, r->E, r->host, r->port, -1, conn_connected);
 }
 
 /* -------------------------------------------------------------- writing */
@@ -224,18 +216,17 @@ static int req_retry(hc_req *r, int err) {
   r->conn = NULL;
   k->req = NULL;
   hc_conn_close(k, 1);
-  r->dns.naddrs = 0;
   r->headers_done = 0;
   hc_req_connect_new(r);
   return 1;
 }
 
-static int tls_flush(hc_conn *k);
-
-static void write_cb(uv_write_t *w, int status) {
-  hc_conn *k = (hc_conn *)w->data;
+/* A queued write is done. A body function's task waits for its chunks to go out. */
+static void conn_on_write(sl_stream *st, int status) {
+  hc_conn *k = (hc_conn *)st->data;
   hc_req *r = k->req;
-  k->writing = 0;
+  if (st->writes_pending == 0)
+    k->writing = 0;
   if (k->state == HC_CLOSING || r == NULL || r->conn != k)
     return;
   if (status < 0) {
@@ -243,72 +234,19 @@ static void write_cb(uv_write_t *w, int status) {
       req_fail_uv(r, status, "cannot send the request to");
     return;
   }
-  if (k->tls != NULL) {        /* more ciphertext may have been made meanwhile */
-    status = tls_flush(k);
-    if (status < 0)
-      req_fail_uv(r, status, "cannot send the request to");
-    if (status <= 0 || k->handshaking)
-      return;
-  }
+  if (k->writing || k->handshaking)
+    return;
   if (r->fn_body)
     req_signal(r);
 }
 
 /* Writes bufs, as far as possible at once: returns 1 when all was written, 0 when the
- * rest is queued (write_cb follows), or a libuv error. */
+ * rest is queued (conn_on_write follows), or a libuv error. */
 static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
-  int w;
-  unsigned i = 0;
-  if (k->tls != NULL)
-    return hc_tls_encrypt(k->tls, bufs, n) < 0 ? UV_ENOMEM : tls_flush(k);
-  if (k->writing)              /* one uv_write_t per connection: callers wait for it */
-    return UV_EBUSY;
-  w = uv_try_write((uv_stream_t *)&k->tcp, bufs, n);
-  if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
-    return w;
-  if (w < 0)
-    w = 0;
-  while (i < n && (size_t)w >= bufs[i].len) {
-    w -= (int)bufs[i].len;
-    i++;
-  }
-  if (i == n)
-    return 1;
-  bufs[i].base += w;
-  bufs[i].len -= (size_t)w;
-  k->wreq.data = k;
-  w = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, bufs + i, n - i, write_cb);
-  if (w < 0)
-    return w;
-  k->writing = 1;
-  return 0;
-}
-
-/* Sends the ciphertext OpenSSL has made, unless a write is in flight (its write_cb sends
- * what came meanwhile): 1 when all went out, 0 when queued, or a libuv error. */
-static int tls_flush(hc_conn *k) {
-  uv_buf_t b;
-  int w;
-  while (!k->writing) {
-    w = hc_tls_output(k->tls, &b);
-    if (w <= 0)
-      return w < 0 ? UV_ENOMEM : 1;
-    w = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
-    if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
-      return w;
-    if (w < 0)
-      w = 0;
-    if ((size_t)w == b.len)
-      continue;
-    b.base += w;
-    b.len -= (size_t)w;
-    k->wreq.data = k;
-    w = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, write_cb);
-    if (w < 0)
-      return w;
+  int rc = sl_stream_write(k->st, bufs, n);
+  if (rc == 0)
     k->writing = 1;
-  }
-  return 0;
+  return rc;
 }
 
 /* The request has a connection: send its head and string body, then wait for the
@@ -379,20 +317,20 @@ int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
 
 /* --------------------------------------------------------------- reading */
 
-/* Straight into the body buffer when the rest of the response is a body of known size
- * (the body then costs one copy less); otherwise into the shared read buffer. Ciphertext
- * always goes to the shared buffer (tls_drain decrypts into the body buffer). */
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  hc_conn *k = (hc_conn *)h->data;
+/* Where the stream puts what it reads (plaintext, over TLS): straight into the body
+ * buffer when the rest of the response is a body of known size (the body then costs one
+ * copy less); otherwise into the shared read buffer. */
+static int conn_lend(sl_stream *st, uv_buf_t *buf) {
+  hc_conn *k = (hc_conn *)st->data;
   hc_req *r = k->req;
-  (void)suggested;
-  if (r != NULL && r->direct && k->tls == NULL && r->rbody.len < r->rbody.cap) {
+  if (r != NULL && r->direct && r->rbody.len < r->rbody.cap) {
     buf->base = r->rbody.p + r->rbody.len;
     buf->len = r->rbody.cap - r->rbody.len;
-    return;
+    return 1;
   }
   buf->base = hc_rbuf;
   buf->len = sizeof hc_rbuf;
+  return 1;
 }
 
 /* Keeps the body's only span, still in the read buffer, before the buffer is reused: as
@@ -554,7 +492,7 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
     hc_req_fail(r, r->err_name, NULL);
     break;
   case HC_IN_SINK:
-    uv_read_stop((uv_stream_t *)&k->tcp);
+    sl_stream_read_stop(k->st);
     r->paused = 1;
     sl_timer_stop(r->E, &r->timer);
     req_signal(r);
@@ -565,47 +503,59 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
   }
 }
 
-static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf);
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  hc_conn *k = (hc_conn *)s->data;
+static void conn_on_read(sl_stream *st, ssize_t nread, const char *data) {
+  hc_conn *k = (hc_conn *)st->data;
   hc_req *r = k->req;
-  if (nread == 0 || k->state == HC_CLOSING)
+  if (k->state == HC_CLOSING)
     return;
   if (r == NULL) {             /* idle: closed by the server, or bytes nobody asked for */
     hc_conn_close(k, 0);
     return;
   }
-  if (k->tls != NULL) {
-    tls_read(k, r, nread, buf);
+  if (nread == SL_STREAM_ETLS) {
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(st));
+    hc_req_fail(r, "ETLS", NULL);
     return;
   }
   if (nread < 0) {
     conn_end(k, r, nread);
     return;
   }
-  r->t_last = uv_hrtime();      /* one clock read per read: first byte, idle, done */
-  conn_input(k, r, buf->base, (size_t)nread);
+  r->t_last = uv_hrtime();     /* one clock read per read: first byte, idle, done */
+  conn_input(k, r, data, (size_t)nread);
+}
+
+/* The stream of a new connection: it tells this file what it reads and writes. */
+static void conn_attach(hc_conn *k, sl_stream *st) {
+  k->st = st;
+  st->data = k;
+  st->on_read = conn_on_read;
+  st->on_write = conn_on_write;
+  st->on_close = conn_on_close;
+  st->lend = conn_lend;
 }
 
 /* ------------------------------------------------------------------- TLS */
 
-/* Runs the handshake on after the connect or a read; once it is over, the request is sent.
- * It counts in connect_timeout (the phase stays HC_PH_CONNECT). */
-static void tls_step(hc_conn *k, hc_req *r) {
-  int rc = hc_tls_handshake(k, r), w;
-  if (rc < 0) {
+/* The handshake is over (it counts in connect_timeout: the phase stays HC_PH_CONNECT):
+ * the request is sent, or fails as the handshake did. */
+static void conn_on_handshake(sl_stream *st, int status) {
+  hc_conn *k = (hc_conn *)st->data;
+  hc_req *r = k->req;
+  k->handshaking = 0;
+  if (k->state == HC_CLOSING || r == NULL)
+    return;
+  if (status == SL_STREAM_ETLS) {
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(st));
     hc_req_fail(r, "ETLS", NULL);
-    return;
-  }
-  w = tls_flush(k);
-  if (w < 0) {
-    req_fail_uv(r, w, "cannot send to");
-    return;
-  }
-  if (rc == 1) {
-    k->handshaking = 0;
+  } else if (status < 0 && st->rerr != 0) {
+    hc_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)", status == UV_EOF ?
+                "the server closed the connection" : uv_strerror(status), r->host, r->port);
+  } else if (status < 0) {
+    req_fail_uv(r, status, "cannot send to");
+  } else {
     r->t_tls_done = uv_hrtime();
+    r->tls_resumed = (uint8_t)sl_stream_tls_resumed(st);
     r->client->ntls++;
     r->client->nresumed += r->tls_resumed;
     hc_req_send(r);
@@ -613,87 +563,32 @@ static void tls_step(hc_conn *k, hc_req *r) {
 }
 
 static void tls_begin(hc_conn *k, hc_req *r) {
+  hc_origin *o = k->origin;
   r->t_tls = uv_hrtime();
-  if (hc_tls_start(k, r) < 0) {
-    hc_req_fail(r, "ETLS", NULL);
-    return;
-  }
   k->handshaking = 1;
-  tls_step(k, r);
-}
-
-/* Decrypts and parses what the read BIO holds until it is used up, or the request pauses
- * (a sink) or ends. A body of known size is decrypted straight into its buffer. */
-static void tls_drain(hc_conn *k, hc_req *r) {
-  int w;
-  for (;;) {
-    char *p = hc_rbuf;
-    size_t cap = sizeof hc_rbuf;
-    long n;
-    if (r->direct && r->rbody.len < r->rbody.cap) {
-      p = r->rbody.p + r->rbody.len;
-      cap = r->rbody.cap - r->rbody.len;
-    }
-    n = hc_tls_read(k->tls, r, p, cap);
-    if (n == 0)
-      break;
-    if (n == HC_TLS_CLOSED) {  /* close_notify: the end of the stream, cleanly */
-      conn_end(k, r, UV_EOF);
-      return;
-    }
-    if (n < 0) {
-      hc_req_fail(r, "ETLS", NULL);
-      return;
-    }
-    conn_input(k, r, p, (size_t)n);
-    if (k->req != r || r->done || r->paused)
-      return;
+  k->st->on_handshake = conn_on_handshake;
+  if (sl_stream_tls_start(k->st, o->tls_ctx, r->host, r->port, !o->tls_noverify,
+                          o->sess) < 0) {
+    k->handshaking = 0;
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(k->st));
+    hc_req_fail(r, "ETLS", NULL);
   }
-  w = tls_flush(k);            /* what reading made OpenSSL say (a key update) */
-  if (w < 0)
-    req_fail_uv(r, w, "cannot send to");
-}
-
-/* read_cb of a TLS connection: the ciphertext goes to OpenSSL, then to the handshake or
- * through tls_drain to the parser. A close without close_notify ends the response as a
- * plain close would: a body of known size cut short is ECONNRESET. */
-static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf) {
-  if (nread < 0) {
-    if (k->handshaking)
-      hc_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)", nread == UV_EOF ?
-                  "the server closed the connection" : uv_strerror((int)nread), r->host,
-                  r->port);
-    else
-      conn_end(k, r, nread);
-    return;
-  }
-  r->t_last = uv_hrtime();
-  if (hc_tls_feed(k->tls, buf->base, (size_t)nread) < 0) {
-    hc_req_fail(r, "ENOMEM", "out of memory for TLS input");
-    return;
-  }
-  if (k->handshaking)
-    tls_step(k, r);
-  else
-    tls_drain(k, r);
 }
 
 /* A sink consumed the chunk (hc_sink_piece emptied rbody, or holds back the first byte
- * of a deflate body): read on (over TLS, first what OpenSSL holds already). */
+ * of a deflate body): read on. Over TLS, what OpenSSL holds already comes first, from
+ * within sl_stream_read_start, and may end the response. */
 void hc_req_resume_reading(hc_req *r) {
   hc_conn *k = r->conn;
   if (!r->paused || k == NULL)
     return;
   r->paused = 0;
   r->t_last = uv_hrtime();
-  if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) < 0) {
+  if (sl_stream_read_start(k->st) < 0) {
     hc_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
     return;
   }
-  if (k->tls != NULL) {        /* reading again first: the rest may end the response */
-    tls_drain(k, r);
-    if (k->req != r || r->done || r->paused)
-      return;
-  }
+  if (k->req != r || r->done || r->paused)
+    return;
   req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }

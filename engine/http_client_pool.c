@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dns.h"
 #include "http_client.h"
 #include "sluice.h"
 
@@ -148,14 +147,13 @@ void hc_origin_maybe_free(hc_origin *o, hc_client *c) {
   origin_free(o);
 }
 
-/* Detaches a request from everything in the engine (timer, wait list, lookup, connection):
+/* Detaches a request from everything in the engine (timer, wait list, connection):
  * after this nothing points to it. A connection it was using is closed, since its
  * response may be half read. Idempotent. */
 void hc_req_abort(hc_req *r) {
   hc_origin *o = r->origin;
   r->origin = NULL;
   sl_timer_stop(r->E, &r->timer);
-  sl_dns_cancel(&r->dns);
   if (r->in_wait_list) {
     req_leave_wait_list(r);
     hc_origin_maybe_free(o, r->client);
@@ -174,7 +172,7 @@ void hc_req_abort(hc_req *r) {
 
 /* ------------------------------------------------------------------ pool */
 
-static void idle_unlink(hc_conn *k) {
+void hc_conn_idle_unlink(hc_conn *k) {
   sl_queue_remove(&k->onode);
   sl_queue_remove(&k->cnode);
   k->client->nidle--;
@@ -221,7 +219,7 @@ void hc_conn_release(hc_conn *k) {
   sl_queue_insert_head(&o->idle, &k->onode);
   sl_queue_insert_head(&c->idle, &k->cnode);
   c->nidle++;
-  uv_unref((uv_handle_t *)&k->tcp);
+  uv_unref((uv_handle_t *)&k->st->tcp);
   if (!uv_is_active((uv_handle_t *)&c->sweep))
     uv_timer_start(&c->sweep, sweep_cb, (uint64_t)(c->keepalive * 1000) + 1, 0);
 }
@@ -242,34 +240,6 @@ void hc_origin_dispatch(hc_origin *o) {
     hc_req_connect_new(r);
   }
   o->dispatching = 0;
-}
-
-static void conn_close_cb(uv_handle_t *h) {
-  hc_conn *k = (hc_conn *)h->data;
-  hc_client *c = k->client;
-  hc_tls_free(k->tls);
-  free(k);
-  hc_client_unref(c);
-}
-
-/* Closes a connection. Its slot is given to a waiting request unless keep_slot says the
- * caller reuses it at once (another address, a retry). The memory goes in conn_close_cb. */
-void hc_conn_close(hc_conn *k, int keep_slot) {
-  hc_origin *o = k->origin;
-  if (k->state == HC_CLOSING)
-    return;
-  if (k->state == HC_IDLE)
-    idle_unlink(k);
-  k->state = HC_CLOSING;
-  k->client->nconns--;
-  k->origin = NULL;
-  k->req = NULL;
-  uv_close((uv_handle_t *)&k->tcp, conn_close_cb);
-  if (o != NULL && !keep_slot) {
-    o->nconns--;
-    hc_origin_dispatch(o);
-    hc_origin_maybe_free(o, k->client);
-  }
 }
 
 /* Finds or creates the origin of host:port in the client's table. An https origin is
@@ -351,9 +321,9 @@ void hc_req_start(hc_req *r) {
   r->origin = o;
   k = origin_idle_newest(o);
   if (k != NULL && c->keepalive > 0) {
-    idle_unlink(k);
+    hc_conn_idle_unlink(k);
     k->state = HC_BUSY;
-    uv_ref((uv_handle_t *)&k->tcp);
+    uv_ref((uv_handle_t *)&k->st->tcp);
     k->req = r;
     r->conn = k;
     r->reused = 1;

@@ -43,6 +43,8 @@ static void close_cb(uv_handle_t *h) {
   sl_stream *s = (sl_stream *)h->data;
   if (s->on_close != NULL)
     s->on_close(s);
+  if (s->impl != NULL)
+    s->impl->free(s);
   free(s->in);
   free(s);
 }
@@ -102,7 +104,9 @@ void sl_stream_in_buf(sl_stream *s, uv_buf_t *out) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
   sl_stream *s = (sl_stream *)h->data;
   (void)suggested;
-  if (s->lend == NULL || !s->lend(s, out))
+  if (s->impl != NULL)
+    s->impl->alloc(s, out);
+  else if (s->lend == NULL || !s->lend(s, out))
     sl_stream_in_buf(s, out);
 }
 
@@ -120,6 +124,12 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   if (n < 0) {
     s->rerr = (int)n;
     stop(s);
+  }
+  if (s->impl != NULL) {
+    s->impl->read(s, n, b);
+    return;
+  }
+  if (n < 0) {
     s->on_read(s, n, NULL);
     return;
   }
@@ -143,11 +153,17 @@ int sl_stream_read_start(sl_stream *s) {
     s->reading = 1;
   else
     s->rerr = rc;
+  if (rc == 0 && s->impl != NULL)
+    s->impl->resume(s);
   return rc;
 }
 
 void sl_stream_read_stop(sl_stream *s) {
   s->want_read = 0;
+  stop(s);
+}
+
+void sl_stream_pause(sl_stream *s) {
   stop(s);
 }
 
@@ -172,6 +188,12 @@ static void write_cb(uv_write_t *req, int status) {
 }
 
 int sl_stream_write(sl_stream *s, const uv_buf_t *bufs, unsigned n) {
+  if (s->impl != NULL)
+    return s->closing ? UV_ECANCELED : s->impl->write(s, bufs, n);
+  return sl_stream_write_raw(s, bufs, n);
+}
+
+int sl_stream_write_raw(sl_stream *s, const uv_buf_t *bufs, unsigned n) {
   size_t total = 0, skip, off = 0;
   stream_write *w;
   uv_buf_t b;
@@ -365,6 +387,7 @@ static void connect_next(sl_connect *c) {
     else
       a.in4.sin_port = htons((uint16_t)c->port);
     s->creq.data = s;
+    c->attempts++;
     rc = uv_tcp_connect(&s->creq, &s->tcp, &a.sa, connect_cb);
     if (rc == 0) {
       s->connecting = c;
@@ -380,12 +403,12 @@ static void connect_next(sl_connect *c) {
 
 static void connect_dns_cb(sl_dns_waiter *w, int status) {
   sl_connect *c = SL_CONTAINER_OF(w, sl_connect, dns);
-  c->resolving = 0;
   c->t_resolved = uv_hrtime();
   if (status < 0) {
-    connect_end(c, NULL, status);
+    connect_end(c, NULL, status);   /* resolving stays set: the name failed */
     return;
   }
+  c->resolving = 0;
   connect_next(c);
 }
 
@@ -404,6 +427,7 @@ void sl_connect_start(sl_connect *c, sl_engine *E, const char *host, int port,
   c->cb = cb;
   c->port = port;
   c->addr_i = 0;
+  c->attempts = 0;
   c->lasterr = 0;
   c->attempt = NULL;
   c->active = 1;
@@ -415,12 +439,12 @@ void sl_connect_start(sl_connect *c, sl_engine *E, const char *host, int port,
   rc = sl_dns_resolve(E, host, &c->dns);
   if (rc == 1)
     return;
-  c->resolving = 0;
   c->t_resolved = uv_hrtime();
   if (rc < 0) {
     connect_end(c, NULL, rc);
     return;
   }
+  c->resolving = 0;
   connect_next(c);
 }
 

@@ -9,6 +9,7 @@
 #include "sluice.h"
 
 typedef struct sl_stream sl_stream;
+typedef struct sl_stream_impl sl_stream_impl;
 
 /* n > 0: n bytes arrived at data; unless the owner lent the buffer (lend), they are the
  * last n bytes of the input (in[in_off .. in_off+in_len)), which the owner takes with
@@ -20,6 +21,17 @@ typedef void (*sl_stream_write_cb)(sl_stream *s, int status);
  * returns 0 to use the stream's input buffer instead. */
 typedef int (*sl_stream_lend_cb)(sl_stream *s, uv_buf_t *buf);
 
+/* A stream over another protocol (TLS, stream_tls.c): what the bytes on the socket become.
+ * stream.c calls these for a stream that has one; the owner still reads and writes
+ * plaintext through the same calls and callbacks. */
+struct sl_stream_impl {
+  void (*alloc)(sl_stream *s, uv_buf_t *buf);             /* where the socket's bytes go */
+  void (*read)(sl_stream *s, ssize_t n, const uv_buf_t *buf); /* they arrived (n < 0: end) */
+  int (*write)(sl_stream *s, const uv_buf_t *bufs, unsigned n); /* as sl_stream_write */
+  void (*resume)(sl_stream *s);  /* reading resumed: hand over what is already decoded */
+  void (*free)(sl_stream *s);
+};
+
 /* Owned by its handle: freed in the close callback, after on_close, never before. */
 struct sl_stream {
   uv_tcp_t tcp;                /* tcp.data points back here */
@@ -29,6 +41,9 @@ struct sl_stream {
   sl_stream_lend_cb lend;      /* optional */
   void (*on_close)(sl_stream *s);  /* optional: the owner frees its record here */
   void (*on_shutdown)(sl_stream *s, int status);  /* optional */
+  void (*on_handshake)(sl_stream *s, int status); /* TLS: 0, SL_STREAM_ETLS, or libuv's */
+  const sl_stream_impl *impl;  /* NULL: the bytes are the socket's */
+  void *impl_data;             /* the impl's state (TLS: sl_tls) */
   /* input: bytes read and not consumed yet */
   char *in;
   size_t in_off, in_len, in_cap;
@@ -68,12 +83,28 @@ void sl_stream_consume(sl_stream *s, size_t n);
 /* Writes bufs: 1 when the kernel took all now, 0 when the rest was copied and queued
  * (on_write follows), or a libuv error. The order of bytes is kept. */
 int sl_stream_write(sl_stream *s, const uv_buf_t *bufs, unsigned n);
+/* The same on the socket itself, under any impl (TLS sends its records with it). */
+int sl_stream_write_raw(sl_stream *s, const uv_buf_t *bufs, unsigned n);
+/* Stops reading from the socket but keeps the owner's wish to read (back-pressure). */
+void sl_stream_pause(sl_stream *s);
 /* Bytes handed that the peer has taken (less libuv's queue and the kernel's, SIOCOUTQ). */
 uint64_t sl_stream_taken(sl_stream *s);
 /* Sends end-of-stream after the queued writes (on_shutdown follows); 0 or a libuv error. */
 int sl_stream_shutdown(sl_stream *s);
 /* Closes (idempotent): queued writes end with UV_ECANCELED, then on_close, then free. */
 void sl_stream_close(sl_stream *s);
+
+/* TLS (stream_tls.c): OpenSSL through memory BIOs, as an impl of the stream. A client
+ * stream checks the peer's certificate and name unless verify is 0 (host: a name, sent
+ * as SNI, or an IP address), and offers session (an SSL_SESSION, or NULL) for resumption;
+ * a server stream (host NULL) takes the certificate from ctx. The handshake starts at once
+ * (the stream must be reading) and ends with on_handshake. Errors are SL_STREAM_ETLS with
+ * the message in sl_stream_tls_error. SSL_get_app_data of the connection is the stream. */
+#define SL_STREAM_ETLS (-30000)
+int sl_stream_tls_start(sl_stream *s, void *ssl_ctx, const char *host, int port, int verify,
+                        void *session);
+const char *sl_stream_tls_error(sl_stream *s);
+int sl_stream_tls_resumed(sl_stream *s);        /* the handshake resumed a session */
 
 /* Addresses. */
 int sl_stream_parse_ip(const char *host, int port, struct sockaddr_storage *ss);
@@ -98,9 +129,10 @@ struct sl_connect {
   sl_timer timer;              /* the timeout, when there is one */
   sl_stream *attempt;          /* the connect in flight */
   int port, addr_i, lasterr;
+  int attempts;                /* connects started (one per address tried) */
   uint8_t active;              /* started, not finished or cancelled */
-  uint8_t resolving;           /* waiting for the name (for messages) */
-  uint64_t t_resolved;         /* uv_hrtime() once the name was known */
+  uint8_t resolving;           /* the name is not known yet: still set if it failed */
+  uint64_t t_resolved;         /* uv_hrtime() once the name was answered */
 };
 
 /* Starts connecting to host (lower case; a name or an IP address) and port; timeout in
