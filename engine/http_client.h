@@ -7,10 +7,13 @@
 #include "sluice.h"
 #include "stream.h"
 
-/* HTTP client internals: http_client.c (the Lua API, a request's steps in its task),
- * http_client_req.c (URLs, request bytes, response tables), http_client_pool.c (origins,
- * idle connections, request records), http_client_conn.c (connect, write, read, timeouts)
- * and http_client_parse.c (llhttp's callbacks). A request (hc_req) is a C record driven by
+/* HTTP client internals, from the top down: http_client.c (the Lua API, a request's steps
+ * in its task), http_client_pool.c (starting requests, closing the client),
+ * http_client_conn.c (connections on streams: connect, write, read, timeouts, handing a
+ * connection to the next request), http_client_read.c (a response's bytes to the parser),
+ * http_client_parse.c (llhttp's callbacks), http_client_origin.c (records, origins,
+ * idle and wait lists), with http_client_req.c (URLs, request bytes, response tables)
+ * and http_client_tls.c (TLS contexts) beside them. A request (hc_req) is a C record driven by
  * libuv callbacks while its task waits once; it borrows a pooled connection (hc_conn) of
  * its origin (hc_origin: host and port) from a client (hc_client: defaults, limits, pool). */
 #define SL_HTTP_CLIENT_MT  "sluice.http.client"
@@ -189,30 +192,38 @@ long hc_sink_piece(hc_req *r, const char **piece);
 int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
 int hc_header_values(lua_State *L);
 void hc_req_register(lua_State *L);
-/* http_client_pool.c */
+/* http_client_origin.c: records and lists (no I/O) */
 hc_req *hc_req_alloc(void);
 void hc_req_free(hc_req *r);
 void hc_free_cached(void);
-void hc_req_start(hc_req *r);
-void hc_req_abort(hc_req *r);
-void hc_conn_release(hc_conn *k);
+void hc_req_leave_wait_list(hc_req *r);
+hc_req *hc_origin_first_waiting(hc_origin *o);
+hc_conn *hc_client_idle_oldest(hc_client *c);
+hc_conn *hc_origin_idle_newest(hc_origin *o);
 void hc_conn_idle_unlink(hc_conn *k);
-void hc_origin_dispatch(hc_origin *o);
+hc_origin *hc_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
+                         int noverify);
+void hc_origin_free(hc_origin *o);
 void hc_origin_maybe_free(hc_origin *o, hc_client *c);
-void hc_client_shutdown(hc_client *c);
 void hc_client_unref(hc_client *c);
+/* http_client_pool.c: starting requests, closing the client */
+void hc_req_start(hc_req *r);
+void hc_client_shutdown(hc_client *c);
 /* http_client_parse.c */
 void hc_parse_module_init(void);
 void hc_parser_init(llhttp_t *p);
 llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
-/* http_client_conn.c. hc_conn_input and hc_conn_finish are the socket-free half of
- * reading a response (the stream's read callback calls them, and so does the fuzz
- * harness); they answer with one of these. */
+/* http_client_read.c: the socket-free half of reading a response (the connection's read
+ * callback calls them, and so does the fuzz harness); they answer with one of these. */
 enum { HC_IN_MORE, HC_IN_SINK, HC_IN_DONE, HC_IN_DONE_EXTRA, HC_IN_FAIL };
 #define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
 int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
 int hc_conn_finish(hc_conn *k, hc_req *r);
 int hc_req_take_span(hc_req *r, lua_State *co);
+/* http_client_conn.c: connections, and handing them to requests */
+void hc_req_abort(hc_req *r);
+void hc_conn_release(hc_conn *k);
+void hc_origin_dispatch(hc_origin *o);
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
 void hc_conn_close(hc_conn *k, int keep_slot);
 void hc_req_connect_new(hc_req *r);

@@ -54,6 +54,95 @@ static void req_fail_uv(hc_req *r, int err, const char *what) {
   hc_req_fail(r, uv_err_name(err), "%s %s:%d: %s", what, r->host, r->port, uv_strerror(err));
 }
 
+/* --------------------------------------------------------------- the pool */
+
+/* Detaches a request from everything in the engine (timer, wait list, connection):
+ * after this nothing points to it. A connection it was using is closed, since its
+ * response may be half read. Idempotent. */
+void hc_req_abort(hc_req *r) {
+  hc_origin *o = r->origin;
+  r->origin = NULL;
+  sl_timer_stop(r->E, &r->timer);
+  if (r->in_wait_list) {
+    hc_req_leave_wait_list(r);
+    hc_origin_maybe_free(o, r->client);
+  } else if (r->conn != NULL) {
+    hc_conn *c = r->conn;      /* closing it frees the origin if it was the last user */
+    r->conn = NULL;
+    c->req = NULL;
+    hc_conn_close(c, 0);
+  } else if (o != NULL && r->phase == HC_PH_CONNECT) {
+    o->nconns--;               /* a slot taken for a lookup still running */
+    hc_origin_dispatch(o);
+    hc_origin_maybe_free(o, r->client);
+  }
+  r->phase = HC_PH_DONE;
+}
+
+/* Closes idle connections kept longer than keepalive; re-arms for the oldest left. */
+static void sweep_cb(uv_timer_t *h) {
+  hc_client *c = (hc_client *)h->data;
+  uint64_t now = uv_now(c->E->loop), ka = (uint64_t)(c->keepalive * 1000);
+  hc_conn *k;
+  while ((k = hc_client_idle_oldest(c)) != NULL && k->idle_since + ka <= now)
+    hc_conn_close(k, 0);
+  if (k != NULL) {
+    uint64_t left = k->idle_since + ka - now;
+    uv_timer_start(&c->sweep, sweep_cb, left + 1, 0);
+  }
+}
+
+/* A connection whose response was read in full: to the first waiting request of its
+ * origin, or into the idle lists (unref'd, so it does not keep the process alive), where
+ * at most max_idle connections of the client wait. */
+void hc_conn_release(hc_conn *k) {
+  hc_origin *o = k->origin;
+  hc_client *c = k->client;
+  hc_req *r = hc_origin_first_waiting(o);
+  if (r != NULL) {
+    hc_req_leave_wait_list(r);
+    k->req = r;
+    r->conn = k;
+    r->reused = 1;
+    hc_req_send(r);
+    return;
+  }
+  if (c->nidle >= c->max_idle) {  /* too many idle ones: drop the one idle longest */
+    hc_conn *oldest = hc_client_idle_oldest(c);
+    if (oldest == NULL) {
+      hc_conn_close(k, 0);
+      return;
+    }
+    hc_conn_close(oldest, 0);
+  }
+  k->state = HC_IDLE;
+  k->idle_since = uv_now(c->E->loop);
+  sl_queue_insert_head(&o->idle, &k->onode);
+  sl_queue_insert_head(&c->idle, &k->cnode);
+  c->nidle++;
+  uv_unref((uv_handle_t *)&k->st->tcp);
+  if (!uv_is_active((uv_handle_t *)&c->sweep))
+    uv_timer_start(&c->sweep, sweep_cb, (uint64_t)(c->keepalive * 1000) + 1, 0);
+}
+
+/* Gives free slots of an origin to requests waiting for one, each on a new connection. */
+void hc_origin_dispatch(hc_origin *o) {
+  hc_client *c;
+  hc_req *r;
+  if (o->dispatching)
+    return;
+  o->dispatching = 1;
+  while ((r = hc_origin_first_waiting(o)) != NULL) {
+    c = r->client;
+    if (o->nconns >= c->max_per_host)
+      break;
+    hc_req_leave_wait_list(r);
+    o->nconns++;
+    hc_req_connect_new(r);
+  }
+  o->dispatching = 0;
+}
+
 /* --------------------------------------------------------------- timeouts */
 
 static void req_timer_cb(sl_timer *tm);
@@ -333,28 +422,6 @@ static int conn_lend(sl_stream *st, uv_buf_t *buf) {
   return 1;
 }
 
-/* Keeps the body's only span, still in the read buffer, before the buffer is reused: as
- * the body string pushed on co (given when the task is waiting for a plain body), when the
- * body needs neither decoding nor a sink, else appended to rbody. Returns 1 when pushed,
- * 0, or -1 out of memory (ENOMEM set). */
-int hc_req_take_span(hc_req *r, lua_State *co) {
-  int rc = 0;
-  if (r->span == NULL)
-    return 0;
-  if (co != NULL && r->encoding == 0 && !r->sink) {
-    lua_checkstack(co, 1);
-    lua_pushlstring(co, r->span, r->span_len);
-    rc = 1;
-  } else if (sl_buf_add(&r->rbody, r->span, r->span_len) < 0) {
-    r->err_name = "ENOMEM";
-    snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
-    rc = -1;
-  }
-  r->span = NULL;
-  r->span_len = 0;
-  return rc;
-}
-
 /* The response is complete: the connection goes back to the pool (or is closed), the
  * task is told. The body's only span, if still in the read buffer, becomes a string on
  * the task's stack now, before the buffer is reused. */
@@ -387,47 +454,6 @@ static void req_complete(hc_req *r, int extra_bytes) {
   req_signal(r);
 }
 
-/* Notes a failure in r (err_name and err_msg) without ending it: the caller does. */
-static void req_error(hc_req *r, const char *name, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
-  va_end(ap);
-  r->err_name = name;
-}
-
-/* Names what was missing when the server closed the connection too early. */
-static void req_error_eof(hc_req *r) {
-  if (!r->got_byte)
-    req_error(r, "ECONNRESET", "%s:%d closed the connection without responding", r->host,
-              r->port);
-  else if (!r->headers_done)
-    req_error(r, "ECONNRESET", "%s:%d closed the connection in the middle of the "
-              "response headers", r->host, r->port);
-  else if (r->clen > 0)
-    req_error(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body "
-              "bytes", r->host, r->port, r->body_raw, (unsigned long long)r->clen);
-  else
-    req_error(r, "ECONNRESET", "%s:%d closed the connection in the middle of the body",
-              r->host, r->port);
-}
-
-/* The server ended the stream (a close, or TLS close_notify) while r was reading: the end
- * of a body delimited by the close, or a response cut short. Returns HC_IN_DONE_EXTRA
- * (complete; the connection is not reused) or HC_IN_FAIL (r->err_name set). */
-int hc_conn_finish(hc_conn *k, hc_req *r) {
-  llhttp_finish(&k->parser);
-  if (r->complete) {
-    r->complete = 0;
-    return HC_IN_DONE_EXTRA;
-  }
-  if (r->err_name == NULL)
-    req_error_eof(r);
-  r->span = NULL;
-  r->span_len = 0;
-  return HC_IN_FAIL;
-}
-
 /* The connection ended (nread: UV_EOF or a libuv error) while r was using it. */
 static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
   if (nread == UV_EOF) {
@@ -443,40 +469,6 @@ static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
   if (!r->got_byte && req_retry(r, (int)nread))
     return;
   req_fail_uv(r, (int)nread, "connection to");
-}
-
-/* Parses n response bytes (plaintext) at data, read at r->t_last: the socket-free half of
- * reading, which the fuzz harness drives as read_cb does. What the read buffer holds of
- * the body is kept unless the response is complete (the caller then takes the span with
- * hc_req_take_span before the buffer is reused). Returns HC_IN_MORE (read on), HC_IN_SINK
- * (body bytes wait for the sink: stop reading), HC_IN_DONE, HC_IN_DONE_EXTRA (complete,
- * with bytes after it that were not asked for, or an upgrade: the connection is not
- * reused) or HC_IN_FAIL (r->err_name and err_msg set). */
-int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
-  llhttp_errno_t err;
-  if (!r->got_byte) {
-    r->got_byte = 1;
-    r->t_first = r->t_last;
-  }
-  err = hc_parse(k, r, data, n);
-  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
-    const char *end = llhttp_get_error_pos(&k->parser);
-    r->complete = 0;
-    return err == HPE_PAUSED_UPGRADE || (end != NULL && end < data + n) ? HC_IN_DONE_EXTRA
-                                                                         : HC_IN_DONE;
-  }
-  if (err != HPE_OK) {
-    if (r->err_name == NULL)
-      req_error(r, "EPROTO", "invalid HTTP response from %s:%d: %s", r->host, r->port,
-                llhttp_get_error_reason(&k->parser));
-    r->span = NULL;            /* the read buffer is not kept */
-    r->span_len = 0;
-    return HC_IN_FAIL;
-  }
-  /* More to come: keep what the read buffer holds, then wait (or feed the sink). */
-  if (r->span != NULL && hc_req_take_span(r, NULL) < 0)
-    return HC_IN_FAIL;
-  return r->sink && hc_sink_pending(r) ? HC_IN_SINK : HC_IN_MORE;
 }
 
 /* Parses n response bytes (plaintext) at data and acts on what they make of r. */

@@ -258,7 +258,7 @@ static int parse_refuse(hs_conn *c, int status) {
  * (busy, a response still queued, closing). */
 int hs_conn_parse(hs_conn *c) {
   sl_stream *st = c->st;
-  while (st->in_len > 0 && !c->busy && !c->draining && !c->closing && !c->ending) {
+  while (!c->closing && !c->ending && !c->busy && !c->draining && st->in_len > 0) {
     const char *start = st->in + st->in_off;
     llhttp_errno_t err;
     size_t used = st->in_len;
