@@ -371,8 +371,8 @@ void hc_req_send(hc_req *r) {
 }
 
 /* Sends one chunk of a body function's output (last: then the terminating chunk).
- * Returns 1 when written, 0 when queued (the task waits for write_cb), -1 when the request
- * failed (r->done is set). The chunk must stay anchored until written. */
+ * Returns 1 when written, 0 when queued (the task waits for conn_on_write), -1 when the
+ * request failed (r->done is set). The stream copies what it queues. */
 int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
   uv_buf_t bufs[3];
   unsigned n = 0;

@@ -74,8 +74,8 @@ int hc_conn_finish(hc_conn *k, hc_req *r) {
 }
 
 /* Parses n response bytes (plaintext) at data, read at r->t_last: the socket-free half of
- * reading, which the fuzz harness drives as read_cb does. What the read buffer holds of
- * the body is kept unless the response is complete (the caller then takes the span with
+ * reading, which the fuzz harness drives as conn_on_read does. What the read buffer holds
+ * of the body is kept unless the response is complete (the caller then takes the span with
  * hc_req_take_span before the buffer is reused). Returns HC_IN_MORE (read on), HC_IN_SINK
  * (body bytes wait for the sink: stop reading), HC_IN_DONE, HC_IN_DONE_EXTRA (complete,
  * with bytes after it that were not asked for, or an upgrade: the connection is not

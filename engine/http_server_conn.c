@@ -257,7 +257,7 @@ static int conn_resume(hs_conn *c) {
 }
 
 /* After a response is queued. If the peer has not taken all of it (bytes still queued
- * in libuv), the next request waits until they have gone (write_cb): a client that
+ * in libuv), the next request waits until they have gone (conn_on_write): a client that
  * pipelines requests and never reads gets one response queued, not all of them. */
 int hs_conn_next(hs_conn *c) {
   c->busy = 0;

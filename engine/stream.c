@@ -133,8 +133,8 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     s->on_read(s, n, NULL);
     return;
   }
-  if (b->base == s->in + s->in_off + s->in_len)
-    s->in_len += (size_t)n;
+  if (s->in != NULL && b->base == s->in + s->in_off + s->in_len)
+    s->in_len += (size_t)n;   /* not lent: the bytes are the input's */
   s->on_read(s, n, b->base);
   /* Nobody is taking the bytes fast enough: back-pressure, until sl_stream_consume. */
   if (s->in_hwm > 0 && s->in_len >= s->in_hwm)

@@ -135,7 +135,7 @@ static void tls_drain(sl_stream *s) {
       s->on_read(s, SL_STREAM_ETLS, NULL);
       return;
     }
-    if (b.base == s->in + s->in_off + s->in_len)
+    if (s->in != NULL && b.base == s->in + s->in_off + s->in_len)
       sl_stream_input(s, (size_t)n);
     s->on_read(s, n, b.base);
     if (s->in_hwm > 0 && s->in_len >= s->in_hwm) {

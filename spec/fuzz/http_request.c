@@ -135,7 +135,7 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
   taken_in = 0;
   fuzz_split_init(&sp, mode, data, size);
   while (open && (n = fuzz_split_next(&sp)) > 0) {
-    while (open && n > 0) {    /* a read takes at most the room alloc_cb offers */
+    while (open && n > 0) {    /* a read takes at most the room sl_stream_in_buf offers */
       uv_buf_t b;
       size_t take;
       sl_stream_in_buf(c->st, &b);
