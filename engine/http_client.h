@@ -4,13 +4,16 @@
 
 #include <llhttp.h>
 
-#include "dns.h"
 #include "sluice.h"
+#include "stream.h"
 
-/* HTTP client internals: http_client.c (the Lua API, a request's steps in its task),
- * http_client_req.c (URLs, request bytes, response tables), http_client_pool.c (origins,
- * idle connections, request records), http_client_conn.c (connect, write, read, timeouts)
- * and http_client_parse.c (llhttp's callbacks). A request (hc_req) is a C record driven by
+/* HTTP client internals, from the top down: http_client.c (the Lua API, a request's steps
+ * in its task), http_client_pool.c (starting requests, closing the client),
+ * http_client_conn.c (connections on streams: connect, write, read, timeouts, handing a
+ * connection to the next request), http_client_read.c (a response's bytes to the parser),
+ * http_client_parse.c (llhttp's callbacks), http_client_origin.c (records, origins,
+ * idle and wait lists), with http_client_req.c (URLs, request bytes, response tables)
+ * and http_client_tls.c (TLS contexts) beside them. A request (hc_req) is a C record driven by
  * libuv callbacks while its task waits once; it borrows a pooled connection (hc_conn) of
  * its origin (hc_origin: host and port) from a client (hc_client: defaults, limits, pool). */
 #define SL_HTTP_CLIENT_MT  "sluice.http.client"
@@ -19,7 +22,6 @@ typedef struct hc_client hc_client;
 typedef struct hc_origin hc_origin;
 typedef struct hc_conn hc_conn;
 typedef struct hc_req hc_req;
-typedef struct hc_tls hc_tls;
 
 
 /* Timeouts (seconds, < 0 for none) and limits of one request; a client holds defaults. */
@@ -86,9 +88,8 @@ struct hc_origin {
 enum hc_conn_state { HC_CONNECTING, HC_BUSY, HC_IDLE, HC_CLOSING };
 
 struct hc_conn {
-  uv_tcp_t tcp;                /* its data points back here */
-  uv_connect_t creq;
-  uv_write_t wreq;
+  sl_stream *st;               /* its data points back here; NULL while connecting */
+  sl_connect connect;          /* while connecting */
   llhttp_t parser;
   hc_client *client;
   hc_origin *origin;           /* NULL once closing */
@@ -98,9 +99,8 @@ struct hc_conn {
   uint64_t idle_since;         /* uv_now (ms) when it went idle */
   uint32_t nreq;               /* requests it has served */
   uint8_t state;               /* enum hc_conn_state */
-  uint8_t writing;             /* a uv_write is in flight */
+  uint8_t writing;             /* bytes are queued in the stream, not sent yet */
   uint8_t handshaking;         /* TLS: the handshake is not over */
-  hc_tls *tls;                 /* TLS state; NULL for plain HTTP */
 };
 
 /* Where the request stands, for timeouts and messages. */
@@ -120,13 +120,11 @@ struct hc_req {
   hc_client *client;
   hc_origin *origin;
   hc_conn *conn;
-  sl_dns_waiter dns;
   sl_timer timer;              /* the current phase's deadline */
   hc_limits lim;
   /* the request */
   char host[256];              /* lower case, no brackets */
   int port;
-  int addr_i;                  /* address of dns.addrs being tried */
   sl_buf wbuf;                 /* request line and headers (and a small body) */
   const char *body;            /* string body, anchored on the task's stack */
   size_t body_len;
@@ -202,50 +200,49 @@ int hc_sink_pending(const hc_req *r);
 long hc_sink_piece(hc_req *r, const char **piece);
 /* Pushes r's whole decoded body, or the fail triple (EPROTO, EFBIG); returns 1 or 3. */
 int hc_push_decoded(lua_State *L, hc_req *r);
-/* http_client_pool.c */
+/* http_client_origin.c: records and lists (no I/O) */
 hc_req *hc_req_alloc(void);
 void hc_req_free(hc_req *r);
 void hc_free_cached(void);
-void hc_req_start(hc_req *r);
-void hc_req_abort(hc_req *r);
-void hc_conn_release(hc_conn *k);
-void hc_conn_close(hc_conn *k, int keep_slot);
-void hc_origin_dispatch(hc_origin *o);
+void hc_req_leave_wait_list(hc_req *r);
+hc_req *hc_origin_first_waiting(hc_origin *o);
+hc_conn *hc_client_idle_oldest(hc_client *c);
+hc_conn *hc_origin_idle_newest(hc_origin *o);
+void hc_conn_idle_unlink(hc_conn *k);
+hc_origin *hc_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
+                         int noverify);
+void hc_origin_free(hc_origin *o);
 void hc_origin_maybe_free(hc_origin *o, hc_client *c);
-void hc_client_shutdown(hc_client *c);
 void hc_client_unref(hc_client *c);
+/* http_client_pool.c: starting requests, closing the client */
+void hc_req_start(hc_req *r);
+void hc_client_shutdown(hc_client *c);
 /* http_client_parse.c */
 void hc_parse_module_init(void);
 void hc_parser_init(llhttp_t *p);
 const char *hc_redirect_location(const hc_req *r, size_t *len);
 llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
-/* http_client_conn.c. hc_conn_input and hc_conn_finish are the socket-free half of
- * reading a response (read_cb and the TLS reader call them, and so does the fuzz
- * harness); they answer with one of these. */
+/* http_client_read.c: the socket-free half of reading a response (the connection's read
+ * callback calls them, and so does the fuzz harness); they answer with one of these. */
 enum { HC_IN_MORE, HC_IN_SINK, HC_IN_DONE, HC_IN_DONE_EXTRA, HC_IN_FAIL };
 #define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
 int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
 int hc_conn_finish(hc_conn *k, hc_req *r);
 int hc_req_take_span(hc_req *r, lua_State *co);
+/* http_client_conn.c: connections, and handing them to requests */
+void hc_req_abort(hc_req *r);
+void hc_conn_release(hc_conn *k);
+void hc_origin_dispatch(hc_origin *o);
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
+void hc_conn_close(hc_conn *k, int keep_slot);
 void hc_req_connect_new(hc_req *r);
 void hc_req_send(hc_req *r);
 void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...);
 int hc_req_write_body(hc_req *r, const char *data, size_t len, int last);
 void hc_req_resume_reading(hc_req *r);
-/* http_client_tls.c: OpenSSL through memory BIOs. The engine moves ciphertext between the
- * socket and the BIOs; these functions only turn it into plaintext and back. Failures
- * leave their message in r->err_msg (for hc_req_fail(r, "ETLS", NULL)). */
-#define HC_TLS_CLOSED (-1)     /* hc_tls_read: the server sent close_notify */
-#define HC_TLS_ERROR  (-2)     /* hc_tls_read: a TLS error, message in r->err_msg */
+/* http_client_tls.c: the client's TLS contexts (one per CA source) and sessions; the
+ * connections' TLS is their stream's (stream_tls.c). */
 void *hc_tls_ctx(const char *ca_file, char *err, size_t errlen); /* cached; NULL: failed */
-int hc_tls_start(hc_conn *k, hc_req *r);         /* 0, or -1 */
-int hc_tls_handshake(hc_conn *k, hc_req *r);     /* 1 done, 0 wants more bytes, -1 failed */
-int hc_tls_feed(hc_tls *t, const char *data, size_t n);  /* ciphertext read; 0 or -1 */
-long hc_tls_read(hc_tls *t, hc_req *r, char *buf, size_t len); /* >0, 0 (wants more) or above */
-int hc_tls_encrypt(hc_tls *t, const uv_buf_t *bufs, unsigned n); /* 0, or -1 */
-int hc_tls_output(hc_tls *t, uv_buf_t *out);     /* 1: ciphertext to send in *out, 0: none */
-void hc_tls_free(hc_tls *t);
 void hc_tls_session_free(void *sess);
 void hc_tls_cleanup(void);                       /* frees the cached contexts */
 

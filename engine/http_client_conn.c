@@ -1,24 +1,24 @@
-/* http_client_conn.c: one HTTP/1.1 exchange on a connection: connecting, writing the
- * request, reading the response (http_client_parse.c parses it), the phase timeouts, the
- * stale-connection retry. It drives a request (hc_req) from libuv callbacks to its end. */
+/* http_client_conn.c: one HTTP/1.1 exchange on a connection, a stream (stream.c; TLS is
+ * the stream's business): connecting, writing the request, reading the response
+ * (http_client_parse.c parses it), the phase timeouts, the stale-connection retry. It
+ * drives a request (hc_req) from the stream's callbacks to its end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
 #include <strings.h>
 
-#include "dns.h"
 #include "http_client.h"
 #include "sluice.h"
+#include "stream.h"
 
 /* Every response is read into this buffer (libuv reads one socket at a time) unless its
  * body can be read straight into the request's own buffer; nothing is kept in it past the
  * read callback, so a thousand connections cost no read buffer each. */
 static char hc_rbuf[64 * 1024];
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void tls_begin(hc_conn *k, hc_req *r);
+static void conn_attach(hc_conn *k, sl_stream *st);
 
 static double secs_since(uint64_t t) {
   return (double)(uv_hrtime() - t) / 1e9;
@@ -52,6 +52,95 @@ void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
 
 static void req_fail_uv(hc_req *r, int err, const char *what) {
   hc_req_fail(r, uv_err_name(err), "%s %s:%d: %s", what, r->host, r->port, uv_strerror(err));
+}
+
+/* --------------------------------------------------------------- the pool */
+
+/* Detaches a request from everything in the engine (timer, wait list, connection):
+ * after this nothing points to it. A connection it was using is closed, since its
+ * response may be half read. Idempotent. */
+void hc_req_abort(hc_req *r) {
+  hc_origin *o = r->origin;
+  r->origin = NULL;
+  sl_timer_stop(r->E, &r->timer);
+  if (r->in_wait_list) {
+    hc_req_leave_wait_list(r);
+    hc_origin_maybe_free(o, r->client);
+  } else if (r->conn != NULL) {
+    hc_conn *c = r->conn;      /* closing it frees the origin if it was the last user */
+    r->conn = NULL;
+    c->req = NULL;
+    hc_conn_close(c, 0);
+  } else if (o != NULL && r->phase == HC_PH_CONNECT) {
+    o->nconns--;               /* a slot taken for a lookup still running */
+    hc_origin_dispatch(o);
+    hc_origin_maybe_free(o, r->client);
+  }
+  r->phase = HC_PH_DONE;
+}
+
+/* Closes idle connections kept longer than keepalive; re-arms for the oldest left. */
+static void sweep_cb(uv_timer_t *h) {
+  hc_client *c = (hc_client *)h->data;
+  uint64_t now = uv_now(c->E->loop), ka = (uint64_t)(c->keepalive * 1000);
+  hc_conn *k;
+  while ((k = hc_client_idle_oldest(c)) != NULL && k->idle_since + ka <= now)
+    hc_conn_close(k, 0);
+  if (k != NULL) {
+    uint64_t left = k->idle_since + ka - now;
+    uv_timer_start(&c->sweep, sweep_cb, left + 1, 0);
+  }
+}
+
+/* A connection whose response was read in full: to the first waiting request of its
+ * origin, or into the idle lists (unref'd, so it does not keep the process alive), where
+ * at most max_idle connections of the client wait. */
+void hc_conn_release(hc_conn *k) {
+  hc_origin *o = k->origin;
+  hc_client *c = k->client;
+  hc_req *r = hc_origin_first_waiting(o);
+  if (r != NULL) {
+    hc_req_leave_wait_list(r);
+    k->req = r;
+    r->conn = k;
+    r->reused = 1;
+    hc_req_send(r);
+    return;
+  }
+  if (c->nidle >= c->max_idle) {  /* too many idle ones: drop the one idle longest */
+    hc_conn *oldest = hc_client_idle_oldest(c);
+    if (oldest == NULL) {
+      hc_conn_close(k, 0);
+      return;
+    }
+    hc_conn_close(oldest, 0);
+  }
+  k->state = HC_IDLE;
+  k->idle_since = uv_now(c->E->loop);
+  sl_queue_insert_head(&o->idle, &k->onode);
+  sl_queue_insert_head(&c->idle, &k->cnode);
+  c->nidle++;
+  uv_unref((uv_handle_t *)&k->st->tcp);
+  if (!uv_is_active((uv_handle_t *)&c->sweep))
+    uv_timer_start(&c->sweep, sweep_cb, (uint64_t)(c->keepalive * 1000) + 1, 0);
+}
+
+/* Gives free slots of an origin to requests waiting for one, each on a new connection. */
+void hc_origin_dispatch(hc_origin *o) {
+  hc_client *c;
+  hc_req *r;
+  if (o->dispatching)
+    return;
+  o->dispatching = 1;
+  while ((r = hc_origin_first_waiting(o)) != NULL) {
+    c = r->client;
+    if (o->nconns >= c->max_per_host)
+      break;
+    hc_req_leave_wait_list(r);
+    o->nconns++;
+    hc_req_connect_new(r);
+  }
+  o->dispatching = 0;
 }
 
 /* --------------------------------------------------------------- timeouts */
@@ -95,17 +184,12 @@ static void req_timer_cb(sl_timer *tm) {
 
 /* ------------------------------------------------------------ connecting */
 
-/* A connection record for origin o of client c, its handle initialised; the caller
- * connects it. Counted in the client (freed through conn_close_cb). */
+/* A connection record for origin o of client c, not connected yet (the caller connects
+ * it). Counted in the client until freed (conn_free). */
 hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   hc_conn *k = (hc_conn *)calloc(1, sizeof(*k));
   if (k == NULL)
     return NULL;
-  if (uv_tcp_init(c->E->loop, &k->tcp) < 0) {
-    free(k);
-    return NULL;
-  }
-  k->tcp.data = k;
   k->client = c;
   k->origin = o;
   k->state = HC_CONNECTING;
@@ -117,25 +201,61 @@ hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
   return k;
 }
 
-static void connect_cb(uv_connect_t *creq, int status) {
-  hc_conn *k = (hc_conn *)creq->data;
-  hc_req *r = k->req;
-  if (k->state == HC_CLOSING || r == NULL)
+static void conn_free(hc_conn *k) {
+  hc_client *c = k->client;
+  free(k);
+  hc_client_unref(c);
+}
+
+static void conn_on_close(sl_stream *st) {
+  conn_free((hc_conn *)st->data);
+}
+
+/* Closes a connection. Its slot is given to a waiting request unless keep_slot says the
+ * caller reuses it at once (a retry). The memory goes once the stream has closed, or now
+ * if it was still connecting. */
+void hc_conn_close(hc_conn *k, int keep_slot) {
+  hc_origin *o = k->origin;
+  hc_client *c = k->client;
+  if (k->state == HC_CLOSING)
     return;
+  if (k->state == HC_IDLE)
+    hc_conn_idle_unlink(k);
+  k->state = HC_CLOSING;
+  c->nconns--;
+  k->origin = NULL;
+  k->req = NULL;
+  if (o != NULL && !keep_slot) {
+    o->nconns--;
+    hc_origin_dispatch(o);
+    hc_origin_maybe_free(o, c);
+  }
+  if (k->st != NULL) {
+    sl_stream_close(k->st);
+  } else {
+    sl_connect_cancel(&k->connect);
+    conn_free(k);
+  }
+}
+
+/* The end of connecting (stream.c tried each address of the name): the request goes on
+ * over TLS or plain, or fails naming what failed. */
+static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
+  hc_conn *k = SL_CONTAINER_OF(cn, hc_conn, connect);
+  hc_req *r = k->req;
+  if (cn->attempts > 1)
+    k->client->nconnects += (uint64_t)cn->attempts - 1;
+  r->t_dns_done = cn->t_resolved;
   if (status < 0) {
-    /* Refused or unreachable: the next address of the name, if there is one. */
-    if (r->addr_i + 1 < r->dns.naddrs && status != UV_ECANCELED) {
-      r->conn = NULL;
-      hc_conn_close(k, 1);
-      r->addr_i++;
-      hc_req_connect_new(r);
-      return;
-    }
-    req_fail_uv(r, status, "cannot connect to");
+    if (cn->resolving)
+      hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
+                  uv_strerror(status));
+    else
+      req_fail_uv(r, status, "cannot connect to");
     return;
   }
-  uv_tcp_nodelay(&k->tcp, 1);
-  status = uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb);
+  conn_attach(k, st);
+  status = sl_stream_read_start(st);
   if (status < 0) {
     req_fail_uv(r, status, "cannot read from");
     return;
@@ -149,42 +269,10 @@ static void connect_cb(uv_connect_t *creq, int status) {
   hc_req_send(r);
 }
 
-/* Opens a connection to the address being tried; the request holds a slot already. */
-static void req_connect_addr(hc_req *r) {
-  hc_conn *k = hc_conn_new(r->client, r->origin);
-  sl_addr a = r->dns.addrs[r->addr_i];
-  int rc;
-  if (k == NULL) {
-    hc_req_fail(r, "ENOMEM", "out of memory for a connection");
-    return;
-  }
-  k->req = r;
-  r->conn = k;
-  if (a.sa.sa_family == AF_INET6)
-    a.in6.sin6_port = htons((uint16_t)r->port);
-  else
-    a.in4.sin_port = htons((uint16_t)r->port);
-  k->creq.data = k;
-  rc = uv_tcp_connect(&k->creq, &k->tcp, &a.sa, connect_cb);
-  if (rc < 0)
-    req_fail_uv(r, rc, "cannot connect to");
-}
-
-static void dns_cb(sl_dns_waiter *w, int status) {
-  hc_req *r = SL_CONTAINER_OF(w, hc_req, dns);
-  r->t_dns_done = uv_hrtime();
-  if (status < 0) {
-    hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
-                uv_strerror(status));
-    return;
-  }
-  r->addr_i = 0;
-  req_connect_addr(r);
-}
-
-/* Starts a new connection for a request holding a slot: name lookup, then connect. */
+/* Starts a new connection for a request holding a slot: name lookup through the DNS
+ * cache, then connect, each address in turn. */
 void hc_req_connect_new(hc_req *r) {
-  int rc;
+  hc_conn *k;
   r->conn = NULL;
   r->reused = 0;
   r->t_tls = r->t_tls_done = 0;
@@ -192,22 +280,15 @@ void hc_req_connect_new(hc_req *r) {
     r->t_connect = uv_hrtime();
     req_arm(r, HC_PH_CONNECT, r->lim.connect_timeout);
   }
-  if (r->dns.naddrs > 0 && r->addr_i < r->dns.naddrs) {
-    req_connect_addr(r);
+  k = hc_conn_new(r->client, r->origin);
+  if (k == NULL) {
+    hc_req_fail(r, "ENOMEM", "out of memory for a connection");
     return;
   }
-  r->dns.cb = dns_cb;
+  k->req = r;
+  r->conn = k;
   r->t_dns = uv_hrtime();
-  rc = sl_dns_resolve(r->E, r->host, &r->dns);
-  if (rc == 1)
-    return;
-  r->t_dns_done = r->t_dns;
-  if (rc < 0) {
-    hc_req_fail(r, uv_err_name(rc), "cannot resolve %s: %s", r->host, uv_strerror(rc));
-    return;
-  }
-  r->addr_i = 0;
-  req_connect_addr(r);
+  sl_connect_start(&k->connect, r->E, r->host, r->port, -1, conn_connected);
 }
 
 /* -------------------------------------------------------------- writing */
@@ -224,18 +305,17 @@ static int req_retry(hc_req *r, int err) {
   r->conn = NULL;
   k->req = NULL;
   hc_conn_close(k, 1);
-  r->dns.naddrs = 0;
   r->headers_done = 0;
   hc_req_connect_new(r);
   return 1;
 }
 
-static int tls_flush(hc_conn *k);
-
-static void write_cb(uv_write_t *w, int status) {
-  hc_conn *k = (hc_conn *)w->data;
+/* A queued write is done. A body function's task waits for its chunks to go out. */
+static void conn_on_write(sl_stream *st, int status) {
+  hc_conn *k = (hc_conn *)st->data;
   hc_req *r = k->req;
-  k->writing = 0;
+  if (st->writes_pending == 0)
+    k->writing = 0;
   if (k->state == HC_CLOSING || r == NULL || r->conn != k)
     return;
   if (status < 0) {
@@ -243,72 +323,19 @@ static void write_cb(uv_write_t *w, int status) {
       req_fail_uv(r, status, "cannot send the request to");
     return;
   }
-  if (k->tls != NULL) {        /* more ciphertext may have been made meanwhile */
-    status = tls_flush(k);
-    if (status < 0)
-      req_fail_uv(r, status, "cannot send the request to");
-    if (status <= 0 || k->handshaking)
-      return;
-  }
+  if (k->writing || k->handshaking)
+    return;
   if (r->fn_body)
     req_signal(r);
 }
 
 /* Writes bufs, as far as possible at once: returns 1 when all was written, 0 when the
- * rest is queued (write_cb follows), or a libuv error. */
+ * rest is queued (conn_on_write follows), or a libuv error. */
 static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
-  int w;
-  unsigned i = 0;
-  if (k->tls != NULL)
-    return hc_tls_encrypt(k->tls, bufs, n) < 0 ? UV_ENOMEM : tls_flush(k);
-  if (k->writing)              /* one uv_write_t per connection: callers wait for it */
-    return UV_EBUSY;
-  w = uv_try_write((uv_stream_t *)&k->tcp, bufs, n);
-  if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
-    return w;
-  if (w < 0)
-    w = 0;
-  while (i < n && (size_t)w >= bufs[i].len) {
-    w -= (int)bufs[i].len;
-    i++;
-  }
-  if (i == n)
-    return 1;
-  bufs[i].base += w;
-  bufs[i].len -= (size_t)w;
-  k->wreq.data = k;
-  w = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, bufs + i, n - i, write_cb);
-  if (w < 0)
-    return w;
-  k->writing = 1;
-  return 0;
-}
-
-/* Sends the ciphertext OpenSSL has made, unless a write is in flight (its write_cb sends
- * what came meanwhile): 1 when all went out, 0 when queued, or a libuv error. */
-static int tls_flush(hc_conn *k) {
-  uv_buf_t b;
-  int w;
-  while (!k->writing) {
-    w = hc_tls_output(k->tls, &b);
-    if (w <= 0)
-      return w < 0 ? UV_ENOMEM : 1;
-    w = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
-    if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS)
-      return w;
-    if (w < 0)
-      w = 0;
-    if ((size_t)w == b.len)
-      continue;
-    b.base += w;
-    b.len -= (size_t)w;
-    k->wreq.data = k;
-    w = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, write_cb);
-    if (w < 0)
-      return w;
+  int rc = sl_stream_write(k->st, bufs, n);
+  if (rc == 0)
     k->writing = 1;
-  }
-  return 0;
+  return rc;
 }
 
 /* The request has a connection: send its head and string body, then wait for the
@@ -344,8 +371,8 @@ void hc_req_send(hc_req *r) {
 }
 
 /* Sends one chunk of a body function's output (last: then the terminating chunk).
- * Returns 1 when written, 0 when queued (the task waits for write_cb), -1 when the request
- * failed (r->done is set). The chunk must stay anchored until written. */
+ * Returns 1 when written, 0 when queued (the task waits for conn_on_write), -1 when the
+ * request failed (r->done is set). The stream copies what it queues. */
 int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
   uv_buf_t bufs[3];
   unsigned n = 0;
@@ -379,42 +406,20 @@ int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
 
 /* --------------------------------------------------------------- reading */
 
-/* Straight into the body buffer when the rest of the response is a body of known size
- * (the body then costs one copy less); otherwise into the shared read buffer. Ciphertext
- * always goes to the shared buffer (tls_drain decrypts into the body buffer). */
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  hc_conn *k = (hc_conn *)h->data;
+/* Where the stream puts what it reads (plaintext, over TLS): straight into the body
+ * buffer when the rest of the response is a body of known size (the body then costs one
+ * copy less); otherwise into the shared read buffer. */
+static int conn_lend(sl_stream *st, uv_buf_t *buf) {
+  hc_conn *k = (hc_conn *)st->data;
   hc_req *r = k->req;
-  (void)suggested;
-  if (r != NULL && r->direct && k->tls == NULL && r->rbody.len < r->rbody.cap) {
+  if (r != NULL && r->direct && r->rbody.len < r->rbody.cap) {
     buf->base = r->rbody.p + r->rbody.len;
     buf->len = r->rbody.cap - r->rbody.len;
-    return;
+    return 1;
   }
   buf->base = hc_rbuf;
   buf->len = sizeof hc_rbuf;
-}
-
-/* Keeps the body's only span, still in the read buffer, before the buffer is reused: as
- * the body string pushed on co (given when the task is waiting for a plain body), when the
- * body needs neither decoding nor a sink, else appended to rbody. Returns 1 when pushed,
- * 0, or -1 out of memory (ENOMEM set). */
-int hc_req_take_span(hc_req *r, lua_State *co) {
-  int rc = 0;
-  if (r->span == NULL)
-    return 0;
-  if (co != NULL && r->encoding == 0 && !r->sink) {
-    lua_checkstack(co, 1);
-    lua_pushlstring(co, r->span, r->span_len);
-    rc = 1;
-  } else if (sl_buf_add(&r->rbody, r->span, r->span_len) < 0) {
-    r->err_name = "ENOMEM";
-    snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a response body");
-    rc = -1;
-  }
-  r->span = NULL;
-  r->span_len = 0;
-  return rc;
+  return 1;
 }
 
 /* The response is complete: the connection goes back to the pool (or is closed), the
@@ -449,47 +454,6 @@ static void req_complete(hc_req *r, int extra_bytes) {
   req_signal(r);
 }
 
-/* Notes a failure in r (err_name and err_msg) without ending it: the caller does. */
-static void req_error(hc_req *r, const char *name, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
-  va_end(ap);
-  r->err_name = name;
-}
-
-/* Names what was missing when the server closed the connection too early. */
-static void req_error_eof(hc_req *r) {
-  if (!r->got_byte)
-    req_error(r, "ECONNRESET", "%s:%d closed the connection without responding", r->host,
-              r->port);
-  else if (!r->headers_done)
-    req_error(r, "ECONNRESET", "%s:%d closed the connection in the middle of the "
-              "response headers", r->host, r->port);
-  else if (r->clen > 0)
-    req_error(r, "ECONNRESET", "%s:%d closed the connection after %zu of %llu body "
-              "bytes", r->host, r->port, r->body_raw, (unsigned long long)r->clen);
-  else
-    req_error(r, "ECONNRESET", "%s:%d closed the connection in the middle of the body",
-              r->host, r->port);
-}
-
-/* The server ended the stream (a close, or TLS close_notify) while r was reading: the end
- * of a body delimited by the close, or a response cut short. Returns HC_IN_DONE_EXTRA
- * (complete; the connection is not reused) or HC_IN_FAIL (r->err_name set). */
-int hc_conn_finish(hc_conn *k, hc_req *r) {
-  llhttp_finish(&k->parser);
-  if (r->complete) {
-    r->complete = 0;
-    return HC_IN_DONE_EXTRA;
-  }
-  if (r->err_name == NULL)
-    req_error_eof(r);
-  r->span = NULL;
-  r->span_len = 0;
-  return HC_IN_FAIL;
-}
-
 /* The connection ended (nread: UV_EOF or a libuv error) while r was using it. */
 static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
   if (nread == UV_EOF) {
@@ -507,40 +471,6 @@ static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
   req_fail_uv(r, (int)nread, "connection to");
 }
 
-/* Parses n response bytes (plaintext) at data, read at r->t_last: the socket-free half of
- * reading, which the fuzz harness drives as read_cb does. What the read buffer holds of
- * the body is kept unless the response is complete (the caller then takes the span with
- * hc_req_take_span before the buffer is reused). Returns HC_IN_MORE (read on), HC_IN_SINK
- * (body bytes wait for the sink: stop reading), HC_IN_DONE, HC_IN_DONE_EXTRA (complete,
- * with bytes after it that were not asked for, or an upgrade: the connection is not
- * reused) or HC_IN_FAIL (r->err_name and err_msg set). */
-int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
-  llhttp_errno_t err;
-  if (!r->got_byte) {
-    r->got_byte = 1;
-    r->t_first = r->t_last;
-  }
-  err = hc_parse(k, r, data, n);
-  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
-    const char *end = llhttp_get_error_pos(&k->parser);
-    r->complete = 0;
-    return err == HPE_PAUSED_UPGRADE || (end != NULL && end < data + n) ? HC_IN_DONE_EXTRA
-                                                                         : HC_IN_DONE;
-  }
-  if (err != HPE_OK) {
-    if (r->err_name == NULL)
-      req_error(r, "EPROTO", "invalid HTTP response from %s:%d: %s", r->host, r->port,
-                llhttp_get_error_reason(&k->parser));
-    r->span = NULL;            /* the read buffer is not kept */
-    r->span_len = 0;
-    return HC_IN_FAIL;
-  }
-  /* More to come: keep what the read buffer holds, then wait (or feed the sink). */
-  if (r->span != NULL && hc_req_take_span(r, NULL) < 0)
-    return HC_IN_FAIL;
-  return r->sink && hc_sink_pending(r) ? HC_IN_SINK : HC_IN_MORE;
-}
-
 /* Parses n response bytes (plaintext) at data and acts on what they make of r. */
 static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
   switch (hc_conn_input(k, r, data, n)) {
@@ -554,7 +484,7 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
     hc_req_fail(r, r->err_name, NULL);
     break;
   case HC_IN_SINK:
-    uv_read_stop((uv_stream_t *)&k->tcp);
+    sl_stream_read_stop(k->st);
     r->paused = 1;
     sl_timer_stop(r->E, &r->timer);
     req_signal(r);
@@ -565,47 +495,59 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
   }
 }
 
-static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf);
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  hc_conn *k = (hc_conn *)s->data;
+static void conn_on_read(sl_stream *st, ssize_t nread, const char *data) {
+  hc_conn *k = (hc_conn *)st->data;
   hc_req *r = k->req;
-  if (nread == 0 || k->state == HC_CLOSING)
+  if (k->state == HC_CLOSING)
     return;
   if (r == NULL) {             /* idle: closed by the server, or bytes nobody asked for */
     hc_conn_close(k, 0);
     return;
   }
-  if (k->tls != NULL) {
-    tls_read(k, r, nread, buf);
+  if (nread == SL_STREAM_ETLS) {
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(st));
+    hc_req_fail(r, "ETLS", NULL);
     return;
   }
   if (nread < 0) {
     conn_end(k, r, nread);
     return;
   }
-  r->t_last = uv_hrtime();      /* one clock read per read: first byte, idle, done */
-  conn_input(k, r, buf->base, (size_t)nread);
+  r->t_last = uv_hrtime();     /* one clock read per read: first byte, idle, done */
+  conn_input(k, r, data, (size_t)nread);
+}
+
+/* The stream of a new connection: it tells this file what it reads and writes. */
+static void conn_attach(hc_conn *k, sl_stream *st) {
+  k->st = st;
+  st->data = k;
+  st->on_read = conn_on_read;
+  st->on_write = conn_on_write;
+  st->on_close = conn_on_close;
+  st->lend = conn_lend;
 }
 
 /* ------------------------------------------------------------------- TLS */
 
-/* Runs the handshake on after the connect or a read; once it is over, the request is sent.
- * It counts in connect_timeout (the phase stays HC_PH_CONNECT). */
-static void tls_step(hc_conn *k, hc_req *r) {
-  int rc = hc_tls_handshake(k, r), w;
-  if (rc < 0) {
+/* The handshake is over (it counts in connect_timeout: the phase stays HC_PH_CONNECT):
+ * the request is sent, or fails as the handshake did. */
+static void conn_on_handshake(sl_stream *st, int status) {
+  hc_conn *k = (hc_conn *)st->data;
+  hc_req *r = k->req;
+  k->handshaking = 0;
+  if (k->state == HC_CLOSING || r == NULL)
+    return;
+  if (status == SL_STREAM_ETLS) {
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(st));
     hc_req_fail(r, "ETLS", NULL);
-    return;
-  }
-  w = tls_flush(k);
-  if (w < 0) {
-    req_fail_uv(r, w, "cannot send to");
-    return;
-  }
-  if (rc == 1) {
-    k->handshaking = 0;
+  } else if (status < 0 && st->rerr != 0) {
+    hc_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)", status == UV_EOF ?
+                "the server closed the connection" : uv_strerror(status), r->host, r->port);
+  } else if (status < 0) {
+    req_fail_uv(r, status, "cannot send to");
+  } else {
     r->t_tls_done = uv_hrtime();
+    r->tls_resumed = (uint8_t)sl_stream_tls_resumed(st);
     r->client->ntls++;
     r->client->nresumed += r->tls_resumed;
     hc_req_send(r);
@@ -613,87 +555,32 @@ static void tls_step(hc_conn *k, hc_req *r) {
 }
 
 static void tls_begin(hc_conn *k, hc_req *r) {
+  hc_origin *o = k->origin;
   r->t_tls = uv_hrtime();
-  if (hc_tls_start(k, r) < 0) {
-    hc_req_fail(r, "ETLS", NULL);
-    return;
-  }
   k->handshaking = 1;
-  tls_step(k, r);
-}
-
-/* Decrypts and parses what the read BIO holds until it is used up, or the request pauses
- * (a sink) or ends. A body of known size is decrypted straight into its buffer. */
-static void tls_drain(hc_conn *k, hc_req *r) {
-  int w;
-  for (;;) {
-    char *p = hc_rbuf;
-    size_t cap = sizeof hc_rbuf;
-    long n;
-    if (r->direct && r->rbody.len < r->rbody.cap) {
-      p = r->rbody.p + r->rbody.len;
-      cap = r->rbody.cap - r->rbody.len;
-    }
-    n = hc_tls_read(k->tls, r, p, cap);
-    if (n == 0)
-      break;
-    if (n == HC_TLS_CLOSED) {  /* close_notify: the end of the stream, cleanly */
-      conn_end(k, r, UV_EOF);
-      return;
-    }
-    if (n < 0) {
-      hc_req_fail(r, "ETLS", NULL);
-      return;
-    }
-    conn_input(k, r, p, (size_t)n);
-    if (k->req != r || r->done || r->paused)
-      return;
+  k->st->on_handshake = conn_on_handshake;
+  if (sl_stream_tls_start(k->st, o->tls_ctx, r->host, r->port, !o->tls_noverify,
+                          o->sess) < 0) {
+    k->handshaking = 0;
+    snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(k->st));
+    hc_req_fail(r, "ETLS", NULL);
   }
-  w = tls_flush(k);            /* what reading made OpenSSL say (a key update) */
-  if (w < 0)
-    req_fail_uv(r, w, "cannot send to");
-}
-
-/* read_cb of a TLS connection: the ciphertext goes to OpenSSL, then to the handshake or
- * through tls_drain to the parser. A close without close_notify ends the response as a
- * plain close would: a body of known size cut short is ECONNRESET. */
-static void tls_read(hc_conn *k, hc_req *r, ssize_t nread, const uv_buf_t *buf) {
-  if (nread < 0) {
-    if (k->handshaking)
-      hc_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)", nread == UV_EOF ?
-                  "the server closed the connection" : uv_strerror((int)nread), r->host,
-                  r->port);
-    else
-      conn_end(k, r, nread);
-    return;
-  }
-  r->t_last = uv_hrtime();
-  if (hc_tls_feed(k->tls, buf->base, (size_t)nread) < 0) {
-    hc_req_fail(r, "ENOMEM", "out of memory for TLS input");
-    return;
-  }
-  if (k->handshaking)
-    tls_step(k, r);
-  else
-    tls_drain(k, r);
 }
 
 /* A sink consumed the chunk (hc_sink_piece emptied rbody, or holds back the first byte
- * of a deflate body): read on (over TLS, first what OpenSSL holds already). */
+ * of a deflate body): read on. Over TLS, what OpenSSL holds already comes first, from
+ * within sl_stream_read_start, and may end the response. */
 void hc_req_resume_reading(hc_req *r) {
   hc_conn *k = r->conn;
   if (!r->paused || k == NULL)
     return;
   r->paused = 0;
   r->t_last = uv_hrtime();
-  if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) < 0) {
+  if (sl_stream_read_start(k->st) < 0) {
     hc_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
     return;
   }
-  if (k->tls != NULL) {        /* reading again first: the rest may end the response */
-    tls_drain(k, r);
-    if (k->req != r || r->done || r->paused)
-      return;
-  }
+  if (k->req != r || r->done || r->paused)
+    return;
   req_arm(r, HC_PH_READ, r->lim.idle_timeout);
 }

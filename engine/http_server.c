@@ -44,7 +44,7 @@ static void server_close_timers(hs_server *s) {
 /* Closing is over once every worker and connection is gone: the timers stop, the server's
  * own task ends, the object is no longer anchored, and server:close() returns. The task is
  * woken first so that it has ended when the closers go on. */
-void hs_check_closed(hs_server *s) {
+static void server_check_closed(hs_server *s) {
   sl_task *t;
   if (!s->closing || s->finished || s->nworkers > 0 || s->nconns > 0)
     return;
@@ -78,7 +78,7 @@ static void server_shutdown(hs_server *s) {
     c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->busy)
       c->close_after = 1;
-    else if (c->in_message || c->writes_pending > 0)
+    else if (c->in_message || hs_conn_pending(c) > 0)
       hs_conn_end(c);
     else
       hs_conn_close(c);
@@ -87,7 +87,7 @@ static void server_shutdown(hs_server *s) {
     s->nidle--;
     sl_task_wake(w, SL_WAKE_OK);      /* nothing pushed: the worker leaves */
   }
-  hs_check_closed(s);
+  server_check_closed(s);
 }
 
 /* Drops what is left of a closing server: cancels the handlers still running (their
@@ -269,7 +269,7 @@ static int worker_run(lua_State *L, int phase, int st) {
       break;
     default:                             /* PH_EXIT, PH_CANCELLED */
       s->nworkers--;
-      hs_check_closed(s);
+      server_check_closed(s);
       if (phase == PH_CANCELLED) {
         if (lua_gettop(L) >= 2 && lua_islightuserdata(L, 2)) {
           c->worker = NULL;              /* this task is ending: never cancel it again */
@@ -292,7 +292,7 @@ static int worker_main(lua_State *L) {
   return worker_run(L, PH_CALL, LUA_OK);
 }
 
-void hs_dispatch(hs_conn *c) {
+static void server_dispatch(hs_conn *c) {
   hs_server *s = c->srv;
   lua_State *L = s->E->L;
   sl_task *w = sl_waitq_pop(&s->idle);
@@ -396,6 +396,9 @@ static int l_serve(lua_State *L) {
   if (s->send_ms == 0)
     s->send_ms = 1;
   s->refs = 1;                           /* the Lua object */
+  s->dispatch = server_dispatch;
+  s->conn_closed = server_check_closed;
+  s->unref = hs_server_unref;
   b->s = s;
   uv_tcp_init(E->loop, &s->listener);
   s->listener.data = s;

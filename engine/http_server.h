@@ -5,12 +5,15 @@
 #include <llhttp.h>
 
 #include "sluice.h"
+#include "stream.h"
 
-/* HTTP server internals (http_server.c: the Lua API, worker tasks and closing;
- * http_server_conn.c: connections, reading, writing, timeouts; http_server_parse.c:
- * parsing requests; http_server_msg.c: request tables and responses). A connection parses
- * one request at a time and hands it to a worker task of its server; pipelined requests
- * wait in the connection's input buffer, so responses go out in order. */
+/* HTTP server internals, from the top down (a file calls only those below it, and hears
+ * back from them through return values and the callbacks in hs_server): http_server.c
+ * (the Lua API, worker tasks and closing), http_server_msg.c (request tables and
+ * responses), http_server_conn.c (connections on a stream: reading, writing, timeouts),
+ * http_server_parse.c (parsing requests). A connection parses one request at a time and
+ * hands it to a worker task of its server; pipelined requests wait in the stream's input
+ * buffer, so responses go out in order. */
 
 #define SL_HTTP_SERVER_MT "sluice.http.server"
 
@@ -42,6 +45,10 @@ struct hs_server {
   int nworkers;                /* worker tasks alive */
   sl_task *guard;              /* the server's own task while it waits (see guard_main) */
   uint64_t naccepted, nrequests;
+  /* How connections report up (set by http_server.c): */
+  void (*dispatch)(hs_conn *c);        /* a request is ready for a worker */
+  void (*conn_closed)(hs_server *s);   /* a connection closed (nconns counted down) */
+  void (*unref)(hs_server *s);         /* a connection record was freed */
 };
 
 /* Where a header's name and value sit in the connection's head buffer. */
@@ -52,13 +59,11 @@ typedef struct hs_header {
 } hs_header;
 
 struct hs_conn {
-  uv_tcp_t tcp;                /* its data points back here */
+  sl_stream *st;               /* its data points back here; NULL once closed */
   hs_server *srv;
   sl_queue node;               /* in srv->conns */
   int refs;                    /* the handle until closed, plus a worker while busy */
-  llhttp_t parser;
-  char *in;                    /* bytes read, not parsed yet: in[in_off .. in_off+in_len) */
-  size_t in_off, in_len, in_cap;
+  llhttp_t parser;             /* parses st's input, one request at a time */
   /* the request being received */
   sl_buf head;                 /* target, then header names and values */
   uint32_t url_len;
@@ -78,10 +83,10 @@ struct hs_conn {
   uint8_t in_field, in_value;  /* inside a header name or value (spans may be split) */
   uint8_t in_message;          /* bytes of a request have arrived, it is not complete */
   uint8_t keepalive;           /* the complete request allows another after it */
+  uint8_t send_continue;       /* "Expect: 100-continue" seen: the conn answers it */
   /* state */
   uint8_t busy;                /* a worker has the request */
   uint8_t draining;            /* a response is still queued: the next request waits */
-  uint8_t reading;             /* uv_read_start is in effect */
   uint8_t peer_done;           /* EOF or an error from the peer */
   uint8_t dead;                /* writing failed or the peer reset: nothing more to send */
   uint8_t close_after;         /* close once this response is out */
@@ -89,9 +94,6 @@ struct hs_conn {
   uint8_t lingering;           /* half-closed: dropping what the peer still sends */
   uint8_t close_when_flushed;  /* close once writes_pending reaches 0 */
   uint8_t closing;             /* uv_close was called */
-  int writes_pending;          /* uv_write requests not finished */
-  uint64_t t_sent;             /* loop time (ms) the peer last took bytes (send_timeout) */
-  uint64_t handed;             /* bytes given to the kernel or libuv's write queue, in all */
   uint64_t taken_seen;         /* of those, the peer had taken this many when last looked */
   sl_task *worker;             /* the worker handling the request, while busy */
   sl_task *writer;             /* a worker waiting for writes to finish (streaming) */
@@ -101,22 +103,26 @@ struct hs_conn {
   sl_buf out;                  /* the response head being built */
   char remote[48];             /* the peer's address */
   int remote_port;
-  uv_shutdown_t sreq;
 };
 
-int hs_server_listen(hs_server *s, const char *host, int port, int backlog);
-void hs_server_unref(hs_server *s);
-void hs_check_closed(hs_server *s);             /* http_server.c: closing finished? */
-void hs_dispatch(hs_conn *c);                   /* http_server.c: a request to a worker */
-/* http_server_parse.c: sets up c's parser; parses what c has read (1: a complete request,
- * c is busy; 0: more is needed, or the connection takes no request now). */
+/* Response bytes queued in libuv, not taken by the kernel yet. */
+static inline int hs_conn_pending(const hs_conn *c) {
+  return c->st != NULL ? c->st->writes_pending : 0;
+}
+
+void hs_server_unref(hs_server *s);             /* http_server.c */
+/* http_server_parse.c: sets up c's parser; parses what c's stream holds, up to the end of
+ * the next request. */
+enum { HS_PARSE_MORE, HS_PARSE_REQUEST, HS_PARSE_REFUSE, HS_PARSE_END };
 void hs_conn_parser_init(hs_conn *c);
 int hs_conn_parse(hs_conn *c);
-/* http_server_conn.c: the socket-free half of reading, shared by the libuv callbacks and
- * the fuzz harness: where the next read goes (a null buffer when out of memory), then n
- * bytes read there (1: a complete request, c is busy, for hs_dispatch). */
-void hs_conn_in_buf(hs_conn *c, uv_buf_t *out);
-int hs_conn_input(hs_conn *c, size_t n);
+/* http_server_conn.c */
+int hs_server_listen(hs_server *s, const char *host, int port, int backlog);
+/* A connection record of s on st (accepted; the fuzz harness's has no peer). */
+hs_conn *hs_conn_new(hs_server *s, sl_stream *st);
+/* The socket-free half of reading, shared by the stream's callback and the fuzz harness:
+ * bytes were added to c's input (1: a complete request, c is busy, for s->dispatch). */
+int hs_conn_input(hs_conn *c);
 int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
 int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
 /* A short error response; unless keep (and the request allows it), the connection ends. */

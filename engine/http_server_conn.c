@@ -1,28 +1,16 @@
-/* http_server_conn.c: the HTTP server's connections: accepting, reading requests (parsed one
- * at a time by http_server_parse.c, so pipelined responses keep their order), writing with
- * back-pressure, keep-alive, request and send timeouts, and closing without losing the
- * last response. */
+/* http_server_conn.c: the HTTP server's connections on their streams (stream.c):
+ * accepting, reading requests (parsed one at a time by http_server_parse.c, so pipelined
+ * responses keep their order), writing with back-pressure, keep-alive, request and send
+ * timeouts, and closing without losing the last response. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#ifdef __linux__
-#include <linux/sockios.h>
-#endif
 
 #include "http_server.h"
 #include "sluice.h"
-#include "tcp.h"
+#include "stream.h"
 
 #define IN_HWM     (64 * 1024)  /* unparsed bytes above which reading pauses */
-#define IN_MIN     (4 * 1024)   /* the least room handed to libuv for one read */
 #define LINGER_MS  2000         /* how long a half-closed connection may keep sending */
-
-/* A write the kernel did not take at once: owns a copy of the bytes left. */
-typedef struct hs_write {
-  uv_write_t req;
-  hs_conn *c;
-  char data[];
-} hs_write;
 
 static uint64_t now_ms(hs_conn *c) {
   return uv_now(c->srv->E->loop);
@@ -30,96 +18,73 @@ static uint64_t now_ms(hs_conn *c) {
 
 /* ---------------------------------------------------------------- reading */
 
-/* Where the next read goes: the free space after the unparsed input, compacted and grown
- * so that at least IN_MIN bytes fit. Sets *out to a null buffer when out of memory. */
-void hs_conn_in_buf(hs_conn *c, uv_buf_t *out) {
-  if (c->in_len == 0)
-    c->in_off = 0;
-  if (c->in_cap - c->in_off - c->in_len < IN_MIN) {
-    if (c->in_off > 0) {
-      memmove(c->in, c->in + c->in_off, c->in_len);
-      c->in_off = 0;
-    }
-    if (c->in_cap - c->in_len < IN_MIN) {
-      size_t ncap = c->in_cap ? c->in_cap * 2 : 4 * IN_MIN;
-      char *nb = (char *)realloc(c->in, ncap);
-      if (nb == NULL) {
-        *out = uv_buf_init(NULL, 0);
-        return;
-      }
-      c->in = nb;
-      c->in_cap = ncap;
-    }
-  }
-  *out = uv_buf_init(c->in + c->in_off + c->in_len,
-                     (unsigned)(c->in_cap - c->in_off - c->in_len));
+static void conn_on_continue(hs_conn *c) {
+  static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
+  c->send_continue = 0;
+  hs_send(c, &b, 1);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
-  (void)suggested;
-  hs_conn_in_buf((hs_conn *)h->data, out);   /* a null buffer: read_cb gets UV_ENOBUFS */
-}
-
-static void stop_reading(hs_conn *c) {
-  if (c->reading) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
+/* Parses what the input holds and acts on the parser's verdict: 1 when a request is
+ * complete (c is busy: the caller hands it to a worker), else 0. The interim answer to
+ * "Expect: 100-continue" goes out first, before any answer to that request. */
+static int conn_parse(hs_conn *c) {
+  int rc = hs_conn_parse(c);
+  if (c->send_continue)
+    conn_on_continue(c);
+  switch (rc) {
+  case HS_PARSE_REQUEST:
+    return 1;
+  case HS_PARSE_REFUSE:
+    hs_send_error(c, c->err_status, 0);
+    return 0;
+  case HS_PARSE_END:
+    if (!c->busy && !c->draining)
+      hs_conn_end(c);
+    return 0;
+  default:
+    return 0;
   }
 }
 
-static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
-
-static void start_reading(hs_conn *c) {
-  if (!c->reading && !c->peer_done && !c->closing) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
-      c->reading = 1;
-  }
-}
-
-/* n bytes were read into the space hs_conn_in_buf gave: takes them into the input and
- * parses on unless a request is being handled. Returns 1 when a request is complete (c is
- * busy: the caller hands it to a worker), else 0. No socket call but stopping reading (a
- * no-op when not reading), so the fuzz harness drives this very function. */
-int hs_conn_input(hs_conn *c, size_t n) {
+/* Bytes were added to the input: parses on unless a request is being handled. Returns 1
+ * when a request is complete (c is busy: the caller hands it to a worker), else 0. No
+ * socket call, so the fuzz harness drives this very function. */
+int hs_conn_input(hs_conn *c) {
   if (c->lingering) {          /* the answer is out: what the peer still sends is dropped */
-    c->in_len = 0;
+    sl_stream_consume(c->st, c->st->in_len);
     return 0;
   }
-  c->in_len += n;
   /* Pipelined requests wait while one is handled or its response is still queued; once
-   * IN_HWM bytes wait, reading stops, so a client that sends without reading is held
-   * to one response plus this buffer. */
-  if (c->busy || c->draining) {
-    if (c->in_len >= IN_HWM)
-      stop_reading(c);
+   * IN_HWM bytes wait, the stream stops reading, so a client that sends without reading
+   * is held to one response plus this buffer. */
+  if (c->busy || c->draining)
     return 0;
-  }
-  return hs_conn_parse(c);
+  return conn_parse(c);
 }
 
-static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+static void conn_on_read(sl_stream *st, ssize_t n, const char *data) {
   hs_conn *c = (hs_conn *)st->data;
-  (void)b;
+  (void)data;
   if (n > 0) {
-    if (hs_conn_input(c, (size_t)n))
-      hs_dispatch(c);
-  } else if (n < 0) {
-    stop_reading(c);
-    c->peer_done = 1;
-    if (n != UV_EOF)
-      c->dead = 1;
-    /* While a worker has a request, or a response is still going out, the requests
-     * already received are answered (a half-closed peer still reads) and then the
-     * connection closes; otherwise nothing more can come. */
-    if (c->dead)
-      hs_conn_close(c);
-    else if (c->busy || c->draining)
-      ;
-    else if (c->writes_pending > 0)
-      c->close_when_flushed = 1;         /* e.g. lingering: the answer still goes out */
-    else
-      hs_conn_close(c);
+    if (hs_conn_input(c))
+      c->srv->dispatch(c);
+    return;
   }
+  c->peer_done = 1;
+  if (n != UV_EOF)
+    c->dead = 1;
+  /* While a worker has a request, or a response is still going out, the requests
+   * already received are answered (a half-closed peer still reads) and then the
+   * connection closes; otherwise nothing more can come. */
+  if (c->dead)
+    hs_conn_close(c);
+  else if (c->busy || c->draining)
+    ;
+  else if (st->writes_pending > 0)
+    c->close_when_flushed = 1;           /* e.g. lingering: the answer still goes out */
+  else
+    hs_conn_close(c);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -129,15 +94,11 @@ static int conn_resume(hs_conn *c);
 /* A queued write is done: the peer took those bytes. Once nothing is queued, a streaming
  * worker goes on, a connection waiting to close closes, and one holding pipelined requests
  * back (draining) takes the next. */
-static void write_cb(uv_write_t *req, int status) {
-  hs_write *w = (hs_write *)req;
-  hs_conn *c = w->c;
-  free(w);
-  c->writes_pending--;
-  c->t_sent = now_ms(c);
+static void conn_on_write(sl_stream *st, int status) {
+  hs_conn *c = (hs_conn *)st->data;
   if (status < 0)
     c->dead = 1;
-  if (c->writes_pending == 0 || c->dead) {
+  if (st->writes_pending == 0 || c->dead) {
     if (c->writer != NULL) {
       sl_task *t = c->writer;
       c->writer = NULL;
@@ -148,71 +109,31 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   if (c->dead && c->draining) {
     hs_conn_close(c);                    /* no worker will come to end it */
-  } else if (c->writes_pending == 0) {
+  } else if (st->writes_pending == 0) {
     if (c->close_when_flushed) {
       hs_conn_close(c);
       return;
     }
-    c->t_idle = c->t_sent;  /* idle from when the answer is out */
+    c->t_idle = st->t_sent;              /* idle from when the answer is out */
     if (c->lingering)
-      c->t_start = c->t_sent;            /* the lingering time starts once all is out */
+      c->t_start = st->t_sent;           /* the lingering time starts once all is out */
     if (c->draining) {
       c->draining = 0;
       if (conn_resume(c))
-        hs_dispatch(c);
+        c->srv->dispatch(c);
     }
   }
 }
 
 int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
-  size_t total = 0, left, off = 0;
-  int i, rc;
-  hs_write *w;
-  uv_buf_t b;
+  int rc;
   if (c->dead || c->closing)
     return UV_ECANCELED;
-  for (i = 0; i < n; i++)
-    total += bufs[i].len;
-  c->handed += total;
-  /* Most responses fit in the socket buffer: sent now, with no copy. uv_try_write refuses
-   * while earlier writes are queued, so the order is kept. */
-  rc = c->writes_pending ? UV_EAGAIN : uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-  if (rc >= 0 && (size_t)rc == total)
-    return 0;
-  if (rc < 0 && rc != UV_EAGAIN) {
-    c->dead = 1;
-    return rc;
-  }
-  left = total - (rc > 0 ? (size_t)rc : 0);
-  w = (hs_write *)malloc(sizeof *w + left);
-  if (w == NULL) {
-    c->dead = 1;
-    return UV_ENOMEM;
-  }
-  /* Copy what the kernel did not take: the tail of the buffers after the first rc bytes. */
-  {
-    size_t skip = total - left;
-    for (i = 0; i < n; i++) {
-      size_t bl = bufs[i].len;
-      if (skip >= bl) {
-        skip -= bl;
-        continue;
-      }
-      memcpy(w->data + off, bufs[i].base + skip, bl - skip);
-      off += bl - skip;
-      skip = 0;
-    }
-  }
-  w->c = c;
-  b = uv_buf_init(w->data, (unsigned)left);
-  rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+  rc = sl_stream_write(c->st, bufs, (unsigned)n);
   if (rc < 0) {
-    free(w);
     c->dead = 1;
     return rc;
   }
-  if (c->writes_pending++ == 0)
-    c->t_sent = now_ms(c);               /* the send_timeout clock starts */
   return 0;
 }
 
@@ -249,11 +170,12 @@ void hs_send_error(hs_conn *c, int status, int keep) {
 
 /* ---------------------------------------------------------------- closing */
 
-static void conn_close_cb(uv_handle_t *h) {
-  hs_conn *c = (hs_conn *)h->data;
+static void conn_on_close(sl_stream *st) {
+  hs_conn *c = (hs_conn *)st->data;
   hs_server *s = c->srv;
+  c->st = NULL;
   s->nconns--;
-  hs_check_closed(s);
+  s->conn_closed(s);
   hs_conn_release(c);
 }
 
@@ -264,13 +186,12 @@ void hs_conn_release(hs_conn *c) {
   if (--c->refs == 0) {
     hs_server *s = c->srv;
     sl_queue_remove(&c->node);
-    free(c->in);
     free(c->head.p);
     free(c->hdr);
     free(c->body.p);
     free(c->out.p);
     free(c);
-    hs_server_unref(s);
+    s->unref(s);
   }
 }
 
@@ -284,11 +205,11 @@ void hs_conn_close(hs_conn *c) {
     c->writer = NULL;
     sl_task_wake(t, SL_WAKE_OK);
   }
-  uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+  sl_stream_close(c->st);
 }
 
-static void shutdown_cb(uv_shutdown_t *req, int status) {
-  hs_conn *c = (hs_conn *)req->data;
+static void conn_on_shutdown(sl_stream *st, int status) {
+  hs_conn *c = (hs_conn *)st->data;
   if (status < 0)
     hs_conn_close(c);          /* ECANCELED when it closed meanwhile: nothing to do */
 }
@@ -302,29 +223,28 @@ void hs_conn_end(hs_conn *c) {
     return;
   c->ending = 1;
   if (c->peer_done || c->dead) {
-    if (c->writes_pending == 0)
+    if (c->st->writes_pending == 0)
       hs_conn_close(c);
     else
       c->close_when_flushed = 1;
     return;
   }
-  c->sreq.data = c;
-  if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+  if (sl_stream_shutdown(c->st) != 0) {
     c->close_when_flushed = 1;
-    if (c->writes_pending == 0)
+    if (c->st->writes_pending == 0)
       hs_conn_close(c);
     return;
   }
   c->lingering = 1;
-  c->in_len = 0;
+  sl_stream_consume(c->st, c->st->in_len);
   c->t_start = now_ms(c);
-  start_reading(c);
+  sl_stream_read_start(c->st);
 }
 
 /* Goes on with a connection whose last response is queued: parses the next pipelined
  * request (1: it is ready for a worker), or ends or reads as the state says (0). */
 static int conn_resume(hs_conn *c) {
-  if (hs_conn_parse(c))
+  if (conn_parse(c))
     return 1;
   if (c->closing || c->ending)
     return 0;
@@ -332,12 +252,12 @@ static int conn_resume(hs_conn *c) {
     hs_conn_end(c);
     return 0;
   }
-  start_reading(c);
+  sl_stream_read_start(c->st);
   return 0;
 }
 
 /* After a response is queued. If the peer has not taken all of it (bytes still queued
- * in libuv), the next request waits until they have gone (write_cb): a client that
+ * in libuv), the next request waits until they have gone (conn_on_write): a client that
  * pipelines requests and never reads gets one response queued, not all of them. */
 int hs_conn_next(hs_conn *c) {
   c->busy = 0;
@@ -349,7 +269,7 @@ int hs_conn_next(hs_conn *c) {
     hs_conn_end(c);
     return 0;
   }
-  if (c->writes_pending > 0) {
+  if (c->st->writes_pending > 0) {
     c->draining = 1;
     return 0;
   }
@@ -358,73 +278,58 @@ int hs_conn_next(hs_conn *c) {
 
 /* ------------------------------------------------------ accepting, timers */
 
-static void reject_close_cb(uv_handle_t *h) {
-  free(h);
+hs_conn *hs_conn_new(hs_server *s, sl_stream *st) {
+  hs_conn *c = (hs_conn *)calloc(1, sizeof *c);
+  if (c == NULL)
+    return NULL;
+  c->st = st;
+  st->data = c;
+  st->on_read = conn_on_read;
+  st->on_write = conn_on_write;
+  st->on_close = conn_on_close;
+  st->on_shutdown = conn_on_shutdown;
+  st->in_hwm = IN_HWM;
+  c->srv = s;
+  c->refs = 1;                 /* the stream's, dropped once it has closed */
+  s->refs++;
+  sl_queue_insert_head(&s->conns, &c->node);
+  s->nconns++;
+  hs_conn_parser_init(c);
+  c->t_idle = now_ms(c);
+  return c;
 }
 
 static void connection_cb(uv_stream_t *server, int status) {
   hs_server *s = (hs_server *)server->data;
-  struct sockaddr_storage ss;
-  int len = (int)sizeof ss;
+  sl_stream *st;
   hs_conn *c;
+  int rc;
   if (status < 0 || s->closing)
     return;
-  c = (hs_conn *)calloc(1, sizeof *c);
-  if (c == NULL)
+  st = sl_stream_accept(server, &rc);
+  if (st == NULL)
     return;
-  uv_tcp_init(s->E->loop, &c->tcp);
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-    uv_close((uv_handle_t *)&c->tcp, reject_close_cb);   /* c starts with its handle */
+  c = hs_conn_new(s, st);
+  if (c == NULL) {
+    sl_stream_close(st);
     return;
   }
-  c->tcp.data = c;
-  c->srv = s;
-  c->refs = 1;
-  s->refs++;
-  sl_queue_insert_head(&s->conns, &c->node);
-  s->nconns++;
   s->naccepted++;
-  uv_tcp_nodelay(&c->tcp, 1);
-  hs_conn_parser_init(c);
-  c->t_idle = now_ms(c);
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
-      c->remote_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof c->remote);
-      c->remote_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-  }
-  start_reading(c);
-}
-
-/* How many of the bytes handed to the kernel or to libuv the peer has taken: those handed,
- * less libuv's write queue, less the kernel's send queue (bytes not yet acknowledged,
- * SIOCOUTQ). Without that ioctl, bytes in the kernel count as taken: progress is then only
- * seen when libuv hands the kernel more, which a send buffer of megabytes can hide for
- * longer than send_timeout. */
-static uint64_t conn_taken(hs_conn *c) {
-  uint64_t left = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
-#ifdef SIOCOUTQ
-  uv_os_fd_t fd;
-  int n;
-  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0)
-    left += (uint64_t)n;
-#endif
-  return left < c->handed ? c->handed - left : 0;
+  sl_stream_peer(st, c->remote, sizeof c->remote, &c->remote_port);
+  sl_stream_read_start(st);
 }
 
 /* A connection with bytes queued: closed once the peer has taken none of them for
- * send_timeout. A write completing (write_cb) is progress, and so is the peer taking bytes
- * between two sweeps (conn_taken), even while one large write is still in the queue. */
+ * send_timeout. A write completing (conn_on_write) is progress, and so is the peer taking
+ * bytes between two sweeps (sl_stream_taken), even while one large write is still in the
+ * queue. */
 static void sweep_sending(hs_conn *c, uint64_t now) {
-  uint64_t taken = conn_taken(c);
+  uint64_t taken = sl_stream_taken(c->st);
   if (taken > c->taken_seen) {
     c->taken_seen = taken;
-    c->t_sent = now;
+    c->st->t_sent = now;
   }
-  if (now - c->t_sent >= c->srv->send_ms)
+  if (now - c->st->t_sent >= c->srv->send_ms)
     hs_conn_close(c);
 }
 
@@ -439,7 +344,7 @@ static void sweep_cb(uv_timer_t *t) {
     hs_conn *c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->closing)
       continue;
-    if (c->writes_pending > 0)           /* whether a worker has it or not */
+    if (c->st->writes_pending > 0)       /* whether a worker has it or not */
       sweep_sending(c, now);
     else if (c->busy)
       continue;
@@ -448,7 +353,7 @@ static void sweep_cb(uv_timer_t *t) {
         hs_conn_close(c);
     } else if (c->in_message) {
       if (now - c->t_start >= s->request_ms) {
-        c->in_len = 0;
+        sl_stream_consume(c->st, c->st->in_len);
         hs_send_error(c, 408, 0);
       }
     } else if (now - c->t_idle >= s->keepalive_ms) {
@@ -463,7 +368,7 @@ int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
   int rc;
   if (s->send_ms < every)
     every = s->send_ms;
-  rc = sl_tcp_bind_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
+  rc = sl_stream_listen(s->E->loop, &s->listener, host, port, backlog, connection_cb,
                           &s->port);
   if (rc < 0)
     return rc;

@@ -436,7 +436,7 @@ int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
     hs_send(c, b, n);
   }
   lua_settop(L, 8);
-  return c->writes_pending > 0 ? HS_FLUSH : HS_STREAM;
+  return hs_conn_pending(c) > 0 ? HS_FLUSH : HS_STREAM;
 }
 
 /* Creates the metatable of request header tables (shared with the client's responses). */

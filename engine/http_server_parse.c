@@ -7,6 +7,7 @@
 
 #include "http_server.h"
 #include "sluice.h"
+#include "stream.h"
 
 static uint64_t now_ms(hs_conn *c) {
   return uv_now(c->srv->E->loop);
@@ -187,9 +188,7 @@ static int on_headers_complete(llhttp_t *p) {
     for (i = 0; i < c->nhdr; i++) {
       if (header_is(c, i, "expect", 6) && c->hdr[i].val_len == 12 &&
           strncasecmp(c->head.p + c->hdr[i].val_off, "100-continue", 12) == 0) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
-        hs_send(c, &b, 1);
+        c->send_continue = 1;          /* answered by the connection, right after */
         break;
       }
     }
@@ -243,24 +242,29 @@ void hs_conn_parser_init(hs_conn *c) {
   c->parser.data = c;
 }
 
-/* Refuses the request being received: no more of the input is parsed. */
-static void parse_refuse(hs_conn *c, int status) {
-  c->in_len = 0;
-  c->err_status = status;      /* the status answered, for whoever looks (the fuzz harness) */
-  hs_send_error(c, status, 0);
+/* Refuses the request being received: no more of the input is parsed, and the status to
+ * answer is in err_status (the connection answers it; so does the fuzz harness look). */
+static int parse_refuse(hs_conn *c, int status) {
+  sl_stream_consume(c->st, c->st->in_len);
+  c->err_status = status;
+  return HS_PARSE_REFUSE;
 }
 
-/* Parses buffered input up to the end of the next request. Returns 1 when one is complete
- * (c is busy: the caller hands it to a worker), 0 when more input is needed or the
- * connection is not taking requests (busy, a response still queued, closing). */
+/* Parses buffered input up to the end of the next request. Returns HS_PARSE_REQUEST when
+ * one is complete (c is busy: the caller hands it to a worker), HS_PARSE_REFUSE when the
+ * request is refused (err_status to answer, the connection then ends), HS_PARSE_END when
+ * what follows an Upgrade or CONNECT request was dropped (the connection ends once free),
+ * and HS_PARSE_MORE when more input is needed or the connection is not taking requests
+ * (busy, a response still queued, closing). */
 int hs_conn_parse(hs_conn *c) {
-  while (c->in_len > 0 && !c->busy && !c->draining && !c->closing && !c->ending) {
-    const char *start = c->in + c->in_off;
+  sl_stream *st = c->st;
+  while (!c->closing && !c->ending && !c->busy && !c->draining && st->in_len > 0) {
+    const char *start = st->in + st->in_off;
     llhttp_errno_t err;
-    size_t used = c->in_len;
+    size_t used = st->in_len;
     if (c->in_head)                      /* a head (or trailers) continues in this input */
       c->head_mark = start;
-    err = llhttp_execute(&c->parser, start, c->in_len);
+    err = llhttp_execute(&c->parser, start, st->in_len);
     if (err == HPE_PAUSED) {
       used = (size_t)(llhttp_get_error_pos(&c->parser) - start);
       llhttp_resume(&c->parser);
@@ -268,14 +272,11 @@ int hs_conn_parse(hs_conn *c) {
       /* Only reached if the connection went on after an Upgrade or CONNECT request,
        * which close_after prevents: the rest is not HTTP, so it is dropped, never parsed
        * (llhttp would otherwise report the previous request again). */
-      c->in_len = 0;
+      sl_stream_consume(st, st->in_len);
       c->close_after = 1;
-      if (!c->busy && !c->draining)
-        hs_conn_end(c);
-      return 0;
+      return HS_PARSE_END;
     } else if (err != HPE_OK) {
-      parse_refuse(c, c->err_status ? c->err_status : 400);
-      return 0;
+      return parse_refuse(c, c->err_status ? c->err_status : 400);
     }
     if (c->in_head && c->head_mark != NULL) {
       /* Bytes between spans (padding) count too, even before the next span. This input
@@ -284,21 +285,16 @@ int hs_conn_parse(hs_conn *c) {
        * come, so the same head gets the same verdict however TCP splits it. */
       c->head_wire += (size_t)(start + used - c->head_mark);
       c->head_mark = NULL;
-      if (c->head_wire >= c->srv->max_header) {
-        parse_refuse(c, 431);
-        return 0;
-      }
+      if (c->head_wire >= c->srv->max_header)
+        return parse_refuse(c, 431);
     }
-    c->in_off += used;
-    c->in_len -= used;
+    sl_stream_consume(st, used);
     if (err == HPE_PAUSED) {
-      if (c->parser.method == HTTP_CONNECT) {
-        parse_refuse(c, 501);            /* no tunnels: answered here, not by the handler */
-        return 0;
-      }
+      if (c->parser.method == HTTP_CONNECT)
+        return parse_refuse(c, 501);     /* no tunnels: answered here, not by the handler */
       c->busy = 1;
-      return 1;
+      return HS_PARSE_REQUEST;
     }
   }
-  return 0;
+  return HS_PARSE_MORE;
 }

@@ -1,48 +1,35 @@
-/* tcp.c: require "sluice.tcp": TCP sockets for tasks. sock:read waits for bytes, sock:write
- * waits until the kernel has taken the data, tcp.connect resolves and connects; listeners
- * are in tcp_listen.c. */
-#include <signal.h>
-#include <stdio.h>
+/* tcp.c: require "sluice.tcp"'s sockets: sock:read waits for bytes, sock:write waits until
+ * the kernel has taken the data, tcp.connect connects by name. The bytes go through a
+ * stream (stream.c); this file adds the tasks that wait on it. Listeners and the module's
+ * table are in tcp_listen.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sluice.h"
+#include "stream.h"
 #include "tcp.h"
 
 #define READ_HWM   (64 * 1024)   /* above this many unread bytes, stop reading the kernel */
 #define READ_CHUNK (16 * 1024)   /* the least room handed to libuv for one read */
 
-typedef struct wreq wreq;
-
-/* A connected (or connecting) socket. Owned by its uv handle: freed in close_cb only. The
- * Lua object is a sock_box pointing here until it is closed. */
+/* A connected socket: the stream and the tasks waiting on it. Freed when its stream has
+ * closed (sock_closed). The Lua object is a sock_box pointing here until it is closed. */
 typedef struct tsock {
-  uv_tcp_t tcp;                /* tcp.data points back here */
-  sl_engine *E;
-  char *buf;                   /* bytes read and not yet returned: buf[off .. off+len) */
-  size_t off, len, cap;
-  int rerr;                    /* why reading ended: 0 while open, UV_EOF or an error */
-  uint8_t reading;             /* uv_read_start is in effect */
+  sl_stream *st;               /* st->data points back here */
   int nwait;                   /* tasks waiting on it; the handle keeps the loop alive
                                   (uv_ref) only while this is positive */
   sl_task *reader;             /* the task blocked in read, if any */
-  sl_task *connecter;          /* the task blocked in connect, if any */
-  int cstatus;                 /* result of the connect request */
-  uv_connect_t creq;
-  uv_shutdown_t sreq;
-  uint8_t shut;                /* shutdown requested */
-  sl_queue writes;             /* wreq.node: writes in flight */
+  sl_queue writers;            /* wwait.node: tasks waiting for their writes, in order */
+  uint64_t wqueued, wdone;     /* writes queued in the stream, and finished */
 } tsock;
 
-/* A write libuv has not finished: it owns a copy of the bytes the kernel has not taken,
- * so a task cancelled while waiting can go; write_cb frees it. */
-struct wreq {
-  uv_write_t req;
+/* A task waiting until the kernel has taken its write: the seq-th queued write. */
+typedef struct wwait {
+  sl_queue node;
   tsock *s;
-  sl_task *waiter;             /* task waiting for completion, NULL once it went away */
-  sl_queue node;               /* in its socket's writes */
-  char data[];
-};
+  sl_task *t;
+  uint64_t seq;
+} wwait;
 
 /* The Lua object of a socket (metatable SL_TCP_SOCKET_MT). */
 typedef struct sock_box {
@@ -68,88 +55,61 @@ static tsock *check_open(lua_State *L, int idx) {
  * forgotten connection never keeps the process running. */
 static void wait_begin(tsock *s) {
   if (s->nwait++ == 0)
-    uv_ref((uv_handle_t *)&s->tcp);
+    uv_ref((uv_handle_t *)&s->st->tcp);
 }
 
 static void wait_end(tsock *s) {
   if (--s->nwait == 0)
-    uv_unref((uv_handle_t *)&s->tcp);
-}
-
-int sl_tcp_push_addr(lua_State *L, const struct sockaddr_storage *ss) {
-  char ip[64] = "?";
-  int port = 0;
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    uv_ip4_name(a, ip, sizeof ip);
-    port = ntohs(a->sin_port);
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(a, ip, sizeof ip);
-    port = ntohs(a->sin6_port);
-  }
-  lua_pushstring(L, ip);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
-int sl_tcp_parse_ip(const char *host, int port, struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (strcmp(host, "*") == 0)
-    host = "0.0.0.0";
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
-    return 0;
-  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-    return 0;
-  return UV_EINVAL;
+    uv_unref((uv_handle_t *)&s->st->tcp);
 }
 
 /* ------------------------------------------------------------ socket life */
 
-static void sock_close_cb(uv_handle_t *h) {
-  tsock *s = (tsock *)h->data;
-  free(s->buf);
-  free(s);
+static void sock_on_read(sl_stream *st, ssize_t n, const char *data);
+static void sock_on_write(sl_stream *st, int status);
+
+static void sock_closed(sl_stream *st) {
+  free(st->data);
 }
 
-/* Allocates a socket with an initialised, unreferenced handle; NULL on failure. */
-static tsock *sock_new(sl_engine *E) {
+/* Makes a socket of a connected stream, reading ahead already; NULL with the stream closed
+ * when out of memory or reading cannot start. */
+static tsock *sock_new(sl_stream *st, int *err) {
   tsock *s = (tsock *)calloc(1, sizeof *s);
-  if (s == NULL)
-    return NULL;
-  if (uv_tcp_init(E->loop, &s->tcp) != 0) {
-    free(s);
-    return NULL;
+  *err = UV_ENOMEM;
+  if (s != NULL) {
+    s->st = st;
+    sl_queue_init(&s->writers);
+    st->data = s;
+    st->on_close = sock_closed;
+    st->on_read = sock_on_read;
+    st->on_write = sock_on_write;
+    st->in_min = READ_CHUNK;
+    st->in_hwm = READ_HWM;
+    uv_unref((uv_handle_t *)&st->tcp);
+    *err = sl_stream_read_start(st);
+    if (*err == 0)
+      return s;
   }
-  s->E = E;
-  s->tcp.data = s;
-  sl_queue_init(&s->writes);
-  uv_unref((uv_handle_t *)&s->tcp);
-  return s;
+  sl_stream_close(st);         /* frees s, if made */
+  return NULL;
 }
 
 /* Closes a socket: every task waiting on it is woken (and finds it closed), writes in
- * flight are cancelled by libuv, and the memory goes in sock_close_cb. */
+ * flight are cancelled by libuv, and the memory goes once the stream has closed. */
 static void sock_close(tsock *s) {
-  sl_queue *q;
-  wreq *w;
   sl_task *t;
   if ((t = s->reader) != NULL) {
     s->reader = NULL;
     sl_task_wake(t, SL_WAKE_OK);
   }
-  if ((t = s->connecter) != NULL) {
-    s->connecter = NULL;
-    sl_task_wake(t, SL_WAKE_OK);
+  while (!sl_queue_empty(&s->writers)) {
+    wwait *w = SL_QUEUE_DATA(sl_queue_head(&s->writers), wwait, node);
+    sl_queue_remove(&w->node);
+    sl_task_wake(w->t, SL_WAKE_OK);   /* no status pushed: the write was cut short */
+    free(w);
   }
-  SL_QUEUE_FOREACH(q, &s->writes) {
-    w = SL_QUEUE_DATA(q, wreq, node);
-    if ((t = w->waiter) != NULL) {
-      w->waiter = NULL;
-      sl_task_wake(t, SL_WAKE_OK);    /* no status pushed: the write was cut short */
-    }
-  }
-  uv_close((uv_handle_t *)&s->tcp, sock_close_cb);
+  sl_stream_close(s->st);
 }
 
 /* Pushes a new socket object around s (which may be NULL: the object is then closed). */
@@ -164,68 +124,16 @@ static sock_box *push_sock(lua_State *L, tsock *s, double timeout) {
 
 /* ---------------------------------------------------------------- reading */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
-  tsock *s = (tsock *)h->data;
-  (void)suggested;
-  if (s->len == 0)
-    s->off = 0;
-  if (s->cap - s->off - s->len < READ_CHUNK) {
-    if (s->off > 0) {
-      memmove(s->buf, s->buf + s->off, s->len);
-      s->off = 0;
-    }
-    if (s->cap - s->len < READ_CHUNK) {
-      size_t ncap = s->cap ? s->cap * 2 : 4 * READ_CHUNK;
-      char *nb = (char *)realloc(s->buf, ncap);
-      if (nb == NULL) {
-        *out = uv_buf_init(NULL, 0);   /* libuv reports UV_ENOBUFS to read_cb */
-        return;
-      }
-      s->buf = nb;
-      s->cap = ncap;
-    }
-  }
-  *out = uv_buf_init(s->buf + s->off + s->len, (unsigned)(s->cap - s->off - s->len));
-}
-
-static void wake_reader(tsock *s) {
+static void sock_on_read(sl_stream *st, ssize_t n, const char *data) {
+  tsock *s = (tsock *)st->data;
   sl_task *t = s->reader;
+  (void)n;
+  (void)data;
   if (t != NULL) {
     s->reader = NULL;
     wait_end(s);
     sl_task_wake(t, SL_WAKE_OK);
   }
-}
-
-static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
-  tsock *s = (tsock *)st->data;
-  (void)b;
-  if (n == 0)
-    return;
-  if (n > 0) {
-    s->len += (size_t)n;
-    if (s->len >= READ_HWM) {   /* nobody is taking the bytes fast enough: back-pressure */
-      uv_read_stop(st);
-      s->reading = 0;
-    }
-  } else {
-    s->rerr = (int)n;
-    uv_read_stop(st);
-    s->reading = 0;
-  }
-  wake_reader(s);
-}
-
-static int start_reading(tsock *s) {
-  int rc = 0;
-  if (!s->reading && s->rerr == 0) {
-    rc = uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, read_cb);
-    if (rc == 0)
-      s->reading = 1;
-    else
-      s->rerr = rc;
-  }
-  return rc;
 }
 
 static void read_cleanup(sl_task *t, void *data) {
@@ -241,27 +149,26 @@ static int read_k(lua_State *L, int status, lua_KContext ctx);
  * Expects the socket at 1. */
 static int read_step(lua_State *L, sock_box *b, lua_Integer max) {
   tsock *s = b->s;
+  sl_stream *st;
   sl_task *me;
   if (s == NULL)
     return sl_fail(L, "ECANCELED", "the socket was closed while reading");
-  if (s->len > 0) {
-    size_t n = (size_t)max < s->len ? (size_t)max : s->len;
-    lua_pushlstring(L, s->buf + s->off, n);
-    s->off += n;
-    s->len -= n;
-    if (s->len < READ_HWM)
-      start_reading(s);
+  st = s->st;
+  if (st->in_len > 0) {
+    size_t n = (size_t)max < st->in_len ? (size_t)max : st->in_len;
+    lua_pushlstring(L, st->in + st->in_off, n);
+    sl_stream_consume(st, n);  /* reading resumes below READ_HWM */
     return 1;
   }
-  if (s->rerr == UV_EOF)
+  if (st->rerr == UV_EOF)
     return sl_fail(L, "EOF", "end of stream");
-  if (s->rerr != 0)
-    return sl_fail_uv(L, s->rerr);
+  if (st->rerr != 0)
+    return sl_fail_uv(L, st->rerr);
   if (s->reader != NULL)
     return luaL_error(L, "another task is already reading this socket");
   me = sl_task_require(L, "sock:read");
-  if (start_reading(s) != 0)
-    return sl_fail_uv(L, s->rerr);
+  if (sl_stream_read_start(st) != 0)
+    return sl_fail_uv(L, st->rerr);
   s->reader = me;
   wait_begin(s);
   lua_settop(L, 1);
@@ -287,29 +194,35 @@ static int sock_read(lua_State *L) {
 
 /* ---------------------------------------------------------------- writing */
 
-static void write_cb(uv_write_t *req, int status) {
-  wreq *w = (wreq *)req;
-  tsock *s = w->s;
-  sl_task *t = w->waiter;
-  sl_queue_remove(&w->node);
-  if (t != NULL) {
-    lua_checkstack(t->co, 1);
-    lua_pushinteger(t->co, status);
-    t->nargs = 1;
+/* A queued write finished: libuv finishes them in order, so it is the oldest one, and the
+ * tasks waiting for it or an earlier one are told. */
+static void sock_on_write(sl_stream *st, int status) {
+  tsock *s = (tsock *)st->data;
+  s->wdone++;
+  while (!sl_queue_empty(&s->writers)) {
+    wwait *w = SL_QUEUE_DATA(sl_queue_head(&s->writers), wwait, node);
+    if (w->seq > s->wdone)
+      break;
+    sl_queue_remove(&w->node);
+    lua_checkstack(w->t->co, 1);
+    lua_pushinteger(w->t->co, status);
+    w->t->nargs = 1;
     wait_end(s);
-    sl_task_wake(t, SL_WAKE_OK);
+    sl_task_wake(w->t, SL_WAKE_OK);
+    free(w);
   }
-  free(w);
 }
 
 static void write_cleanup(sl_task *t, void *data) {
-  wreq *w = (wreq *)data;
+  wwait *w = (wwait *)data;
   (void)t;
-  w->waiter = NULL;            /* the bytes are still sent; write_cb frees the copy */
+  sl_queue_remove(&w->node);   /* the bytes are still sent */
   wait_end(w->s);
+  free(w);
 }
 
-/* Stack: socket, data, and the status write_cb pushed (none if the socket was closed). */
+/* Stack: socket, data, and the status sock_on_write pushed (none if the socket was
+ * closed). */
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   int rc;
   (void)status;
@@ -333,7 +246,7 @@ static int sock_write(lua_State *L) {
   const char *data = luaL_checklstring(L, 2, &len);
   tsock *s = check_open(L, 1);
   sl_task *me;
-  wreq *w;
+  wwait *w;
   uv_buf_t buf;
   int rc;
   if (len == 0) {
@@ -341,34 +254,22 @@ static int sock_write(lua_State *L) {
     return 1;
   }
   me = sl_task_require(L, "sock:write");
-  /* Most writes fit in the kernel's buffer at once: no copy and no wait. uv_try_write
-   * refuses while earlier writes are queued, so the order is kept. */
+  w = (wwait *)malloc(sizeof *w);
+  if (w == NULL)
+    return luaL_error(L, "sock:write: out of memory");
   buf = uv_buf_init((char *)data, (unsigned)len);
-  rc = uv_try_write((uv_stream_t *)&s->tcp, &buf, 1);
-  if (rc == (int)len) {
+  rc = sl_stream_write(s->st, &buf, 1);
+  if (rc != 0) {
+    free(w);
+    if (rc < 0)
+      return sl_fail_uv(L, rc);
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (rc < 0 && rc != UV_EAGAIN)
-    return sl_fail_uv(L, rc);
-  if (rc > 0) {
-    data += rc;
-    len -= (size_t)rc;
-  }
-  w = (wreq *)malloc(sizeof *w + len);
-  if (w == NULL)
-    return luaL_error(L, "sock:write: out of memory");
-  memcpy(w->data, data, len);
   w->s = s;
-  w->waiter = NULL;
-  buf = uv_buf_init(w->data, (unsigned)len);
-  rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, write_cb);
-  if (rc < 0) {
-    free(w);
-    return sl_fail_uv(L, rc);
-  }
-  sl_queue_insert_head(&s->writes, &w->node);
-  w->waiter = me;
+  w->t = me;
+  w->seq = ++s->wqueued;
+  sl_queue_insert_tail(&s->writers, &w->node);
   wait_begin(s);
   lua_settop(L, 2);
   return sl_task_wait(L, me, write_cleanup, w, b->timeout, write_k, 0);
@@ -377,18 +278,14 @@ static int sock_write(lua_State *L) {
 /* ------------------------------------------------------------- the others */
 
 int sl_tcp_accept(lua_State *L, uv_stream_t *server) {
-  tsock *s = sock_new(SL_ENGINE(L));
   int rc;
-  if (s == NULL)
-    return UV_ENOMEM;
-  rc = uv_accept(server, (uv_stream_t *)&s->tcp);
-  if (rc == 0)
-    rc = start_reading(s);
-  if (rc != 0) {
-    uv_close((uv_handle_t *)&s->tcp, sock_close_cb);
+  sl_stream *st = sl_stream_accept(server, &rc);
+  tsock *s;
+  if (st == NULL)
     return rc;
-  }
-  uv_tcp_nodelay(&s->tcp, 1);
+  s = sock_new(st, &rc);
+  if (s == NULL)
+    return rc;
   push_sock(L, s, -1);
   return 0;
 }
@@ -411,12 +308,9 @@ static int sock_close_l(lua_State *L) {
 /** sock:shutdown() -> true: sends end-of-stream after the queued writes; reading goes on */
 static int sock_shutdown(lua_State *L) {
   tsock *s = check_open(L, 1);
-  if (!s->shut) {
-    int rc = uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, NULL);
-    if (rc < 0)
-      return sl_fail_uv(L, rc);
-    s->shut = 1;
-  }
+  int rc = sl_stream_shutdown(s->st);
+  if (rc < 0)
+    return sl_fail_uv(L, rc);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -433,10 +327,10 @@ static int sock_peer(lua_State *L) {
   tsock *s = check_open(L, 1);
   struct sockaddr_storage ss;
   int len = (int)sizeof ss, rc;
-  rc = uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len);
+  rc = uv_tcp_getpeername(&s->st->tcp, (struct sockaddr *)&ss, &len);
   if (rc < 0)
     return sl_fail_uv(L, rc);
-  return sl_tcp_push_addr(L, &ss);
+  return sl_stream_push_addr(L, &ss);
 }
 
 /** sock:is_closed() -> boolean */
@@ -456,44 +350,15 @@ static int sock_tostring(lua_State *L) {
 
 /* ---------------------------------------------------------------- connect */
 
-/* A name lookup; owned by itself and freed in its callback, so a task that is cancelled
- * while it runs can simply go. */
-typedef struct lookup {
-  uv_getaddrinfo_t req;
-  sl_task *waiter;             /* NULL once the task went away */
-  int status;
-  struct addrinfo *res;
-} lookup;
-
-static void lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  lookup *lk = (lookup *)req->data;
-  if (lk->waiter == NULL) {
-    if (res != NULL)
-      uv_freeaddrinfo(res);
-    free(lk);
-    return;
-  }
-  lk->status = status;
-  lk->res = res;
-  sl_task_wake(lk->waiter, SL_WAKE_OK);
-  lk->waiter = NULL;
-}
-
-static void lookup_cleanup(sl_task *t, void *data) {
-  lookup *lk = (lookup *)data;
-  (void)t;
-  lk->waiter = NULL;
-  uv_cancel((uv_req_t *)&lk->req);   /* if it already runs, lookup_cb frees it later */
-}
-
 /* State of one tcp.connect call, kept in a full userdata at stack index 4 so that an
  * error or a cancellation anywhere leaves nothing to free by hand (its __gc does it). */
 typedef struct connecting {
-  uint64_t deadline;           /* loop clock (ns); 0: none */
-  struct addrinfo *res;        /* from the lookup, or NULL for a numeric host */
-  struct addrinfo *next;       /* next address to try */
-  struct sockaddr_storage addr;
-  int lasterr;
+  sl_connect c;
+  sl_task *waiter;             /* the task, while it waits */
+  sl_stream *st;               /* the connected stream, until a socket owns it */
+  int status;
+  uint8_t done;
+  uint8_t timed_out_resolving; /* the timeout came while the name was being looked up */
 } connecting;
 
 /* Registry key of the metatable of connecting records (internal: not a "sluice." name). */
@@ -501,142 +366,71 @@ static char connecting_mt_key;
 
 static int connecting_gc(lua_State *L) {
   connecting *c = (connecting *)lua_touserdata(L, 1);
-  if (c->res != NULL) {
-    uv_freeaddrinfo(c->res);
-    c->res = NULL;
+  sl_connect_cancel(&c->c);
+  if (c->st != NULL) {
+    sl_stream_close(c->st);
+    c->st = NULL;
   }
   return 0;
 }
 
-static double remaining(sl_engine *E, connecting *c) {
-  uint64_t now;
-  if (c->deadline == 0)
-    return -1;
-  now = sl_clock_ns(E);
-  return c->deadline > now ? (double)(c->deadline - now) / 1e9 : 0;
-}
-
-static void connect_cb(uv_connect_t *req, int status) {
-  tsock *s = (tsock *)req->data;
-  sl_task *t = s->connecter;
-  s->cstatus = status;
+static void connect_done(sl_connect *cn, sl_stream *st, int status) {
+  connecting *c = SL_CONTAINER_OF(cn, connecting, c);
+  sl_task *t = c->waiter;
+  c->done = 1;
+  c->st = st;
+  c->status = status;
+  c->timed_out_resolving = status == UV_ETIMEDOUT && cn->resolving;
   if (t != NULL) {
-    s->connecter = NULL;
-    wait_end(s);
+    c->waiter = NULL;
     sl_task_wake(t, SL_WAKE_OK);
   }
 }
 
-/* A connect given up (cancelled or past its deadline): closing the handle cancels it. */
+/* A connect given up (the task was cancelled): the record's __gc would do it later. */
 static void connect_cleanup(sl_task *t, void *data) {
-  tsock *s = (tsock *)data;
+  connecting *c = (connecting *)data;
   (void)t;
-  s->connecter = NULL;
-  wait_end(s);
+  c->waiter = NULL;
+  sl_connect_cancel(&c->c);
 }
 
-static int try_next(lua_State *L);
-
-/* Stack: host, port, opts, connecting, socket. */
+/* Stack: host, port, opts, connecting. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   connecting *c = (connecting *)lua_touserdata(L, 4);
-  sock_box *b = (sock_box *)lua_touserdata(L, 5);
-  sl_task *me = sl_task_current(L);
-  (void)status;
-  (void)ctx;
-  if (me->wake != SL_WAKE_OK && b->s != NULL) {   /* closing cancels the connect */
-    tsock *s = b->s;
-    b->s = NULL;
-    sock_close(s);
-  }
-  if (me->wake == SL_WAKE_CANCEL) {
-    sl_push_cancelled(L);
-    return lua_error(L);
-  }
-  if (me->wake == SL_WAKE_TIMEOUT)
-    return sl_fail(L, "ETIMEDOUT", "connecting to %s:%d timed out",
-                   lua_tostring(L, 1), (int)lua_tointeger(L, 2));
-  if (b->s == NULL)
-    return sl_fail(L, "ECANCELED", "the socket was closed while connecting");
-  if (b->s->cstatus == 0) {
-    if (start_reading(b->s) != 0)
-      return sl_fail_uv(L, b->s->rerr);
-    uv_tcp_nodelay(&b->s->tcp, 1);
-    lua_settop(L, 5);
-    return 1;
-  }
-  c->lasterr = b->s->cstatus;
-  return try_next(L);
-}
-
-/* Connects to the next address (or fails with the last error when none are left). */
-static int try_next(lua_State *L) {
-  sl_engine *E = SL_ENGINE(L);
-  connecting *c = (connecting *)lua_touserdata(L, 4);
-  sock_box *b = (sock_box *)lua_touserdata(L, 5);
-  sl_task *me = sl_task_current(L);
-  const struct sockaddr *sa;
+  double timeout = lua_tonumber(L, 3);
+  sl_stream *st = c->st;
   tsock *s;
   int rc;
-  if (b->s != NULL) {          /* the handle of a failed attempt: start afresh */
-    tsock *old = b->s;
-    b->s = NULL;
-    sock_close(old);
-  }
-  if (c->res != NULL) {
-    while (c->next != NULL && c->next->ai_family != AF_INET && c->next->ai_family != AF_INET6)
-      c->next = c->next->ai_next;
-    if (c->next == NULL)
-      return c->lasterr ? sl_fail_uv(L, c->lasterr)
-                        : sl_fail(L, "EAI_NONAME", "no address for %s", lua_tostring(L, 1));
-    sa = c->next->ai_addr;
-    c->next = c->next->ai_next;
-  } else {
-    if (c->lasterr)
-      return sl_fail_uv(L, c->lasterr);
-    sa = (const struct sockaddr *)&c->addr;
-    c->lasterr = UV_ECONNREFUSED;    /* only one try for a numeric host */
-  }
-  s = sock_new(E);
-  if (s == NULL)
-    return luaL_error(L, "tcp.connect: out of memory");
-  b->s = s;
-  s->creq.data = s;
-  rc = uv_tcp_connect(&s->creq, &s->tcp, sa, connect_cb);
-  if (rc < 0) {
-    c->lasterr = rc;
-    return try_next(L);
-  }
-  s->connecter = me;
-  wait_begin(s);
-  me->catch_cancel = 1;        /* connect_k closes the half-open socket, then re-raises */
-  return sl_task_wait(L, me, connect_cleanup, s, remaining(E, c), connect_k, 0);
-}
-
-/* Stack: host, port, opts, connecting, socket; kctx is the lookup. */
-static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
-  lookup *lk = (lookup *)ctx;
-  connecting *c = (connecting *)lua_touserdata(L, 4);
   (void)status;
-  if (sl_task_current(L)->wake == SL_WAKE_TIMEOUT)   /* lookup_cb frees lk */
-    return sl_fail(L, "ETIMEDOUT", "resolving %s timed out", lua_tostring(L, 1));
-  c->res = lk->res;
-  c->next = lk->res;
-  status = lk->status;
-  free(lk);
-  if (status < 0)
-    return sl_fail_uv(L, status);
-  return try_next(L);
+  (void)ctx;
+  if (c->status == UV_ETIMEDOUT) {
+    if (c->timed_out_resolving)
+      return sl_fail(L, "ETIMEDOUT", "resolving %s timed out", lua_tostring(L, 1));
+    return sl_fail(L, "ETIMEDOUT", "connecting to %s:%d timed out", lua_tostring(L, 1),
+                   (int)lua_tointeger(L, 2));
+  }
+  if (c->status < 0)
+    return sl_fail_uv(L, c->status);
+  c->st = NULL;
+  s = sock_new(st, &rc);
+  if (s == NULL)
+    return sl_fail_uv(L, rc);
+  push_sock(L, s, timeout);
+  return 1;
 }
 
 /** tcp.connect(host, port [, opts]) -> sock, or the fail triple (ECONNREFUSED, ETIMEDOUT,
- * EAI_NONAME, ...). opts.timeout bounds the whole connect and becomes the socket's
+ * EAI_NONAME, ...). The name goes through the engine's DNS cache; each of its addresses
+ * is tried in turn. opts.timeout bounds the whole connect and becomes the socket's
  * timeout for each read and write. */
 static int l_connect(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
-  const char *host = luaL_checkstring(L, 1);
+  size_t hlen, i;
+  const char *host = luaL_checklstring(L, 1, &hlen);
   lua_Integer port = luaL_checkinteger(L, 2);
   double timeout = -1;
+  char lower[256];
   connecting *c;
   sl_task *me;
   luaL_argcheck(L, port > 0 && port < 65536, 2, "port must be 1-65535");
@@ -647,7 +441,12 @@ static int l_connect(lua_State *L) {
     lua_pop(L, 1);
   }
   me = sl_task_require(L, "tcp.connect");
-  lua_settop(L, 3);
+  if (hlen == 0 || hlen >= sizeof lower || strlen(host) != hlen)
+    return sl_fail(L, "EAI_NONAME", "cannot resolve '%s': not a host name", host);
+  for (i = 0; i <= hlen; i++)  /* the cache's key: names are case-insensitive */
+    lower[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
+  lua_settop(L, 2);
+  lua_pushnumber(L, timeout);  /* 3: the socket's timeout */
   c = (connecting *)lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &connecting_mt_key) == LUA_TNIL) {
@@ -659,41 +458,15 @@ static int l_connect(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &connecting_mt_key);
   }
   lua_setmetatable(L, -2);
-  if (timeout >= 0)
-    c->deadline = sl_clock_ns(E) + (uint64_t)(timeout * 1e9) + 1;
-  push_sock(L, NULL, timeout);
-  if (sl_tcp_parse_ip(host, (int)port, &c->addr) == 0)
-    return try_next(L);
-  {
-    struct addrinfo hints;
-    char service[16];
-    lookup *lk = (lookup *)calloc(1, sizeof *lk);
-    int rc;
-    if (lk == NULL)
-      return luaL_error(L, "tcp.connect: out of memory");
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(service, sizeof service, "%d", (int)port);
-    lk->req.data = lk;
-    rc = uv_getaddrinfo(E->loop, &lk->req, lookup_cb, host, service, &hints);
-    if (rc < 0) {
-      free(lk);
-      return sl_fail_uv(L, rc);
-    }
-    lk->waiter = me;
-    return sl_task_wait(L, me, lookup_cleanup, lk, remaining(E, c), lookup_k,
-                        (lua_KContext)lk);
-  }
+  sl_connect_start(&c->c, E, lower, (int)port, timeout, connect_done);
+  if (c->done)
+    return connect_k(L, LUA_OK, 0);
+  c->waiter = me;
+  return sl_task_wait(L, me, connect_cleanup, c, -1, connect_k, 0);
 }
 
-/* ----------------------------------------------------------- registration */
-
-int luaopen_sluice_tcp(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"connect", l_connect},
-    {NULL, NULL}
-  };
+/* Adds tcp.connect and the socket type to the table at the top. */
+void sl_tcp_register(lua_State *L) {
   static const luaL_Reg sock_methods[] = {
     {"read", sock_read},
     {"write", sock_write},
@@ -710,11 +483,8 @@ int luaopen_sluice_tcp(lua_State *L) {
     {"__tostring", sock_tostring},
     {NULL, NULL}
   };
-  /* A write to a connection the peer has closed must fail with EPIPE, not kill the
-   * process with SIGPIPE (libuv leaves the signal alone). */
-  signal(SIGPIPE, SIG_IGN);
+  sl_dns_init(L);
   sl_newmeta(L, SL_TCP_SOCKET_MT, sock_methods, sock_meta);
-  luaL_newlib(L, funcs);
-  sl_tcp_listen_register(L);
-  return 1;
+  lua_pushcfunction(L, l_connect);
+  lua_setfield(L, -2, "connect");
 }

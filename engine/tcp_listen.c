@@ -1,10 +1,13 @@
 /* tcp_listen.c: tcp.listen(host, port, handler): a listening socket whose connections each
- * run handler(sock) as a task of their own, and the bind helper the HTTP server shares. */
+ * run handler(sock) as a task of their own; and require "sluice.tcp", which adds the
+ * sockets of tcp.c. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sluice.h"
+#include "stream.h"
 #include "tcp.h"
 
 /* A listening socket; freed in its close callback. */
@@ -23,41 +26,6 @@ typedef struct listen_box {
 
 static listen_box *check_listener(lua_State *L, int idx) {
   return (listen_box *)luaL_checkudata(L, idx, SL_TCP_LISTENER_MT);
-}
-
-/* ------------------------------------------------------------------ binding */
-
-int sl_tcp_bind_listen(uv_loop_t *loop, uv_tcp_t *h, const char *host, int port,
-                       int backlog, uv_connection_cb cb, int *bound) {
-  struct sockaddr_storage ss;
-  int rc, len = (int)sizeof ss;
-  if (sl_tcp_parse_ip(host, port, &ss) != 0) {
-    /* A name: resolved synchronously, since listening happens once at start-up. */
-    uv_getaddrinfo_t req;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    rc = uv_getaddrinfo(loop, &req, NULL, host, NULL, &hints);
-    if (rc < 0)
-      return rc;
-    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
-    uv_freeaddrinfo(req.addrinfo);
-    if (ss.ss_family == AF_INET)
-      ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-    else
-      ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-  }
-  rc = uv_tcp_bind(h, (const struct sockaddr *)&ss, 0);
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)h, backlog, cb);
-  if (rc == 0)
-    rc = uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len);
-  if (rc == 0)
-    *bound = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-                                     : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-  return rc;
 }
 
 /* --------------------------------------------------------------- listening */
@@ -144,7 +112,7 @@ static int l_listen(lua_State *L) {
   l->self_ref = LUA_NOREF;
   uv_tcp_init(E->loop, &l->tcp);
   l->tcp.data = l;
-  rc = sl_tcp_bind_listen(E->loop, &l->tcp, host, (int)port, (int)backlog, connection_cb,
+  rc = sl_stream_listen(E->loop, &l->tcp, host, (int)port, (int)backlog, connection_cb,
                           &bound);
   if (rc < 0) {
     uv_close((uv_handle_t *)&l->tcp, listen_close_cb);
@@ -238,8 +206,7 @@ static int listener_tostring(lua_State *L) {
 
 /* ----------------------------------------------------------- registration */
 
-/* Adds tcp.listen to the module table at the top of the stack. */
-void sl_tcp_listen_register(lua_State *L) {
+int luaopen_sluice_tcp(lua_State *L) {
   static const luaL_Reg listener_methods[] = {
     {"close", listener_close},
     {"port", listener_port},
@@ -252,7 +219,13 @@ void sl_tcp_listen_register(lua_State *L) {
     {"__tostring", listener_tostring},
     {NULL, NULL}
   };
+  /* A write to a connection the peer has closed must fail with EPIPE, not kill the
+   * process with SIGPIPE (libuv leaves the signal alone). */
+  signal(SIGPIPE, SIG_IGN);
+  lua_newtable(L);
+  sl_tcp_register(L);
   sl_newmeta(L, SL_TCP_LISTENER_MT, listener_methods, listener_meta);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "listen");
+  return 1;
 }

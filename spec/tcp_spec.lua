@@ -69,6 +69,25 @@ describe("tcp", function()
     l:close()
   end)
 
+  it("resolves names through the engine's DNS cache, whatever their case", function()
+    local http = require "sluice.http"
+    local l, drained = serve(echo)
+    local stats = http.client()     -- only for the engine-wide DNS counters
+    local before = stats:stats()
+    for _, name in ipairs({"localhost", "LocalHost"}) do
+      local s = assert(tcp.connect(name, l:port()))
+      assert.is_true(s:write(name))
+      assert.equals(name, s:read())
+      s:close()
+    end
+    local after = stats:stats()
+    stats:close()
+    assert.is_true(after.dns_lookups - before.dns_lookups <= 1)
+    assert.is_true(after.dns_hits > before.dns_hits)
+    drained()
+    l:close()
+  end)
+
   it("returns what is buffered, at most max bytes", function()
     local l, drained = serve(function(sock) sock:write("abcdef") end)
     local s <close> = assert(tcp.connect("127.0.0.1", l:port()))

@@ -1,7 +1,8 @@
 /* http_request.c (fuzz harness): the HTTP server's request path without a peer. The bytes
  * a client sends go, read by read, through the server's own reading functions:
- * hs_conn_in_buf (where read_cb's buffer comes from) and hs_conn_input (read_cb's body:
- * back-pressure, then hs_conn_parse with the callbacks of http_server_parse.c); each
+ * sl_stream_in_buf (where the stream's reads go) and hs_conn_input (the stream's read
+ * callback's body: back-pressure, then hs_conn_parse with the callbacks of
+ * http_server_parse.c, and the connection acting on its verdict); each
  * complete request is answered at once, as a worker would, by hs_conn_next, which parses
  * the next pipelined one or ends the connection.
  *
@@ -16,7 +17,7 @@
  * - a request keeps the limits: its head within max_header, at most max_headers lines,
  *   its body within max_body, every header inside the head buffer.
  *
- * The connection's handle is initialised on a loop that never runs but is never connected:
+ * The connection's stream is initialised on a loop that never runs but is never connected:
  * libuv refuses to write to it (so an error response makes the connection dead and it
  * closes, as when a peer has gone), to shut it down or to read from it, and the close
  * callback (run by one uv_run at the end) frees the connection as the server does. */
@@ -86,12 +87,18 @@ static void take_request(hs_conn *c, outcome *o) {
   out_str(o, "\n");
 }
 
+/* Bytes of the input consumed so far: those taken in, less those still waiting. */
+static uint64_t taken_in;
+static uint64_t consumed(hs_conn *c) {
+  return taken_in - c->st->in_len;
+}
+
 /* Takes the requests that are ready (hs_conn_input said so) as a worker would, answering
  * each at once: hs_conn_next then parses the next pipelined one or ends the connection.
  * Returns 0 once the connection has ended. */
 static int answer(hs_conn *c, int ready, outcome *o) {
   while (ready) {
-    size_t before = c->in_off;
+    uint64_t before = consumed(c);
     int ends;
     FUZZ_CHECK(c->busy, "a request was dispatched to a connection that is not busy");
     take_request(c, o);
@@ -104,7 +111,7 @@ static int answer(hs_conn *c, int ready, outcome *o) {
       out_str(o, "closed after the response\n");
       return 0;
     }
-    FUZZ_CHECK(!ready || c->in_off > before,
+    FUZZ_CHECK(!ready || consumed(c) > before,
                "a request was dispatched without reading a byte (the previous one again)");
   }
   if (c->ending || c->closing) {
@@ -116,33 +123,30 @@ static int answer(hs_conn *c, int ready, outcome *o) {
 
 /* Sends data to a new connection in the reads of split mode, then ends the stream. */
 static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
-  hs_conn *c = (hs_conn *)calloc(1, sizeof *c);
+  sl_stream *st = sl_stream_new(&loop);
+  hs_conn *c;
   fuzz_split sp;
   size_t off = 0, n;
   int open = 1;
+  FUZZ_CHECK(st != NULL, "out of memory");
+  c = hs_conn_new(&server, st);
   FUZZ_CHECK(c != NULL, "out of memory");
   memset(o, 0, sizeof *o);
-  FUZZ_CHECK(uv_tcp_init(&loop, &c->tcp) == 0, "no handle");
-  c->tcp.data = c;
-  c->srv = &server;
-  c->refs = 1;                 /* the handle's, dropped by the close callback */
-  sl_queue_init(&c->node);
-  sl_queue_insert_tail(&server.conns, &c->node);
-  server.nconns = 1;
-  server.refs++;
-  hs_conn_parser_init(c);
+  taken_in = 0;
   fuzz_split_init(&sp, mode, data, size);
   while (open && (n = fuzz_split_next(&sp)) > 0) {
-    while (open && n > 0) {    /* a read takes at most the room alloc_cb offers */
+    while (open && n > 0) {    /* a read takes at most the room sl_stream_in_buf offers */
       uv_buf_t b;
       size_t take;
-      hs_conn_in_buf(c, &b);
+      sl_stream_in_buf(c->st, &b);
       FUZZ_CHECK(b.base != NULL && b.len > 0, "out of memory");
       take = n < b.len ? n : b.len;
       memcpy(b.base, data + off, take);
       off += take;
       n -= take;
-      open = answer(c, hs_conn_input(c, take), o);
+      sl_stream_input(c->st, take);
+      taken_in += take;
+      open = answer(c, hs_conn_input(c), o);
     }
   }
   if (open) {
@@ -154,6 +158,14 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
   uv_run(&loop, UV_RUN_NOWAIT);  /* the close callback frees c */
   FUZZ_CHECK(sl_queue_empty(&server.conns) && server.nconns == 0,
              "the connection was not freed");
+}
+
+static void server_no_op(hs_server *s) {
+  (void)s;
+}
+
+static void server_unref(hs_server *s) {
+  s->refs--;
 }
 
 /* The statuses of refusals for a limit: the body, the target, the headers. */
@@ -173,6 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     engine.loop = &loop;
     server.E = &engine;
     server.refs = 1;           /* static: never freed */
+    server.conn_closed = server_no_op;
+    server.unref = server_unref;
     sl_queue_init(&server.conns);
     server.max_headers = 100;
   }

@@ -1,6 +1,6 @@
 /* http_response.c (fuzz harness): the HTTP client's response path without a socket. The
  * bytes a server sends go, read by read, through the client's own reading functions:
- * hc_conn_input (read_cb's half that needs no socket: hc_parse with the callbacks of
+ * hc_conn_input (conn_on_read's half that needs no socket: hc_parse with the callbacks of
  * http_client_parse.c, the body's span kept or taken), hc_conn_finish at the server's end
  * of stream and hc_req_take_span when the response completes, as req_complete does; then
  * into the response table (hc_push_response: headers, trailers, body decoded by
@@ -19,7 +19,7 @@
  * - a response that succeeds kept its limits: header bytes within max_header, the body
  *   (plain or sunk in all) within max_body.
  *
- * Only the read buffers are the harness's own: like alloc_cb, a body of known size is
+ * Only the read buffers are the harness's own: like conn_lend, a body of known size is
  * read straight into its buffer; any other read gets a buffer of exactly its size, freed
  * right after it, so a span kept past its read shows as a use after free. */
 #include <stdio.h>
