@@ -118,14 +118,6 @@ static void after_call(lua_State *L, hc_req *r, int status) {
   }
 }
 
-/* The continuation of a sink that waited. */
-static int sink_k(lua_State *L, int status, lua_KContext ctx) {
-  hc_req *r = (hc_req *)ctx;
-  after_call(L, r, status);
-  lua_settop(L, S_TOP);
-  return req_step(L, r);
-}
-
 /* Pushes the sink and the next piece of body for it (hc_sink_piece). Returns 0 when there
  * is nothing to call it with (the pending bytes decoded to nothing more, or failed to
  * decode: r->err_name is then set). */
@@ -164,11 +156,13 @@ static void send_chunk(lua_State *L, hc_req *r) {
   hc_req_write_body(r, s, len, 0);
 }
 
-/* The continuation of a body function that waited. */
-static int body_k(lua_State *L, int status, lua_KContext ctx) {
+/* The continuation of a sink or a body function that waited: a sink returns nothing, a
+ * body function one chunk (its call asks for one result), which is then sent. */
+static int call_k(lua_State *L, int status, lua_KContext ctx) {
   hc_req *r = (hc_req *)ctx;
   after_call(L, r, status);
-  send_chunk(L, r);
+  if (lua_gettop(L) > S_TOP)
+    send_chunk(L, r);
   return req_step(L, r);
 }
 
@@ -179,7 +173,7 @@ static int req_step(lua_State *L, hc_req *r) {
   for (;;) {
     if (r->sink && (r->paused || r->done) && hc_sink_pending(r) && r->err_name == NULL) {
       if (next_piece(L, r))
-        after_call(L, r, lua_pcallk(L, 1, 0, 0, (lua_KContext)r, sink_k));
+        after_call(L, r, lua_pcallk(L, 1, 0, 0, (lua_KContext)r, call_k));
       lua_settop(L, S_TOP);
       continue;
     }
@@ -193,7 +187,7 @@ static int req_step(lua_State *L, hc_req *r) {
     if (r->fn_body && r->ready && !r->body_sent && !(r->conn != NULL && r->conn->writing)) {
       lua_settop(L, S_TOP);
       lua_pushvalue(L, S_BODY);
-      after_call(L, r, lua_pcallk(L, 0, 1, 0, (lua_KContext)r, body_k));
+      after_call(L, r, lua_pcallk(L, 0, 1, 0, (lua_KContext)r, call_k));
       send_chunk(L, r);
       continue;
     }
