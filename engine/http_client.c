@@ -12,7 +12,7 @@
 #include "url.h"
 
 /* The Lua object: a pointer to the C record, which outlives it until its connections and
- * timer are closed (hc_client_unref). NULL once collected. */
+ * timer are closed (sl_client_unref). NULL once collected. */
 typedef struct client_box {
   hc_client *c;
 } client_box;
@@ -32,7 +32,7 @@ static hc_client *check_client(lua_State *L, int idx, int wrapped) {
   client_box *box = check_box(L, idx);
   if (box->c == NULL || box->c->closed) {
     if (wrapped)
-      hc_misuse(L, "attempt to use a closed HTTP client");
+      sl_client_misuse(L, "attempt to use a closed HTTP client");
     luaL_error(L, "attempt to use a closed HTTP client");
   }
   return box->c;
@@ -48,7 +48,7 @@ static void req_cleanup(sl_task *t, void *data) {
   hc_req *r = (hc_req *)data;
   (void)t;
   r->waiting = 0;
-  hc_req_abort(r);
+  sl_client_req_abort(r);
 }
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
@@ -57,15 +57,15 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   r->waiting = 0;
   if (me->wake == SL_WAKE_CANCEL) {
-    hc_req_abort(r);
-    hc_req_free(r);
+    sl_client_req_abort(r);
+    sl_client_req_free(r);
     sl_push_cancelled(L);
     return lua_error(L);
   }
   if (me->wake == SL_WAKE_TIMEOUT) {
     double t = r->lim.timeout;
-    hc_req_abort(r);
-    hc_req_free(r);
+    sl_client_req_abort(r);
+    sl_client_req_free(r);
     return sl_fail(L, "ETIMEDOUT", "request to %s timed out after %f s",
                    lua_tostring(L, S_URL), (lua_Number)t);
   }
@@ -94,17 +94,17 @@ static int req_finish(lua_State *L, hc_req *r) {
   const char *loc;
   if (r->err_name != NULL) {
     n = sl_fail(L, r->err_name, "%s", r->err_msg);
-    hc_req_free(r);
+    sl_client_req_free(r);
     return n;
   }
-  if ((loc = hc_redirect_location(r, &loclen)) != NULL)
+  if ((loc = sl_client_redirect_location(r, &loclen)) != NULL)
     return req_follow(L, r, loc, loclen);
-  n = hc_push_response(L, r, S_URL, r->pushed ? S_TOP + 1 : 0);
+  n = sl_client_push_response(L, r, S_URL, r->pushed ? S_TOP + 1 : 0);
   if (n == 1 && r->hops > 0) {
     lua_pushinteger(L, r->hops);
     lua_setfield(L, -2, "redirects");
   }
-  hc_req_free(r);
+  sl_client_req_free(r);
   return n;
 }
 
@@ -112,20 +112,20 @@ static int req_finish(lua_State *L, hc_req *r) {
  * up (a cancellation included), with the connection closed. */
 static void after_call(lua_State *L, hc_req *r, int status) {
   if (status != LUA_OK && status != LUA_YIELD) {
-    hc_req_abort(r);
-    hc_req_free(r);
+    sl_client_req_abort(r);
+    sl_client_req_free(r);
     lua_error(L);
   }
 }
 
-/* Pushes the sink and the next piece of body for it (hc_sink_piece). Returns 0 when there
- * is nothing to call it with (the pending bytes decoded to nothing more, or failed to
+/* Pushes the sink and the next piece of body for it (sl_client_sink_piece). Returns 0 when
+ * there is nothing to call it with (the pending bytes decoded to nothing more, or failed to
  * decode: r->err_name is then set). */
 static int next_piece(lua_State *L, hc_req *r) {
   const char *piece;
   long n;
   lua_settop(L, S_TOP);
-  n = hc_sink_piece(r, &piece);
+  n = sl_client_sink_piece(r, &piece);
   if (n <= 0)
     return 0;
   lua_pushvalue(L, S_SINK);
@@ -142,18 +142,18 @@ static void send_chunk(lua_State *L, hc_req *r) {
   if (r->done)                 /* the response (or a failure) came while it ran */
     return;
   if (lua_isnil(L, S_TOP + 1)) {
-    hc_req_write_body(r, NULL, 0, 1);
+    sl_client_req_write_body(r, NULL, 0, 1);
     lua_settop(L, S_TOP);
     return;
   }
   if (lua_type(L, S_TOP + 1) != LUA_TSTRING) {
     const char *tn = luaL_typename(L, S_TOP + 1);
-    hc_req_abort(r);
-    hc_req_free(r);
-    hc_misuse(L, "the body function must return strings, then nil (got a %s)", tn);
+    sl_client_req_abort(r);
+    sl_client_req_free(r);
+    sl_client_misuse(L, "the body function must return strings, then nil (got a %s)", tn);
   }
   s = lua_tolstring(L, S_TOP + 1, &len);
-  hc_req_write_body(r, s, len, 0);
+  sl_client_req_write_body(r, s, len, 0);
 }
 
 /* The continuation of a sink or a body function that waited: a sink returns nothing, a
@@ -171,7 +171,8 @@ static int call_k(lua_State *L, int status, lua_KContext ctx) {
  * this loop (no recursion, however many chunks); one that waits, to its continuation. */
 static int req_step(lua_State *L, hc_req *r) {
   for (;;) {
-    if (r->sink && (r->paused || r->done) && hc_sink_pending(r) && r->err_name == NULL) {
+    if (r->sink && (r->paused || r->done) && sl_client_sink_pending(r) &&
+        r->err_name == NULL) {
       if (next_piece(L, r))
         after_call(L, r, lua_pcallk(L, 1, 0, 0, (lua_KContext)r, call_k));
       lua_settop(L, S_TOP);
@@ -180,7 +181,7 @@ static int req_step(lua_State *L, hc_req *r) {
     if (r->done)
       return req_finish(L, r);
     if (r->err_name != NULL) { /* a decoding failure found while feeding the sink */
-      hc_req_abort(r);
+      sl_client_req_abort(r);
       r->done = 1;
       continue;
     }
@@ -192,7 +193,7 @@ static int req_step(lua_State *L, hc_req *r) {
       continue;
     }
     if (r->sink && r->paused) {
-      hc_req_resume_reading(r);
+      sl_client_req_resume_reading(r);
       continue;
     }
     return req_wait(L, r);
@@ -251,7 +252,7 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
   const char *url = lua_tolstring(L, S_URL, &ulen), *target, *fail, *err;
   int body_kind = lua_type(L, S_BODY) == LUA_TSTRING ? 1 : lua_isfunction(L, S_BODY) ? 2 : 0;
   char why[160];
-  fail = hc_url_parse(r, url, ulen, &target, &tlen, why, sizeof why);
+  fail = sl_client_url_parse(r, url, ulen, &target, &tlen, why, sizeof why);
   if (fail == NULL && unresolved) {
     fail = "EINVAL";
     snprintf(why, sizeof why, "bad redirect location: %.100s", url);
@@ -261,9 +262,9 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
     drop_credentials(L);
   }
   if (prev != NULL)
-    hc_req_free(prev);
+    sl_client_req_free(prev);
   if (fail != NULL) {
-    hc_req_free(r);
+    sl_client_req_free(r);
     return sl_fail(L, fail, "%s", why);
   }
   r->is_head = is_method(method, mlen, "HEAD");
@@ -274,18 +275,18 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
     r->body = lua_tolstring(L, S_BODY, &r->body_len);
   r->fn_body = body_kind == 2;
   r->sink = !lua_isnil(L, S_SINK);
-  err = hc_build_head(L, r, method, mlen, target, tlen,
-                      lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS, body_kind);
+  err = sl_client_build_head(L, r, method, mlen, target, tlen,
+                             lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS, body_kind);
   if (err != NULL) {
-    hc_req_free(r);
-    return hc_misuse(L, "bad option 'headers' (%s)", err);
+    sl_client_req_free(r);
+    return sl_client_misuse(L, "bad option 'headers' (%s)", err);
   }
   lua_settop(L, S_TOP);
-  hc_req_start(r);
+  sl_client_req_start(r);
   return req_step(L, r);
 }
 
-/* Follows the redirect r answered (hc_redirect_location decided it, gave loc): resolves
+/* Follows the redirect r answered (sl_client_redirect_location decided it, gave loc): resolves
  * loc against the URL with sluice.url's resolver, and sends the next request from here.
  * 301, 302 and 303 become a GET (a HEAD stays a HEAD) without body; 307 and 308 keep
  * method and body. */
@@ -300,14 +301,14 @@ static int req_follow(lua_State *L, hc_req *r, const char *loc, size_t len) {
   if (r->hops >= r->max_redirects) {
     int max = r->max_redirects;
     lua_pushlstring(L, loc, len);
-    hc_req_free(r);
+    sl_client_req_free(r);
     return sl_fail(L, "ELOOP", "more than %d redirects (the last to %s)", max,
                    lua_tostring(L, -1));
   }
   n = sl_url_normalize(loc, len, base, blen, luaL_buffinitsize(L, &B, sl_url_bound(len, blen)),
                        &e);
   luaL_pushresultsize(&B, n < 0 ? 0 : (size_t)n);
-  if (n < 0) {                 /* hc_url_parse says why, as for a URL given */
+  if (n < 0) {                 /* sl_client_url_parse says why, as for a URL given */
     lua_pop(L, 1);
     lua_pushlstring(L, loc, len);
   }
@@ -318,9 +319,9 @@ static int req_follow(lua_State *L, hc_req *r, const char *loc, size_t len) {
     lua_pushnil(L);
     lua_replace(L, S_BODY);
   }
-  next = hc_req_alloc();
+  next = sl_client_req_alloc();
   if (next == NULL) {
-    hc_req_free(r);
+    sl_client_req_free(r);
     return luaL_error(L, "out of memory for an HTTP request");
   }
   next->E = r->E;
@@ -346,28 +347,28 @@ static int client_send(lua_State *L) {
   hc_req *r;
   luaL_checkstring(L, S_URL);
   if (!sl_http_token(method, mlen))
-    hc_misuse(L, "bad method '%s' (not an HTTP token)", method);
+    sl_client_misuse(L, "bad method '%s' (not an HTTP token)", method);
   if (!lua_isnoneornil(L, S_OPTS)) {
     luaL_checktype(L, S_OPTS, LUA_TTABLE);
     lua_settop(L, S_OPTS);
-    max_body_given = hc_read_limits(L, S_OPTS, &lim);
-    max_redirects = hc_opt_int(L, S_OPTS, "max_redirects", max_redirects, 0);
+    max_body_given = sl_client_read_limits(L, S_OPTS, &lim);
+    max_redirects = sl_client_opt_int(L, S_OPTS, "max_redirects", max_redirects, 0);
     lua_getfield(L, S_OPTS, "headers");
     lua_getfield(L, S_OPTS, "body");
     lua_getfield(L, S_OPTS, "sink");
   }
   lua_settop(L, S_TOP);
   if (!lua_isnil(L, S_HEADERS) && !lua_istable(L, S_HEADERS))
-    hc_misuse(L, "bad option 'headers' (a table expected, got %s)",
+    sl_client_misuse(L, "bad option 'headers' (a table expected, got %s)",
                luaL_typename(L, S_HEADERS));
   if (!lua_isnil(L, S_BODY) && lua_type(L, S_BODY) != LUA_TSTRING && !lua_isfunction(L, S_BODY))
-    hc_misuse(L, "bad option 'body' (a string or a function expected, got %s)",
+    sl_client_misuse(L, "bad option 'body' (a string or a function expected, got %s)",
                luaL_typename(L, S_BODY));
   if (!lua_isnil(L, S_SINK) && !lua_isfunction(L, S_SINK))
-    hc_misuse(L, "bad option 'sink' (a function expected, got %s)",
+    sl_client_misuse(L, "bad option 'sink' (a function expected, got %s)",
                luaL_typename(L, S_SINK));
   me = sl_task_require(L, "http.get or http.request");
-  r = hc_req_alloc();
+  r = sl_client_req_alloc();
   if (r == NULL)
     return luaL_error(L, "out of memory for an HTTP request");
   r->E = c->E;
@@ -385,7 +386,7 @@ static int client_send(lua_State *L) {
 
 /* Reads http.client{}'s options into the client (light userdata 1) from the table at 2. */
 static int read_opts(lua_State *L) {
-  hc_read_client_opts(L, (hc_client *)lua_touserdata(L, 1), lua_istable(L, 2) ? 2 : 0);
+  sl_client_read_client_opts(L, (hc_client *)lua_touserdata(L, 1), lua_istable(L, 2) ? 2 : 0);
   return 0;
 }
 
@@ -419,7 +420,7 @@ static int l_new(lua_State *L) {
   lua_pushlightuserdata(L, c);
   lua_pushvalue(L, 1);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    hc_client_unref(c);
+    sl_client_unref(c);
     return lua_error(L);
   }
   box = (client_box *)lua_newuserdatauv(L, sizeof(*box), 0);
@@ -439,15 +440,15 @@ static int l_new(lua_State *L) {
 static int client_close(lua_State *L) {
   client_box *box = check_box(L, 1);
   if (box->c != NULL)
-    hc_client_shutdown(box->c);
+    sl_client_shutdown(box->c);
   return 0;
 }
 
 static int client_gc(lua_State *L) {
   client_box *box = check_box(L, 1);
   if (box->c != NULL) {
-    hc_client_shutdown(box->c);
-    hc_client_unref(box->c);
+    sl_client_shutdown(box->c);
+    sl_client_unref(box->c);
     box->c = NULL;
   }
   return 0;
@@ -488,15 +489,15 @@ static int client_tostring(lua_State *L) {
  * state closes. */
 static int module_gc(lua_State *L) {
   (void)L;
-  hc_free_cached();
-  hc_tls_cleanup();
+  sl_client_free_cached();
+  sl_client_tls_cleanup();
   return 0;
 }
 
 int luaopen_sluice_http_client(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"new", l_new},
-    {"header_values", hc_header_values},
+    {"header_values", sl_client_header_values},
     {NULL, NULL}
   };
   static const luaL_Reg methods[] = {
@@ -512,8 +513,8 @@ int luaopen_sluice_http_client(lua_State *L) {
     {NULL, NULL}
   };
   sl_dns_init(L);
-  hc_parse_module_init();
-  hc_req_register(L);
+  sl_client_parse_module_init();
+  sl_client_req_register(L);
   sl_newmeta(L, SL_HTTP_CLIENT_MT, methods, meta);
   luaL_newlib(L, funcs);
   /* A sentinel collected with the state frees the cached request records last. */

@@ -179,71 +179,72 @@ struct hc_req {
 };
 
 /* http_client_opts.c */
-int hc_misuse(lua_State *L, const char *fmt, ...);
-void hc_opt_seconds(lua_State *L, int idx, const char *name, double *v);
-int hc_opt_int(lua_State *L, int idx, const char *name, int def, int min);
-int hc_read_limits(lua_State *L, int idx, hc_limits *lim);
-void hc_read_client_opts(lua_State *L, hc_client *c, int idx);
+int sl_client_misuse(lua_State *L, const char *fmt, ...);
+void sl_client_opt_seconds(lua_State *L, int idx, const char *name, double *v);
+int sl_client_opt_int(lua_State *L, int idx, const char *name, int def, int min);
+int sl_client_read_limits(lua_State *L, int idx, hc_limits *lim);
+void sl_client_read_client_opts(lua_State *L, hc_client *c, int idx);
 /* http_client_req.c */
-const char *hc_url_parse(hc_req *r, const char *url, size_t len, const char **target,
-                         size_t *tlen, char *why, size_t whylen);
-const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
-                          const char *target, size_t tlen, int hidx, int body_kind);
-int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
-int hc_header_values(lua_State *L);
-void hc_req_register(lua_State *L);
+const char *sl_client_url_parse(hc_req *r, const char *url, size_t len, const char **target,
+                                size_t *tlen, char *why, size_t whylen);
+const char *sl_client_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
+                                 const char *target, size_t tlen, int hidx, int body_kind);
+int sl_client_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
+int sl_client_header_values(lua_State *L);
+void sl_client_req_register(lua_State *L);
 /* http_client_body.c */
-int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n);
-long hc_inflate(hc_req *r, char *out, size_t outlen);
-void hc_inflate_end(hc_req *r);
-int hc_sink_pending(const hc_req *r);
-long hc_sink_piece(hc_req *r, const char **piece);
+int sl_client_inflate_init(hc_req *r, const unsigned char *in, size_t n);
+long sl_client_inflate(hc_req *r, char *out, size_t outlen);
+void sl_client_inflate_end(hc_req *r);
+int sl_client_sink_pending(const hc_req *r);
+long sl_client_sink_piece(hc_req *r, const char **piece);
 /* Pushes r's whole decoded body, or the fail triple (EPROTO, EFBIG); returns 1 or 3. */
-int hc_push_decoded(lua_State *L, hc_req *r);
+int sl_client_push_decoded(lua_State *L, hc_req *r);
 /* http_client_origin.c: records and lists (no I/O) */
-hc_req *hc_req_alloc(void);
-void hc_req_free(hc_req *r);
-void hc_free_cached(void);
-void hc_req_leave_wait_list(hc_req *r);
-hc_req *hc_origin_first_waiting(hc_origin *o);
-hc_conn *hc_client_idle_oldest(hc_client *c);
-hc_conn *hc_origin_idle_newest(hc_origin *o);
-void hc_conn_idle_unlink(hc_conn *k);
-hc_origin *hc_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
-                         int noverify);
-void hc_origin_free(hc_origin *o);
-void hc_origin_maybe_free(hc_origin *o, hc_client *c);
-void hc_client_unref(hc_client *c);
+hc_req *sl_client_req_alloc(void);
+void sl_client_req_free(hc_req *r);
+void sl_client_free_cached(void);
+void sl_client_req_leave_wait_list(hc_req *r);
+hc_req *sl_client_origin_first_waiting(hc_origin *o);
+hc_conn *sl_client_idle_oldest(hc_client *c);
+hc_conn *sl_client_origin_idle_newest(hc_origin *o);
+void sl_client_conn_idle_unlink(hc_conn *k);
+hc_origin *sl_client_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
+                                int noverify);
+void sl_client_origin_free(hc_origin *o);
+void sl_client_origin_maybe_free(hc_origin *o, hc_client *c);
+void sl_client_unref(hc_client *c);
 /* http_client_pool.c: starting requests, closing the client */
-void hc_req_start(hc_req *r);
-void hc_client_shutdown(hc_client *c);
+void sl_client_req_start(hc_req *r);
+void sl_client_shutdown(hc_client *c);
 /* http_client_parse.c */
-void hc_parse_module_init(void);
-void hc_parser_init(llhttp_t *p);
-const char *hc_redirect_location(const hc_req *r, size_t *len);
-llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
+void sl_client_parse_module_init(void);
+void sl_client_parser_init(llhttp_t *p);
+const char *sl_client_redirect_location(const hc_req *r, size_t *len);
+llhttp_errno_t sl_client_parse(hc_conn *k, hc_req *r, const char *data, size_t n);
 /* http_client_read.c: the socket-free half of reading a response (the connection's read
  * callback calls them, and so does the fuzz harness); they answer with one of these. */
 enum { HC_IN_MORE, HC_IN_SINK, HC_IN_DONE, HC_IN_DONE_EXTRA, HC_IN_FAIL };
 #define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
-int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
-int hc_conn_finish(hc_conn *k, hc_req *r);
-int hc_req_take_span(hc_req *r, lua_State *co);
+int sl_client_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
+int sl_client_conn_finish(hc_conn *k, hc_req *r);
+int sl_client_req_take_span(hc_req *r, lua_State *co);
 /* http_client_conn.c: connections, and handing them to requests */
-void hc_req_abort(hc_req *r);
-void hc_conn_release(hc_conn *k);
-void hc_origin_dispatch(hc_origin *o);
-hc_conn *hc_conn_new(hc_client *c, hc_origin *o);
-void hc_conn_close(hc_conn *k, int keep_slot);
-void hc_req_connect_new(hc_req *r);
-void hc_req_send(hc_req *r);
-void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...);
-int hc_req_write_body(hc_req *r, const char *data, size_t len, int last);
-void hc_req_resume_reading(hc_req *r);
+void sl_client_req_abort(hc_req *r);
+void sl_client_conn_release(hc_conn *k);
+void sl_client_origin_dispatch(hc_origin *o);
+hc_conn *sl_client_conn_new(hc_client *c, hc_origin *o);
+void sl_client_conn_close(hc_conn *k, int keep_slot);
+void sl_client_req_connect_new(hc_req *r);
+void sl_client_req_send(hc_req *r);
+void sl_client_req_fail(hc_req *r, const char *name, const char *fmt, ...);
+int sl_client_req_write_body(hc_req *r, const char *data, size_t len, int last);
+void sl_client_req_resume_reading(hc_req *r);
 /* http_client_tls.c: the client's TLS contexts (one per CA source) and sessions; the
  * connections' TLS is their stream's (stream_tls.c). */
-void *hc_tls_ctx(const char *ca_file, char *err, size_t errlen); /* cached; NULL: failed */
-void hc_tls_session_free(void *sess);
-void hc_tls_cleanup(void);                       /* frees the cached contexts */
+/* A context for ca_file (NULL: the system's), cached; NULL when it failed (err says why). */
+void *sl_client_tls_ctx(const char *ca_file, char *err, size_t errlen);
+void sl_client_tls_session_free(void *sess);
+void sl_client_tls_cleanup(void);                       /* frees the cached contexts */
 
 #endif

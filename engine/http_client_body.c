@@ -11,7 +11,7 @@
 
 /* Starts a zlib stream for r->encoding: gzip, or deflate with or without its zlib
  * wrapper (servers send both; the first two bytes tell them apart). */
-int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n) {
+int sl_client_inflate_init(hc_req *r, const unsigned char *in, size_t n) {
   z_stream *z = (z_stream *)calloc(1, sizeof(*z));
   int bits;
   if (z == NULL)
@@ -30,7 +30,7 @@ int hc_inflate_init(hc_req *r, const unsigned char *in, size_t n) {
   return 0;
 }
 
-void hc_inflate_end(hc_req *r) {
+void sl_client_inflate_end(hc_req *r) {
   if (r->z != NULL) {
     inflateEnd((z_stream *)r->z);
     free(r->z);
@@ -66,7 +66,7 @@ static void next_member_held(z_stream *z) {
  * input is continued by the next batch the same way, since zlib keeps answering
  * Z_STREAM_END until it is reset. Returns the bytes produced, or -1 with the request's
  * error set. */
-long hc_inflate(hc_req *r, char *out, size_t outlen) {
+long sl_client_inflate(hc_req *r, char *out, size_t outlen) {
   z_stream *z = (z_stream *)r->z;
   int rc;
   z->next_out = (Bytef *)out;
@@ -120,7 +120,7 @@ long hc_inflate(hc_req *r, char *out, size_t outlen) {
 /* Whether body bytes wait for the sink: raw ones, or some still inside the decoder. The
  * first byte of a deflate body waits for the second (or the end): the two tell a zlib
  * wrapper from raw deflate. */
-int hc_sink_pending(const hc_req *r) {
+int sl_client_sink_pending(const hc_req *r) {
   if (r->z != NULL)
     return r->zbatch || r->rbody.len > 0;
   if (r->encoding == 2 && !r->done)
@@ -128,11 +128,11 @@ int hc_sink_pending(const hc_req *r) {
   return r->rbody.len > 0;
 }
 
-/* The next piece of body for a sink (hc_sink_pending said there is one): the raw bytes
+/* The next piece of body for a sink (sl_client_sink_pending said there is one): the raw bytes
  * read (identity), or up to HC_SINK_PIECE bytes of them decoded. Sets *piece, valid until
  * the next read; returns its length, 0 when the pending bytes decoded to nothing more, or
  * -1 with r->err_name set (EPROTO bad data, EFBIG past max_body, ENOMEM). */
-long hc_sink_piece(hc_req *r, const char **piece) {
+long sl_client_sink_piece(hc_req *r, const char **piece) {
   z_stream *z;
   long got;
   if (r->encoding == 0) {
@@ -141,8 +141,8 @@ long hc_sink_piece(hc_req *r, const char **piece) {
     r->rbody.len = 0;
     return got;
   }
-  if ((r->z == NULL && hc_inflate_init(r, (const unsigned char *)r->rbody.p,
-                                       r->rbody.len) < 0) ||
+  if ((r->z == NULL && sl_client_inflate_init(r, (const unsigned char *)r->rbody.p,
+                                              r->rbody.len) < 0) ||
       (r->zout == NULL && (r->zout = (char *)malloc(HC_SINK_PIECE)) == NULL)) {
     r->err_name = "ENOMEM";
     snprintf(r->err_msg, sizeof r->err_msg, "out of memory for a decoder");
@@ -154,7 +154,7 @@ long hc_sink_piece(hc_req *r, const char **piece) {
     z->avail_in = (uInt)r->rbody.len;
     r->zbatch = 1;
   }
-  got = hc_inflate(r, r->zout, HC_SINK_PIECE);
+  got = sl_client_inflate(r, r->zout, HC_SINK_PIECE);
   if (got < 0)
     return -1;
   r->zdecoded += (size_t)got;
@@ -174,11 +174,11 @@ long hc_sink_piece(hc_req *r, const char **piece) {
 
 /* Pushes the whole decoded body of r->rbody, or returns the fail triple (EPROTO for bad
  * data, EFBIG past max_body). Returns 1 or 3. */
-int hc_push_decoded(lua_State *L, hc_req *r) {
+int sl_client_push_decoded(lua_State *L, hc_req *r) {
   luaL_Buffer B;
   z_stream *z;
   size_t total = 0;
-  if (hc_inflate_init(r, (const unsigned char *)r->rbody.p, r->rbody.len) < 0)
+  if (sl_client_inflate_init(r, (const unsigned char *)r->rbody.p, r->rbody.len) < 0)
     return sl_fail(L, "ENOMEM", "out of memory for a decoder");
   z = (z_stream *)r->z;
   z->next_in = (Bytef *)r->rbody.p;
@@ -186,7 +186,7 @@ int hc_push_decoded(lua_State *L, hc_req *r) {
   luaL_buffinit(L, &B);
   while (z->avail_in > 0) {
     char *out = luaL_prepbuffsize(&B, 64 * 1024);
-    long got = hc_inflate(r, out, 64 * 1024);
+    long got = sl_client_inflate(r, out, 64 * 1024);
     if (got < 0)
       return sl_fail(L, r->err_name, "%s", r->err_msg);
     if (got == 0 && z->avail_in > 0 && z->avail_out > 0)

@@ -35,7 +35,7 @@ static void req_signal(hc_req *r) {
 }
 
 /* Ends the request with an error: "name: message" for the fail triple. */
-void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
+void sl_client_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
   va_list ap;
   if (r->done)
     return;
@@ -45,13 +45,14 @@ void hc_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
     va_end(ap);
   }
   r->err_name = name;
-  hc_req_abort(r);
+  sl_client_req_abort(r);
   r->done = 1;
   req_signal(r);
 }
 
 static void req_fail_uv(hc_req *r, int err, const char *what) {
-  hc_req_fail(r, uv_err_name(err), "%s %s:%d: %s", what, r->host, r->port, uv_strerror(err));
+  sl_client_req_fail(r, uv_err_name(err), "%s %s:%d: %s", what, r->host, r->port,
+                     uv_strerror(err));
 }
 
 /* --------------------------------------------------------------- the pool */
@@ -59,22 +60,22 @@ static void req_fail_uv(hc_req *r, int err, const char *what) {
 /* Detaches a request from everything in the engine (timer, wait list, connection):
  * after this nothing points to it. A connection it was using is closed, since its
  * response may be half read. Idempotent. */
-void hc_req_abort(hc_req *r) {
+void sl_client_req_abort(hc_req *r) {
   hc_origin *o = r->origin;
   r->origin = NULL;
   sl_timer_stop(r->E, &r->timer);
   if (r->in_wait_list) {
-    hc_req_leave_wait_list(r);
-    hc_origin_maybe_free(o, r->client);
+    sl_client_req_leave_wait_list(r);
+    sl_client_origin_maybe_free(o, r->client);
   } else if (r->conn != NULL) {
     hc_conn *c = r->conn;      /* closing it frees the origin if it was the last user */
     r->conn = NULL;
     c->req = NULL;
-    hc_conn_close(c, 0);
+    sl_client_conn_close(c, 0);
   } else if (o != NULL && r->phase == HC_PH_CONNECT) {
     o->nconns--;               /* a slot taken for a lookup still running */
-    hc_origin_dispatch(o);
-    hc_origin_maybe_free(o, r->client);
+    sl_client_origin_dispatch(o);
+    sl_client_origin_maybe_free(o, r->client);
   }
   r->phase = HC_PH_DONE;
 }
@@ -84,8 +85,8 @@ static void sweep_cb(uv_timer_t *h) {
   hc_client *c = (hc_client *)h->data;
   uint64_t now = uv_now(c->E->loop), ka = (uint64_t)(c->keepalive * 1000);
   hc_conn *k;
-  while ((k = hc_client_idle_oldest(c)) != NULL && k->idle_since + ka <= now)
-    hc_conn_close(k, 0);
+  while ((k = sl_client_idle_oldest(c)) != NULL && k->idle_since + ka <= now)
+    sl_client_conn_close(k, 0);
   if (k != NULL) {
     uint64_t left = k->idle_since + ka - now;
     uv_timer_start(&c->sweep, sweep_cb, left + 1, 0);
@@ -95,25 +96,25 @@ static void sweep_cb(uv_timer_t *h) {
 /* A connection whose response was read in full: to the first waiting request of its
  * origin, or into the idle lists (unref'd, so it does not keep the process alive), where
  * at most max_idle connections of the client wait. */
-void hc_conn_release(hc_conn *k) {
+void sl_client_conn_release(hc_conn *k) {
   hc_origin *o = k->origin;
   hc_client *c = k->client;
-  hc_req *r = hc_origin_first_waiting(o);
+  hc_req *r = sl_client_origin_first_waiting(o);
   if (r != NULL) {
-    hc_req_leave_wait_list(r);
+    sl_client_req_leave_wait_list(r);
     k->req = r;
     r->conn = k;
     r->reused = 1;
-    hc_req_send(r);
+    sl_client_req_send(r);
     return;
   }
   if (c->nidle >= c->max_idle) {  /* too many idle ones: drop the one idle longest */
-    hc_conn *oldest = hc_client_idle_oldest(c);
+    hc_conn *oldest = sl_client_idle_oldest(c);
     if (oldest == NULL) {
-      hc_conn_close(k, 0);
+      sl_client_conn_close(k, 0);
       return;
     }
-    hc_conn_close(oldest, 0);
+    sl_client_conn_close(oldest, 0);
   }
   k->state = HC_IDLE;
   k->idle_since = uv_now(c->E->loop);
@@ -126,19 +127,19 @@ void hc_conn_release(hc_conn *k) {
 }
 
 /* Gives free slots of an origin to requests waiting for one, each on a new connection. */
-void hc_origin_dispatch(hc_origin *o) {
+void sl_client_origin_dispatch(hc_origin *o) {
   hc_client *c;
   hc_req *r;
   if (o->dispatching)
     return;
   o->dispatching = 1;
-  while ((r = hc_origin_first_waiting(o)) != NULL) {
+  while ((r = sl_client_origin_first_waiting(o)) != NULL) {
     c = r->client;
     if (o->nconns >= c->max_per_host)
       break;
-    hc_req_leave_wait_list(r);
+    sl_client_req_leave_wait_list(r);
     o->nconns++;
-    hc_req_connect_new(r);
+    sl_client_req_connect_new(r);
   }
   o->dispatching = 0;
 }
@@ -161,12 +162,12 @@ static void req_timer_cb(sl_timer *tm) {
   double idle;
   switch (r->phase) {
   case HC_PH_CONNECT:
-    hc_req_fail(r, "ETIMEDOUT", "connecting to %s:%d timed out after %g s", r->host,
-                r->port, r->lim.connect_timeout);
+    sl_client_req_fail(r, "ETIMEDOUT", "connecting to %s:%d timed out after %g s", r->host,
+                       r->port, r->lim.connect_timeout);
     break;
   case HC_PH_FIRST_BYTE:
-    hc_req_fail(r, "ETIMEDOUT", "no response from %s:%d within %g s", r->host, r->port,
-                r->lim.first_byte_timeout);
+    sl_client_req_fail(r, "ETIMEDOUT", "no response from %s:%d within %g s", r->host, r->port,
+                       r->lim.first_byte_timeout);
     break;
   case HC_PH_READ:
     /* The deadline is not moved on every read; check how long it has really been. */
@@ -174,8 +175,8 @@ static void req_timer_cb(sl_timer *tm) {
     if (idle + 1e-3 < r->lim.idle_timeout)
       sl_timer_start(r->E, &r->timer, r->lim.idle_timeout - idle);
     else
-      hc_req_fail(r, "ETIMEDOUT", "nothing received from %s:%d for %g s", r->host,
-                  r->port, r->lim.idle_timeout);
+      sl_client_req_fail(r, "ETIMEDOUT", "nothing received from %s:%d for %g s", r->host,
+                         r->port, r->lim.idle_timeout);
     break;
   default:
     break;
@@ -186,14 +187,14 @@ static void req_timer_cb(sl_timer *tm) {
 
 /* A connection record for origin o of client c, not connected yet (the caller connects
  * it). Counted in the client until freed (conn_free). */
-hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
+hc_conn *sl_client_conn_new(hc_client *c, hc_origin *o) {
   hc_conn *k = (hc_conn *)calloc(1, sizeof(*k));
   if (k == NULL)
     return NULL;
   k->client = c;
   k->origin = o;
   k->state = HC_CONNECTING;
-  hc_parser_init(&k->parser);
+  sl_client_parser_init(&k->parser);
   k->parser.data = k;
   c->refs++;
   c->nconns++;
@@ -204,7 +205,7 @@ hc_conn *hc_conn_new(hc_client *c, hc_origin *o) {
 static void conn_free(hc_conn *k) {
   hc_client *c = k->client;
   free(k);
-  hc_client_unref(c);
+  sl_client_unref(c);
 }
 
 static void conn_on_close(sl_stream *st) {
@@ -214,21 +215,21 @@ static void conn_on_close(sl_stream *st) {
 /* Closes a connection. Its slot is given to a waiting request unless keep_slot says the
  * caller reuses it at once (a retry). The memory goes once the stream has closed, or now
  * if it was still connecting. */
-void hc_conn_close(hc_conn *k, int keep_slot) {
+void sl_client_conn_close(hc_conn *k, int keep_slot) {
   hc_origin *o = k->origin;
   hc_client *c = k->client;
   if (k->state == HC_CLOSING)
     return;
   if (k->state == HC_IDLE)
-    hc_conn_idle_unlink(k);
+    sl_client_conn_idle_unlink(k);
   k->state = HC_CLOSING;
   c->nconns--;
   k->origin = NULL;
   k->req = NULL;
   if (o != NULL && !keep_slot) {
     o->nconns--;
-    hc_origin_dispatch(o);
-    hc_origin_maybe_free(o, c);
+    sl_client_origin_dispatch(o);
+    sl_client_origin_maybe_free(o, c);
   }
   if (k->st != NULL) {
     sl_stream_close(k->st);
@@ -248,8 +249,8 @@ static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
   r->t_dns_done = cn->t_resolved;
   if (status < 0) {
     if (cn->resolving)
-      hc_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
-                  uv_strerror(status));
+      sl_client_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
+                         uv_strerror(status));
     else
       req_fail_uv(r, status, "cannot connect to");
     return;
@@ -266,12 +267,12 @@ static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
     tls_begin(k, r);
     return;
   }
-  hc_req_send(r);
+  sl_client_req_send(r);
 }
 
 /* Starts a new connection for a request holding a slot: name lookup through the DNS
  * cache, then connect, each address in turn. */
-void hc_req_connect_new(hc_req *r) {
+void sl_client_req_connect_new(hc_req *r) {
   hc_conn *k;
   r->conn = NULL;
   r->reused = 0;
@@ -280,9 +281,9 @@ void hc_req_connect_new(hc_req *r) {
     r->t_connect = uv_hrtime();
     req_arm(r, HC_PH_CONNECT, r->lim.connect_timeout);
   }
-  k = hc_conn_new(r->client, r->origin);
+  k = sl_client_conn_new(r->client, r->origin);
   if (k == NULL) {
-    hc_req_fail(r, "ENOMEM", "out of memory for a connection");
+    sl_client_req_fail(r, "ENOMEM", "out of memory for a connection");
     return;
   }
   k->req = r;
@@ -304,9 +305,9 @@ static int req_retry(hc_req *r, int err) {
   r->client->nretries++;
   r->conn = NULL;
   k->req = NULL;
-  hc_conn_close(k, 1);
+  sl_client_conn_close(k, 1);
   r->headers_done = 0;
-  hc_req_connect_new(r);
+  sl_client_req_connect_new(r);
   return 1;
 }
 
@@ -340,8 +341,8 @@ static int conn_write(hc_conn *k, uv_buf_t *bufs, unsigned n) {
 
 /* The request has a connection: send its head and string body, then wait for the
  * response's first byte. With a body function only the head goes now (the task sends the
- * chunks through hc_req_write_body). */
-void hc_req_send(hc_req *r) {
+ * chunks through sl_client_req_write_body). */
+void sl_client_req_send(hc_req *r) {
   hc_conn *k = r->conn;
   uv_buf_t bufs[2];
   unsigned n = 1;
@@ -373,7 +374,7 @@ void hc_req_send(hc_req *r) {
 /* Sends one chunk of a body function's output (last: then the terminating chunk).
  * Returns 1 when written, 0 when queued (the task waits for conn_on_write), -1 when the
  * request failed (r->done is set). The stream copies what it queues. */
-int hc_req_write_body(hc_req *r, const char *data, size_t len, int last) {
+int sl_client_req_write_body(hc_req *r, const char *data, size_t len, int last) {
   uv_buf_t bufs[3];
   unsigned n = 0;
   int rc;
@@ -438,7 +439,7 @@ static void req_complete(hc_req *r, int extra_bytes) {
   sl_timer_stop(r->E, &r->timer);
   r->conn = NULL;
   k->req = NULL;
-  took = hc_req_take_span(r, r->waiting && !r->fn_body ? r->task->co : NULL);
+  took = sl_client_req_take_span(r, r->waiting && !r->fn_body ? r->task->co : NULL);
   if (took == 1) {
     r->task->nargs = 1;
     r->pushed = 1;
@@ -448,9 +449,9 @@ static void req_complete(hc_req *r, int extra_bytes) {
   }
   r->origin = NULL;            /* the connection holds the origin now */
   if (keep)
-    hc_conn_release(k);
+    sl_client_conn_release(k);
   else
-    hc_conn_close(k, 0);
+    sl_client_conn_close(k, 0);
   req_signal(r);
 }
 
@@ -460,10 +461,10 @@ static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
     r->t_last = uv_hrtime();
     if (!r->got_byte && req_retry(r, UV_EOF))
       return;
-    if (hc_conn_finish(k, r) == HC_IN_DONE_EXTRA)
+    if (sl_client_conn_finish(k, r) == HC_IN_DONE_EXTRA)
       req_complete(r, 1);
     else
-      hc_req_fail(r, r->err_name, NULL);
+      sl_client_req_fail(r, r->err_name, NULL);
     return;
   }
   if (!r->got_byte && req_retry(r, (int)nread))
@@ -473,7 +474,7 @@ static void conn_end(hc_conn *k, hc_req *r, ssize_t nread) {
 
 /* Parses n response bytes (plaintext) at data and acts on what they make of r. */
 static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
-  switch (hc_conn_input(k, r, data, n)) {
+  switch (sl_client_conn_input(k, r, data, n)) {
   case HC_IN_DONE:
     req_complete(r, 0);
     break;
@@ -481,7 +482,7 @@ static void conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
     req_complete(r, 1);
     break;
   case HC_IN_FAIL:
-    hc_req_fail(r, r->err_name, NULL);
+    sl_client_req_fail(r, r->err_name, NULL);
     break;
   case HC_IN_SINK:
     sl_stream_read_stop(k->st);
@@ -501,12 +502,12 @@ static void conn_on_read(sl_stream *st, ssize_t nread, const char *data) {
   if (k->state == HC_CLOSING)
     return;
   if (r == NULL) {             /* idle: closed by the server, or bytes nobody asked for */
-    hc_conn_close(k, 0);
+    sl_client_conn_close(k, 0);
     return;
   }
   if (nread == SL_STREAM_ETLS) {
     snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(st));
-    hc_req_fail(r, "ETLS", NULL);
+    sl_client_req_fail(r, "ETLS", NULL);
     return;
   }
   if (nread < 0) {
@@ -539,10 +540,11 @@ static void conn_on_handshake(sl_stream *st, int status) {
     return;
   if (status == SL_STREAM_ETLS) {
     snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(st));
-    hc_req_fail(r, "ETLS", NULL);
+    sl_client_req_fail(r, "ETLS", NULL);
   } else if (status < 0 && st->rerr != 0) {
-    hc_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)", status == UV_EOF ?
-                "the server closed the connection" : uv_strerror(status), r->host, r->port);
+    sl_client_req_fail(r, "ETLS", "handshake failed: %s (host %s:%d)",
+                       status == UV_EOF ? "the server closed the connection"
+                                        : uv_strerror(status), r->host, r->port);
   } else if (status < 0) {
     req_fail_uv(r, status, "cannot send to");
   } else {
@@ -550,7 +552,7 @@ static void conn_on_handshake(sl_stream *st, int status) {
     r->tls_resumed = (uint8_t)sl_stream_tls_resumed(st);
     r->client->ntls++;
     r->client->nresumed += r->tls_resumed;
-    hc_req_send(r);
+    sl_client_req_send(r);
   }
 }
 
@@ -563,21 +565,21 @@ static void tls_begin(hc_conn *k, hc_req *r) {
                           o->sess) < 0) {
     k->handshaking = 0;
     snprintf(r->err_msg, sizeof r->err_msg, "%s", sl_stream_tls_error(k->st));
-    hc_req_fail(r, "ETLS", NULL);
+    sl_client_req_fail(r, "ETLS", NULL);
   }
 }
 
-/* A sink consumed the chunk (hc_sink_piece emptied rbody, or holds back the first byte
+/* A sink consumed the chunk (sl_client_sink_piece emptied rbody, or holds back the first byte
  * of a deflate body): read on. Over TLS, what OpenSSL holds already comes first, from
  * within sl_stream_read_start, and may end the response. */
-void hc_req_resume_reading(hc_req *r) {
+void sl_client_req_resume_reading(hc_req *r) {
   hc_conn *k = r->conn;
   if (!r->paused || k == NULL)
     return;
   r->paused = 0;
   r->t_last = uv_hrtime();
   if (sl_stream_read_start(k->st) < 0) {
-    hc_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
+    sl_client_req_fail(r, "EIO", "cannot read from %s:%d", r->host, r->port);
     return;
   }
   if (k->req != r || r->done || r->paused)

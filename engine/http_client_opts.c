@@ -14,7 +14,7 @@
  * (http.client, a request, its body function) is a C function called by one API function
  * of lua/sluice/http/client.lua, itself called by the user: so the user's frame is the one
  * after the C frames at the top of the stack and that one Lua frame. */
-int hc_misuse(lua_State *L, const char *fmt, ...) {
+int sl_client_misuse(lua_State *L, const char *fmt, ...) {
   lua_Debug ar;
   va_list ap;
   int level = 1, wrapper = 1;
@@ -33,16 +33,16 @@ int hc_misuse(lua_State *L, const char *fmt, ...) {
 }
 
 /* opts[name] as seconds: nil keeps *v, false means none (-1). */
-void hc_opt_seconds(lua_State *L, int idx, const char *name, double *v) {
+void sl_client_opt_seconds(lua_State *L, int idx, const char *name, double *v) {
   int t = lua_getfield(L, idx, name);
   if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
     *v = -1;
   } else if (t != LUA_TNIL) {
     double s = lua_tonumber(L, -1);
     if (t != LUA_TNUMBER || isnan(s) || s < 0)
-      hc_misuse(L, "bad option '%s' (a non-negative number of seconds or false expected, "
-                 "got %s)", name,
-                 t == LUA_TNUMBER ? "a negative number" : luaL_typename(L, -1));
+      sl_client_misuse(L, "bad option '%s' (a non-negative number of seconds or false "
+                       "expected, got %s)", name,
+                       t == LUA_TNUMBER ? "a negative number" : luaL_typename(L, -1));
     *v = s;
   }
   lua_pop(L, 1);
@@ -61,7 +61,7 @@ static int opt_size(lua_State *L, int idx, const char *name, size_t *v, int allo
     int isint;
     lua_Integer n = lua_tointegerx(L, -1, &isint);
     if (!isint || n < 0)
-      hc_misuse(L, "bad option '%s' (a non-negative integer%s expected)", name,
+      sl_client_misuse(L, "bad option '%s' (a non-negative integer%s expected)", name,
                  allow_none ? " or false" : "");
     *v = (size_t)n;
   }
@@ -69,7 +69,7 @@ static int opt_size(lua_State *L, int idx, const char *name, size_t *v, int allo
   return given;
 }
 
-int hc_opt_int(lua_State *L, int idx, const char *name, int def, int min) {
+int sl_client_opt_int(lua_State *L, int idx, const char *name, int def, int min) {
   int isint;
   lua_Integer n;
   if (lua_getfield(L, idx, name) == LUA_TNIL) {
@@ -78,18 +78,18 @@ int hc_opt_int(lua_State *L, int idx, const char *name, int def, int min) {
   }
   n = lua_tointegerx(L, -1, &isint);
   if (!isint || n < min || n > INT32_MAX)
-    hc_misuse(L, "bad option '%s' (an integer >= %d expected)", name, min);
+    sl_client_misuse(L, "bad option '%s' (an integer >= %d expected)", name, min);
   lua_pop(L, 1);
   return (int)n;
 }
 
 /* The timeouts and limits of opts at idx over *lim. Returns whether max_body was given. */
-int hc_read_limits(lua_State *L, int idx, hc_limits *lim) {
+int sl_client_read_limits(lua_State *L, int idx, hc_limits *lim) {
   int given;
-  hc_opt_seconds(L, idx, "timeout", &lim->timeout);
-  hc_opt_seconds(L, idx, "connect_timeout", &lim->connect_timeout);
-  hc_opt_seconds(L, idx, "first_byte_timeout", &lim->first_byte_timeout);
-  hc_opt_seconds(L, idx, "idle_timeout", &lim->idle_timeout);
+  sl_client_opt_seconds(L, idx, "timeout", &lim->timeout);
+  sl_client_opt_seconds(L, idx, "connect_timeout", &lim->connect_timeout);
+  sl_client_opt_seconds(L, idx, "first_byte_timeout", &lim->first_byte_timeout);
+  sl_client_opt_seconds(L, idx, "idle_timeout", &lim->idle_timeout);
   given = opt_size(L, idx, "max_body", &lim->max_body, 1);
   opt_size(L, idx, "max_header", &lim->max_header, 0);
   opt_size(L, idx, "max_headers", &lim->max_headers, 0);
@@ -100,12 +100,12 @@ int hc_read_limits(lua_State *L, int idx, hc_limits *lim) {
   if (lua_getfield(L, idx, "ca_file") != LUA_TNIL) {
     char err[512];
     if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1))
-      hc_misuse(L, "bad option 'ca_file' (a file name or false expected, got %s)",
+      sl_client_misuse(L, "bad option 'ca_file' (a file name or false expected, got %s)",
              luaL_typename(L, -1));
     lim->tls_ctx = NULL;       /* false: the system's CAs */
     if (lua_type(L, -1) == LUA_TSTRING &&
-        (lim->tls_ctx = hc_tls_ctx(lua_tostring(L, -1), err, sizeof err)) == NULL)
-      hc_misuse(L, "bad option 'ca_file' (%s)", err);
+        (lim->tls_ctx = sl_client_tls_ctx(lua_tostring(L, -1), err, sizeof err)) == NULL)
+      sl_client_misuse(L, "bad option 'ca_file' (%s)", err);
   }
   lua_pop(L, 3);
   return given;
@@ -182,16 +182,17 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
       size_t nlen, vlen = 0;
       const char *name = lua_tolstring(L, -2, &nlen), *v = NULL;
       if (lua_type(L, -2) != LUA_TSTRING || !sl_http_token(name, nlen))
-        hc_misuse(L, "bad option 'headers' (bad header name)");
+        sl_client_misuse(L, "bad option 'headers' (bad header name)");
       if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
         v = lua_tolstring(L, -1, &vlen);
       else if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
-        hc_misuse(L, "bad option 'headers' (header '%s' must be a string or false)", name);
+        sl_client_misuse(L, "bad option 'headers' (header '%s' must be a string or false)",
+                         name);
       if (v != NULL && !sl_http_value_ok(v, vlen))
-        hc_misuse(L, "bad option 'headers' (header '%s' has a control character in its value)",
-               name);
+        sl_client_misuse(L, "bad option 'headers' (header '%s' has a control character in "
+                         "its value)", name);
       if (default_header(c, name, nlen, v, vlen) < 0)
-        hc_misuse(L, "bad option 'headers' (at most 64 default headers)");
+        sl_client_misuse(L, "bad option 'headers' (at most 64 default headers)");
       lua_pop(L, 1);
     }
   }
@@ -207,23 +208,23 @@ static void read_default_headers(lua_State *L, hc_client *c, int idx) {
 /* Reads http.client{}'s options (the table at idx, or none when idx is 0) into c, whose
  * defaults are set; raises on a bad one. Touches no handle: l_new calls it protected and
  * frees c on error. */
-void hc_read_client_opts(lua_State *L, hc_client *c, int idx) {
+void sl_client_read_client_opts(lua_State *L, hc_client *c, int idx) {
   int top = lua_gettop(L);
   if (idx != 0) {
-    hc_read_limits(L, idx, &c->lim);
-    c->max_per_host = hc_opt_int(L, idx, "max_per_host", c->max_per_host, 1);
+    sl_client_read_limits(L, idx, &c->lim);
+    c->max_per_host = sl_client_opt_int(L, idx, "max_per_host", c->max_per_host, 1);
     /* Fewer idle slots than connections per host would close and reopen connections
      * at every request once the limit is above it (73k connects for 200k GETs at 5000). */
     if (c->max_per_host > c->max_idle)
       c->max_idle = c->max_per_host;
-    c->max_idle = hc_opt_int(L, idx, "max_idle", c->max_idle, 0);
-    c->max_redirects = hc_opt_int(L, idx, "max_redirects", c->max_redirects, 0);
-    hc_opt_seconds(L, idx, "keepalive", &c->keepalive);
+    c->max_idle = sl_client_opt_int(L, idx, "max_idle", c->max_idle, 0);
+    c->max_redirects = sl_client_opt_int(L, idx, "max_redirects", c->max_redirects, 0);
+    sl_client_opt_seconds(L, idx, "keepalive", &c->keepalive);
     if (c->keepalive < 0)
       c->keepalive = 0;
     lua_getfield(L, idx, "headers");
     if (!lua_isnil(L, -1) && !lua_istable(L, -1))
-      hc_misuse(L, "bad option 'headers' (a table expected, got %s)", luaL_typename(L, -1));
+      sl_client_misuse(L, "bad option 'headers' (a table expected, got %s)", luaL_typename(L, -1));
   } else {
     lua_pushnil(L);
   }

@@ -20,7 +20,7 @@ static int nfree;
 
 /* ------------------------------------------------------- request records */
 
-hc_req *hc_req_alloc(void) {
+hc_req *sl_client_req_alloc(void) {
   hc_req *r = free_list;
   sl_buf wbuf = {0}, hbuf = {0};
   hc_header *hdr = NULL;
@@ -47,9 +47,9 @@ hc_req *hc_req_alloc(void) {
   return r;
 }
 
-/* Recycles a request that nothing refers to any more (see hc_req_abort). */
-void hc_req_free(hc_req *r) {
-  hc_inflate_end(r);
+/* Recycles a request that nothing refers to any more (see sl_client_req_abort). */
+void sl_client_req_free(hc_req *r) {
+  sl_client_inflate_end(r);
   free(r->rbody.p);
   r->rbody.p = NULL;
   free(r->zout);
@@ -75,7 +75,7 @@ void hc_req_free(hc_req *r) {
   nfree++;
 }
 
-void hc_free_cached(void) {
+void sl_client_free_cached(void) {
   while (free_list != NULL) {
     hc_req *r = free_list;
     free_list = r->next_free;
@@ -89,7 +89,7 @@ void hc_free_cached(void) {
 
 /* ------------------------------------------------------------------ lists */
 
-void hc_req_leave_wait_list(hc_req *r) {
+void sl_client_req_leave_wait_list(hc_req *r) {
   if (!r->in_wait_list)
     return;
   sl_queue_remove(&r->node);
@@ -97,21 +97,21 @@ void hc_req_leave_wait_list(hc_req *r) {
 }
 
 /* The first request waiting for a slot of o, NULL if none. */
-hc_req *hc_origin_first_waiting(hc_origin *o) {
+hc_req *sl_client_origin_first_waiting(hc_origin *o) {
   if (sl_queue_empty(&o->waiting))
     return NULL;
   return SL_QUEUE_DATA(sl_queue_head(&o->waiting), hc_req, node);
 }
 
 /* The client's connection idle longest (swept and dropped first); NULL if none. */
-hc_conn *hc_client_idle_oldest(hc_client *c) {
+hc_conn *sl_client_idle_oldest(hc_client *c) {
   if (sl_queue_empty(&c->idle))
     return NULL;
   return SL_QUEUE_DATA(sl_queue_tail(&c->idle), hc_conn, cnode);
 }
 
 /* The origin's connection idle shortest (reused first); NULL if none. */
-hc_conn *hc_origin_idle_newest(hc_origin *o) {
+hc_conn *sl_client_origin_idle_newest(hc_origin *o) {
   if (sl_queue_empty(&o->idle))
     return NULL;
   return SL_QUEUE_DATA(sl_queue_head(&o->idle), hc_conn, onode);
@@ -121,14 +121,14 @@ hc_conn *hc_origin_idle_newest(hc_origin *o) {
  * them resumes it (an abbreviated handshake). Past this many, unused origins are freed. */
 #define MAX_DORMANT 1024
 
-void hc_origin_free(hc_origin *o) {
-  hc_tls_session_free(o->sess);
+void sl_client_origin_free(hc_origin *o) {
+  sl_client_tls_session_free(o->sess);
   free(o);
 }
 
 /* Frees an origin nothing uses any more, so a crawl over many hosts keeps only live ones
  * (and up to MAX_DORMANT https origins that hold a session, while in the table). */
-void hc_origin_maybe_free(hc_origin *o, hc_client *c) {
+void sl_client_origin_maybe_free(hc_origin *o, hc_client *c) {
   hc_origin **p;
   if (o->nconns > 0 || !sl_queue_empty(&o->waiting) || !sl_queue_empty(&o->idle) ||
       o->dispatching || o->dormant)
@@ -145,10 +145,10 @@ void hc_origin_maybe_free(hc_origin *o, hc_client *c) {
     *p = o->hnext;
     c->norigins--;
   }
-  hc_origin_free(o);
+  sl_client_origin_free(o);
 }
 
-void hc_conn_idle_unlink(hc_conn *k) {
+void sl_client_conn_idle_unlink(hc_conn *k) {
   sl_queue_remove(&k->onode);
   sl_queue_remove(&k->cnode);
   k->client->nidle--;
@@ -157,8 +157,8 @@ void hc_conn_idle_unlink(hc_conn *k) {
 /* Finds or creates the origin of host:port in the client's table. An https origin is
  * another one than http's on the same port, and one per TLS context and verify mode, so
  * connections and sessions are shared only by requests that check the server alike. */
-hc_origin *hc_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
-                         int noverify) {
+hc_origin *sl_client_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
+                                int noverify) {
   size_t n = strlen(host);
   uint32_t h = sl_fnv1a(SL_FNV_BASIS, host, n);
   hc_origin *o;
@@ -211,7 +211,7 @@ hc_origin *hc_origin_get(hc_client *c, const char *host, int port, void *tls_ctx
 
 /* Drops one reference; the last one frees the client (the Lua object is gone, the sweep
  * timer closed, every connection closed). */
-void hc_client_unref(hc_client *c) {
+void sl_client_unref(hc_client *c) {
   int i;
   if (--c->refs > 0)
     return;

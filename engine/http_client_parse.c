@@ -16,7 +16,7 @@
 static llhttp_settings_t settings;
 
 /* Starts a response parser for a new connection; its data is set by the caller. */
-void hc_parser_init(llhttp_t *p) {
+void sl_client_parser_init(llhttp_t *p) {
   llhttp_init(p, HTTP_RESPONSE, &settings);
 }
 
@@ -39,7 +39,7 @@ static int too_big(hc_req *r, const char *what) {
  * runs into it too. Once the final head is complete the body goes in at once, up to its
  * last chunk when chunked: on_chunk_header pauses the parser there, and the trailer
  * section after it is held to max_header bytes of its own the same way. */
-llhttp_errno_t hc_parse(hc_conn *k, hc_req *r, const char *data, size_t n) {
+llhttp_errno_t sl_client_parse(hc_conn *k, hc_req *r, const char *data, size_t n) {
   llhttp_errno_t err = HPE_OK;
   while (n > 0) {
     size_t take = n, *used = NULL;
@@ -157,7 +157,7 @@ static int on_header_value_complete(llhttp_t *p) {
  * 303, 307 or 308 with a Location, max_redirects not 0, and for 307 and 308 a body that
  * can be sent again: not a function), or NULL. Past max_redirects it is still followed,
  * to fail with ELOOP. */
-const char *hc_redirect_location(const hc_req *r, size_t *len) {
+const char *sl_client_redirect_location(const hc_req *r, size_t *len) {
   uint32_t i;
   if (r->status != 301 && r->status != 302 && r->status != 303 && r->status != 307 &&
       r->status != 308)
@@ -186,7 +186,7 @@ static int on_headers_complete(llhttp_t *p) {
   if (r->is_head || (r->status >= 100 && r->status < 200 && r->status != 101) ||
       r->status == 204 || r->status == 304)
     return 1;
-  if (r->sink && hc_redirect_location(r, &(size_t){0}) != NULL)
+  if (r->sink && sl_client_redirect_location(r, &(size_t){0}) != NULL)
     r->discard = 1;            /* the sink is for the body at the end of the redirects */
   if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
     r->clen = p->content_length;
@@ -241,7 +241,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 }
 
 /* A chunk's size line is read: at the last chunk (size 0), pauses the parser so that
- * hc_parse counts the trailer section after it against max_header. */
+ * sl_client_parse counts the trailer section after it against max_header. */
 static int on_chunk_header(llhttp_t *p) {
   hc_req *r = ((hc_conn *)p->data)->req;
   if (p->content_length != 0)
@@ -267,7 +267,7 @@ static int on_message_complete(llhttp_t *p) {
 }
 
 /* Fills llhttp's callback table once. */
-void hc_parse_module_init(void) {
+void sl_client_parse_module_init(void) {
   llhttp_settings_init(&settings);
   settings.on_status = on_status;
   settings.on_header_field = on_header_field;

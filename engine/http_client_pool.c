@@ -14,7 +14,7 @@
 /* Starts a request: an idle connection of its origin, a new one if a slot is free, else
  * a place in the origin's wait list. The task then waits until r->done (or, with a body
  * function, r->ready). */
-void hc_req_start(hc_req *r) {
+void sl_client_req_start(hc_req *r) {
   hc_client *c = r->client;
   hc_origin *o;
   hc_conn *k;
@@ -23,32 +23,32 @@ void hc_req_start(hc_req *r) {
   c->nrequests++;
   if (r->tls) {
     ctx = r->lim.tls_ctx != NULL ? r->lim.tls_ctx
-                                 : hc_tls_ctx(NULL, r->err_msg, sizeof r->err_msg);
+                                 : sl_client_tls_ctx(NULL, r->err_msg, sizeof r->err_msg);
     if (ctx == NULL) {
-      hc_req_fail(r, "ETLS", NULL);
+      sl_client_req_fail(r, "ETLS", NULL);
       return;
     }
   }
-  o = hc_origin_get(c, r->host, r->port, ctx, r->tls && !r->lim.tls_verify);
+  o = sl_client_origin_get(c, r->host, r->port, ctx, r->tls && !r->lim.tls_verify);
   if (o == NULL) {
-    hc_req_fail(r, "ENOMEM", "out of memory for a connection pool");
+    sl_client_req_fail(r, "ENOMEM", "out of memory for a connection pool");
     return;
   }
   r->origin = o;
-  k = hc_origin_idle_newest(o);
+  k = sl_client_origin_idle_newest(o);
   if (k != NULL && c->keepalive > 0) {
-    hc_conn_idle_unlink(k);
+    sl_client_conn_idle_unlink(k);
     k->state = HC_BUSY;
     uv_ref((uv_handle_t *)&k->st->tcp);
     k->req = r;
     r->conn = k;
     r->reused = 1;
-    hc_req_send(r);
+    sl_client_req_send(r);
     return;
   }
   if (o->nconns < c->max_per_host) {
     o->nconns++;
-    hc_req_connect_new(r);
+    sl_client_req_connect_new(r);
     return;
   }
   r->phase = HC_PH_QUEUED;
@@ -59,12 +59,12 @@ void hc_req_start(hc_req *r) {
 /* ------------------------------------------------------------ the client */
 
 static void sweep_close_cb(uv_handle_t *h) {
-  hc_client_unref((hc_client *)h->data);
+  sl_client_unref((hc_client *)h->data);
 }
 
 /* client:close() or its collection: every connection is closed (a request still using
  * one fails with ECANCELED) and origins are freed; the record goes with its last ref. */
-void hc_client_shutdown(hc_client *c) {
+void sl_client_shutdown(hc_client *c) {
   size_t i;
   if (c->closed)
     return;
@@ -75,21 +75,21 @@ void hc_client_shutdown(hc_client *c) {
       hc_req *r;
       hc_conn *k;
       o->dispatching = 1;      /* no new connections for waiters while closing */
-      while ((r = hc_origin_first_waiting(o)) != NULL)
-        hc_req_fail(r, "ECANCELED", "the HTTP client was closed");
-      while ((k = hc_origin_idle_newest(o)) != NULL)
-        hc_conn_close(k, 0);
+      while ((r = sl_client_origin_first_waiting(o)) != NULL)
+        sl_client_req_fail(r, "ECANCELED", "the HTTP client was closed");
+      while ((k = sl_client_origin_idle_newest(o)) != NULL)
+        sl_client_conn_close(k, 0);
       c->buckets[i] = o->hnext;
       o->hnext = NULL;
       o->dispatching = 0;
       c->norigins--;
       /* An origin with requests still in flight lives on outside the table: the last of
-       * their connections to close frees it (hc_origin_maybe_free). */
+       * their connections to close frees it (sl_client_origin_maybe_free). */
       if (o->dormant)
         c->ndormant--;
       o->dormant = 0;
       if (o->nconns == 0)
-        hc_origin_free(o);
+        sl_client_origin_free(o);
     }
   }
   uv_close((uv_handle_t *)&c->sweep, sweep_close_cb);

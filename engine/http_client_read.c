@@ -14,7 +14,7 @@
  * the body string pushed on co (given when the task is waiting for a plain body), when the
  * body needs neither decoding nor a sink, else appended to rbody. Returns 1 when pushed,
  * 0, or -1 out of memory (ENOMEM set). */
-int hc_req_take_span(hc_req *r, lua_State *co) {
+int sl_client_req_take_span(hc_req *r, lua_State *co) {
   int rc = 0;
   if (r->span == NULL)
     return 0;
@@ -60,7 +60,7 @@ static void req_error_eof(hc_req *r) {
 /* The server ended the stream (a close, or TLS close_notify) while r was reading: the end
  * of a body delimited by the close, or a response cut short. Returns HC_IN_DONE_EXTRA
  * (complete; the connection is not reused) or HC_IN_FAIL (r->err_name set). */
-int hc_conn_finish(hc_conn *k, hc_req *r) {
+int sl_client_conn_finish(hc_conn *k, hc_req *r) {
   llhttp_finish(&k->parser);
   if (r->complete) {
     r->complete = 0;
@@ -76,17 +76,17 @@ int hc_conn_finish(hc_conn *k, hc_req *r) {
 /* Parses n response bytes (plaintext) at data, read at r->t_last: the socket-free half of
  * reading, which the fuzz harness drives as conn_on_read does. What the read buffer holds
  * of the body is kept unless the response is complete (the caller then takes the span with
- * hc_req_take_span before the buffer is reused). Returns HC_IN_MORE (read on), HC_IN_SINK
- * (body bytes wait for the sink: stop reading), HC_IN_DONE, HC_IN_DONE_EXTRA (complete,
+ * sl_client_req_take_span before the buffer is reused). Returns HC_IN_MORE (read on),
+ * HC_IN_SINK (body bytes wait for the sink: stop reading), HC_IN_DONE, HC_IN_DONE_EXTRA (complete,
  * with bytes after it that were not asked for, or an upgrade: the connection is not
  * reused) or HC_IN_FAIL (r->err_name and err_msg set). */
-int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
+int sl_client_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
   llhttp_errno_t err;
   if (!r->got_byte) {
     r->got_byte = 1;
     r->t_first = r->t_last;
   }
-  err = hc_parse(k, r, data, n);
+  err = sl_client_parse(k, r, data, n);
   if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && r->complete) {
     const char *end = llhttp_get_error_pos(&k->parser);
     r->complete = 0;
@@ -102,7 +102,7 @@ int hc_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n) {
     return HC_IN_FAIL;
   }
   /* More to come: keep what the read buffer holds, then wait (or feed the sink). */
-  if (r->span != NULL && hc_req_take_span(r, NULL) < 0)
+  if (r->span != NULL && sl_client_req_take_span(r, NULL) < 0)
     return HC_IN_FAIL;
-  return r->sink && hc_sink_pending(r) ? HC_IN_SINK : HC_IN_MORE;
+  return r->sink && sl_client_sink_pending(r) ? HC_IN_SINK : HC_IN_MORE;
 }

@@ -19,8 +19,8 @@ static char repeats_key;
  * url.normalize does, IPv6 without brackets), r->port (80 or 443 by default) and r->tls;
  * *target is the path and query ("/" when empty), inside url. Returns NULL, or the fail
  * name ("EINVAL", "ENOTSUP") with the reason in why. */
-const char *hc_url_parse(hc_req *r, const char *u, size_t n, const char **target,
-                         size_t *tlen, char *why, size_t whylen) {
+const char *sl_client_url_parse(hc_req *r, const char *u, size_t n, const char **target,
+                                size_t *tlen, char *why, size_t whylen) {
   const char *p = u, *end = u + n, *s, *t;
   s = memchr(u, ':', n);
   if (s == NULL || end - s < 3 || s[1] != '/' || s[2] != '/' || s == u) {
@@ -148,8 +148,8 @@ static const char *add_header(lua_State *L, hc_req *r, const char *name, size_t 
  * Content-Length: 0 for a POST, PUT or PATCH without one.
  * A string body of up to 4 KiB is copied in too, so the request goes in one piece.
  * Returns NULL, or an error message for a bad header (an argument error). */
-const char *hc_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
-                          const char *target, size_t tlen, int hidx, int body_kind) {
+const char *sl_client_build_head(lua_State *L, hc_req *r, const char *method, size_t mlen,
+                                 const char *target, size_t tlen, int hidx, int body_kind) {
   hc_client *c = r->client;
   sl_buf *b = &r->wbuf;
   uint64_t overridden = 0;
@@ -315,7 +315,7 @@ static void push_headers(lua_State *L, hc_req *r, int h, uint32_t from, uint32_t
  * string at bodyidx if the body was pushed already, else from r->rbody, decoded; nil
  * with a sink), url (the string at urlidx), redirects = 0, timings. Returns 1, or 3 for
  * the fail triple of a body that cannot be decoded. */
-int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
+int sl_client_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   int res, h;
   lua_createtable(L, 0, 8);
   res = lua_gettop(L);
@@ -341,7 +341,7 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
   } else if (r->sink) {
     lua_pushnil(L);
   } else if (r->encoding != 0 && r->rbody.len > 0) {
-    int n = hc_push_decoded(L, r);
+    int n = sl_client_push_decoded(L, r);
     if (n != 1)
       return n;
   } else {
@@ -374,7 +374,7 @@ int hc_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx) {
 
 /** http.header_values(headers, name) -> every value of a header in the order received
  * (a list, empty when absent); a header that came once gives a list of one */
-int hc_header_values(lua_State *L) {
+int sl_client_header_values(lua_State *L) {
   size_t n, i;
   const char *k;
   luaL_Buffer B;
@@ -411,7 +411,7 @@ int hc_header_values(lua_State *L) {
 }
 
 /* Creates the headers metatable and the weak table of repeated values. */
-void hc_req_register(lua_State *L) {
+void sl_client_req_register(lua_State *L) {
   sl_http_headers_register(L);
   lua_newtable(L);
   lua_createtable(L, 0, 1);

@@ -81,7 +81,7 @@ static SSL_CTX *ctx_new(const char *ca_file, char *err, size_t errlen) {
 
 /* The context for ca_file (NULL: the system's CAs), made on first use and kept until the
  * module is collected. NULL on failure, with the reason in err. */
-void *hc_tls_ctx(const char *ca_file, char *err, size_t errlen) {
+void *sl_client_tls_ctx(const char *ca_file, char *err, size_t errlen) {
   ctx_entry *e;
   for (e = contexts; e != NULL; e = e->next)
     if (ca_file == NULL ? e->ca_file == NULL
@@ -104,7 +104,7 @@ void *hc_tls_ctx(const char *ca_file, char *err, size_t errlen) {
   return e->ctx;
 }
 
-void hc_tls_cleanup(void) {
+void sl_client_tls_cleanup(void) {
   while (contexts != NULL) {
     ctx_entry *e = contexts;
     contexts = e->next;
@@ -114,7 +114,7 @@ void hc_tls_cleanup(void) {
   }
 }
 
-void hc_tls_session_free(void *sess) {
+void sl_client_tls_session_free(void *sess) {
   if (sess != NULL)
     SSL_SESSION_free((SSL_SESSION *)sess);
 }

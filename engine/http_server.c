@@ -26,13 +26,13 @@ static hs_server *check_server(lua_State *L, int idx) {
 
 /* --------------------------------------------------------------- lifetime */
 
-void hs_server_unref(hs_server *s) {
+void sl_server_unref(hs_server *s) {
   if (--s->refs == 0)
     free(s);
 }
 
 static void server_handle_close_cb(uv_handle_t *h) {
-  hs_server_unref((hs_server *)h->data);
+  sl_server_unref((hs_server *)h->data);
 }
 
 /* Closes the handles the server owns besides its listener. */
@@ -79,9 +79,9 @@ static void server_shutdown(hs_server *s) {
     if (c->busy)
       c->close_after = 1;
     else if (c->in_message || hs_conn_pending(c) > 0)
-      hs_conn_end(c);
+      sl_server_conn_end(c);
     else
-      hs_conn_close(c);
+      sl_server_conn_close(c);
   }
   while ((w = sl_waitq_pop(&s->idle)) != NULL) {
     s->nidle--;
@@ -100,7 +100,7 @@ static void server_force(hs_server *s) {
     c = SL_QUEUE_DATA(q, hs_conn, node);
     if (c->busy && c->worker != NULL)
       sl_task_cancel(c->worker);
-    hs_conn_close(c);
+    sl_server_conn_close(c);
   }
 }
 
@@ -207,7 +207,7 @@ static int worker_run(lua_State *L, int phase, int st) {
       phase = PH_HANDLED;
       break;
     case PH_HANDLED:
-      switch (hs_respond(L, c, st)) {
+      switch (sl_server_respond(L, c, st)) {
       case HS_STREAM: phase = PH_STREAM_CALL; break;
       case HS_CANCELLED: phase = PH_CANCELLED; break;
       default: phase = PH_NEXT; break;
@@ -220,7 +220,7 @@ static int worker_run(lua_State *L, int phase, int st) {
       phase = PH_STREAM_CHUNK;
       break;
     case PH_STREAM_CHUNK:
-      switch (hs_stream_chunk(L, c, st)) {
+      switch (sl_server_stream_chunk(L, c, st)) {
       case HS_STREAM: phase = PH_STREAM_CALL; break;
       case HS_FLUSH: phase = PH_STREAM_FLUSHED; break;
       case HS_CANCELLED: phase = PH_CANCELLED; break;
@@ -234,22 +234,22 @@ static int worker_run(lua_State *L, int phase, int st) {
       return sl_task_wait(L, me, writer_cleanup, c, -1, worker_k, PH_STREAM_FLUSHED);
     case PH_STREAM_FLUSHED:
       if (sl_task_current(L)->wake == SL_WAKE_CANCEL) {
-        hs_conn_close(c);
+        sl_server_conn_close(c);
         phase = PH_CANCELLED;
       } else {
         phase = c->dead || c->closing ? PH_NEXT : PH_STREAM_CALL;
       }
       break;
     case PH_NEXT:
-      if (hs_conn_next(c)) {             /* pipelined: this worker takes it */
+      if (sl_server_conn_next(c)) {             /* pipelined: this worker takes it */
         c->worker = sl_task_current(L);
         lua_settop(L, 2);
-        hs_push_request(L, c);
+        sl_server_push_request(L, c);
         s->nrequests++;
         phase = PH_CALL;
         break;
       }
-      hs_conn_release(c);
+      sl_server_conn_release(c);
       lua_settop(L, 1);
       if (s->closing || s->nidle >= IDLE_MAX) {
         phase = PH_EXIT;
@@ -273,7 +273,7 @@ static int worker_run(lua_State *L, int phase, int st) {
       if (phase == PH_CANCELLED) {
         if (lua_gettop(L) >= 2 && lua_islightuserdata(L, 2)) {
           c->worker = NULL;              /* this task is ending: never cancel it again */
-          hs_conn_release(c);
+          sl_server_conn_release(c);
         }
         sl_push_cancelled(L);
         return lua_error(L);
@@ -302,7 +302,7 @@ static void server_dispatch(hs_conn *c) {
     s->nidle--;
     lua_checkstack(w->co, 4);
     lua_pushlightuserdata(w->co, c);
-    hs_push_request(w->co, c);
+    sl_server_push_request(w->co, c);
     w->nargs = 2;
     c->worker = w;
     sl_task_wake(w, SL_WAKE_OK);
@@ -313,7 +313,7 @@ static void server_dispatch(hs_conn *c) {
     lua_pushcfunction(L, worker_main);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
     lua_pushlightuserdata(L, c);
-    hs_push_request(L, c);
+    sl_server_push_request(L, c);
     w = sl_task_new(L, top + 1, 3);
     w->internal = 1;
     s->nworkers++;
@@ -398,7 +398,7 @@ static int l_serve(lua_State *L) {
   s->refs = 1;                           /* the Lua object */
   s->dispatch = server_dispatch;
   s->conn_closed = server_check_closed;
-  s->unref = hs_server_unref;
+  s->unref = sl_server_unref;
   b->s = s;
   uv_tcp_init(E->loop, &s->listener);
   s->listener.data = s;
@@ -409,7 +409,7 @@ static int l_serve(lua_State *L) {
   uv_timer_init(E->loop, &s->deadline);
   s->deadline.data = s;
   s->refs++;
-  rc = hs_server_listen(s, host, (int)port, (int)backlog);
+  rc = sl_server_listen(s, host, (int)port, (int)backlog);
   if (rc < 0) {
     s->closing = 1;
     s->finished = 1;
@@ -475,12 +475,12 @@ static int srv_gc(lua_State *L) {
     uv_close((uv_handle_t *)&s->listener, server_handle_close_cb);
   }
   SL_QUEUE_FOREACH_SAFE(q, n, &s->conns)
-    hs_conn_close(SL_QUEUE_DATA(q, hs_conn, node));
+    sl_server_conn_close(SL_QUEUE_DATA(q, hs_conn, node));
   if (!s->finished) {
     s->finished = 1;
     server_close_timers(s);
   }
-  hs_server_unref(s);
+  sl_server_unref(s);
   return 0;
 }
 
@@ -533,7 +533,7 @@ int luaopen_sluice_http_server(lua_State *L) {
    * process with SIGPIPE (libuv leaves the signal alone). */
   signal(SIGPIPE, SIG_IGN);
   sl_newmeta(L, SL_HTTP_SERVER_MT, methods, metamethods);
-  hs_msg_register(L);
+  sl_server_msg_register(L);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -90,7 +90,7 @@ struct hs_conn {
   uint8_t peer_done;           /* EOF or an error from the peer */
   uint8_t dead;                /* writing failed or the peer reset: nothing more to send */
   uint8_t close_after;         /* close once this response is out */
-  uint8_t ending;              /* hs_conn_end began */
+  uint8_t ending;              /* sl_server_conn_end began */
   uint8_t lingering;           /* half-closed: dropping what the peer still sends */
   uint8_t close_when_flushed;  /* close once writes_pending reaches 0 */
   uint8_t closing;             /* uv_close was called */
@@ -110,31 +110,32 @@ static inline int hs_conn_pending(const hs_conn *c) {
   return c->st != NULL ? c->st->writes_pending : 0;
 }
 
-void hs_server_unref(hs_server *s);             /* http_server.c */
+void sl_server_unref(hs_server *s);             /* http_server.c */
 /* http_server_parse.c: sets up c's parser; parses what c's stream holds, up to the end of
  * the next request. */
 enum { HS_PARSE_MORE, HS_PARSE_REQUEST, HS_PARSE_REFUSE, HS_PARSE_END };
-void hs_conn_parser_init(hs_conn *c);
-int hs_conn_parse(hs_conn *c);
+void sl_server_conn_parser_init(hs_conn *c);
+int sl_server_conn_parse(hs_conn *c);
 /* http_server_conn.c */
-int hs_server_listen(hs_server *s, const char *host, int port, int backlog);
+int sl_server_listen(hs_server *s, const char *host, int port, int backlog);
 /* A connection record of s on st (accepted; the fuzz harness's has no peer). */
-hs_conn *hs_conn_new(hs_server *s, sl_stream *st);
+hs_conn *sl_server_conn_new(hs_server *s, sl_stream *st);
 /* The socket-free half of reading, shared by the stream's callback and the fuzz harness:
  * bytes were added to c's input (1: a complete request, c is busy, for s->dispatch). */
-int hs_conn_input(hs_conn *c);
-int hs_conn_next(hs_conn *c);                   /* after a response: 1 if another is ready */
-int hs_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
+int sl_server_conn_input(hs_conn *c);
+/* After a response: 1 if another request is ready. */
+int sl_server_conn_next(hs_conn *c);
+int sl_server_send(hs_conn *c, uv_buf_t *bufs, int n); /* 0, or a libuv error (c is dead) */
 /* A short error response; unless keep (and the request allows it), the connection ends. */
-void hs_send_error(hs_conn *c, int status, int keep);
-void hs_conn_end(hs_conn *c);                   /* graceful close after the queued writes */
-void hs_conn_close(hs_conn *c);                 /* immediate close */
-void hs_conn_release(hs_conn *c);               /* drops a reference; frees at zero */
+void sl_server_send_error(hs_conn *c, int status, int keep);
+void sl_server_conn_end(hs_conn *c);    /* graceful close after the queued writes */
+void sl_server_conn_close(hs_conn *c);  /* immediate close */
+void sl_server_conn_release(hs_conn *c);               /* drops a reference; frees at zero */
 /* http_server_msg.c: requests and responses; see there for the stack contracts. */
 enum { HS_NEXT, HS_STREAM, HS_FLUSH, HS_CANCELLED };
-void hs_push_request(lua_State *L, hs_conn *c);
-int hs_respond(lua_State *L, hs_conn *c, int st);
-int hs_stream_chunk(lua_State *L, hs_conn *c, int st);
-void hs_msg_register(lua_State *L);
+void sl_server_push_request(lua_State *L, hs_conn *c);
+int sl_server_respond(lua_State *L, hs_conn *c, int st);
+int sl_server_stream_chunk(lua_State *L, hs_conn *c, int st);
+void sl_server_msg_register(lua_State *L);
 
 #endif

@@ -22,25 +22,25 @@ static void conn_on_continue(hs_conn *c) {
   static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
   uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
   c->send_continue = 0;
-  hs_send(c, &b, 1);
+  sl_server_send(c, &b, 1);
 }
 
 /* Parses what the input holds and acts on the parser's verdict: 1 when a request is
  * complete (c is busy: the caller hands it to a worker), else 0. The interim answer to
  * "Expect: 100-continue" goes out first, before any answer to that request. */
 static int conn_parse(hs_conn *c) {
-  int rc = hs_conn_parse(c);
+  int rc = sl_server_conn_parse(c);
   if (c->send_continue)
     conn_on_continue(c);
   switch (rc) {
   case HS_PARSE_REQUEST:
     return 1;
   case HS_PARSE_REFUSE:
-    hs_send_error(c, c->err_status, 0);
+    sl_server_send_error(c, c->err_status, 0);
     return 0;
   case HS_PARSE_END:
     if (!c->busy && !c->draining)
-      hs_conn_end(c);
+      sl_server_conn_end(c);
     return 0;
   default:
     return 0;
@@ -50,7 +50,7 @@ static int conn_parse(hs_conn *c) {
 /* Bytes were added to the input: parses on unless a request is being handled. Returns 1
  * when a request is complete (c is busy: the caller hands it to a worker), else 0. No
  * socket call, so the fuzz harness drives this very function. */
-int hs_conn_input(hs_conn *c) {
+int sl_server_conn_input(hs_conn *c) {
   if (c->lingering) {          /* the answer is out: what the peer still sends is dropped */
     sl_stream_consume(c->st, c->st->in_len);
     return 0;
@@ -67,7 +67,7 @@ static void conn_on_read(sl_stream *st, ssize_t n, const char *data) {
   hs_conn *c = (hs_conn *)st->data;
   (void)data;
   if (n > 0) {
-    if (hs_conn_input(c))
+    if (sl_server_conn_input(c))
       c->srv->dispatch(c);
     return;
   }
@@ -78,13 +78,13 @@ static void conn_on_read(sl_stream *st, ssize_t n, const char *data) {
    * already received are answered (a half-closed peer still reads) and then the
    * connection closes; otherwise nothing more can come. */
   if (c->dead)
-    hs_conn_close(c);
+    sl_server_conn_close(c);
   else if (c->busy || c->draining)
     ;
   else if (st->writes_pending > 0)
     c->close_when_flushed = 1;           /* e.g. lingering: the answer still goes out */
   else
-    hs_conn_close(c);
+    sl_server_conn_close(c);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -108,10 +108,10 @@ static void conn_on_write(sl_stream *st, int status) {
   if (c->closing)
     return;
   if (c->dead && c->draining) {
-    hs_conn_close(c);                    /* no worker will come to end it */
+    sl_server_conn_close(c);                    /* no worker will come to end it */
   } else if (st->writes_pending == 0) {
     if (c->close_when_flushed) {
-      hs_conn_close(c);
+      sl_server_conn_close(c);
       return;
     }
     c->t_idle = st->t_sent;              /* idle from when the answer is out */
@@ -125,7 +125,7 @@ static void conn_on_write(sl_stream *st, int status) {
   }
 }
 
-int hs_send(hs_conn *c, uv_buf_t *bufs, int n) {
+int sl_server_send(hs_conn *c, uv_buf_t *bufs, int n) {
   int rc;
   if (c->dead || c->closing)
     return UV_ECANCELED;
@@ -150,7 +150,7 @@ static const char *error_reason(int status) {
   }
 }
 
-void hs_send_error(hs_conn *c, int status, int keep) {
+void sl_server_send_error(hs_conn *c, int status, int keep) {
   char buf[256];
   const char *reason = error_reason(status);
   int n;
@@ -160,11 +160,11 @@ void hs_send_error(hs_conn *c, int status, int keep) {
                "text/plain\r\nContent-Length: %d\r\n%s\r\n%s\n", status, reason,
                (int)strlen(reason) + 1, keep ? "" : "Connection: close\r\n", reason);
   b = uv_buf_init(buf, (unsigned)n);
-  hs_send(c, &b, 1);
+  sl_server_send(c, &b, 1);
   if (!keep) {
     c->close_after = 1;
     if (!c->busy)
-      hs_conn_end(c);
+      sl_server_conn_end(c);
   }
 }
 
@@ -176,13 +176,13 @@ static void conn_on_close(sl_stream *st) {
   c->st = NULL;
   s->nconns--;
   s->conn_closed(s);
-  hs_conn_release(c);
+  sl_server_conn_release(c);
 }
 
 /* A connection leaves the server's list only here, once its worker is done with it too: a
  * connection closed under a running handler (the peer reset, send_timeout) stays listed,
  * so that server_force still finds and cancels that handler. */
-void hs_conn_release(hs_conn *c) {
+void sl_server_conn_release(hs_conn *c) {
   if (--c->refs == 0) {
     hs_server *s = c->srv;
     sl_queue_remove(&c->node);
@@ -195,7 +195,7 @@ void hs_conn_release(hs_conn *c) {
   }
 }
 
-void hs_conn_close(hs_conn *c) {
+void sl_server_conn_close(hs_conn *c) {
   if (c->closing)
     return;
   c->closing = 1;
@@ -211,20 +211,20 @@ void hs_conn_close(hs_conn *c) {
 static void conn_on_shutdown(sl_stream *st, int status) {
   hs_conn *c = (hs_conn *)st->data;
   if (status < 0)
-    hs_conn_close(c);          /* ECANCELED when it closed meanwhile: nothing to do */
+    sl_server_conn_close(c);          /* ECANCELED when it closed meanwhile: nothing to do */
 }
 
 /* Closing right after the last response would reset the connection if the peer's bytes
  * are still unread, and a reset can destroy the response before the peer reads it. So:
  * send end-of-stream after the queued writes, drop what still arrives, and close at the
  * peer's end of stream (or after LINGER_MS). */
-void hs_conn_end(hs_conn *c) {
+void sl_server_conn_end(hs_conn *c) {
   if (c->closing || c->ending)
     return;
   c->ending = 1;
   if (c->peer_done || c->dead) {
     if (c->st->writes_pending == 0)
-      hs_conn_close(c);
+      sl_server_conn_close(c);
     else
       c->close_when_flushed = 1;
     return;
@@ -232,7 +232,7 @@ void hs_conn_end(hs_conn *c) {
   if (sl_stream_shutdown(c->st) != 0) {
     c->close_when_flushed = 1;
     if (c->st->writes_pending == 0)
-      hs_conn_close(c);
+      sl_server_conn_close(c);
     return;
   }
   c->lingering = 1;
@@ -249,7 +249,7 @@ static int conn_resume(hs_conn *c) {
   if (c->closing || c->ending)
     return 0;
   if (c->peer_done || (c->srv->closing && !c->in_message)) {
-    hs_conn_end(c);
+    sl_server_conn_end(c);
     return 0;
   }
   sl_stream_read_start(c->st);
@@ -259,14 +259,14 @@ static int conn_resume(hs_conn *c) {
 /* After a response is queued. If the peer has not taken all of it (bytes still queued
  * in libuv), the next request waits until they have gone (conn_on_write): a client that
  * pipelines requests and never reads gets one response queued, not all of them. */
-int hs_conn_next(hs_conn *c) {
+int sl_server_conn_next(hs_conn *c) {
   c->busy = 0;
   c->worker = NULL;
   c->t_idle = now_ms(c);
   if (c->closing)
     return 0;
   if (c->dead || c->close_after || !c->keepalive) {
-    hs_conn_end(c);
+    sl_server_conn_end(c);
     return 0;
   }
   if (c->st->writes_pending > 0) {
@@ -278,7 +278,7 @@ int hs_conn_next(hs_conn *c) {
 
 /* ------------------------------------------------------ accepting, timers */
 
-hs_conn *hs_conn_new(hs_server *s, sl_stream *st) {
+hs_conn *sl_server_conn_new(hs_server *s, sl_stream *st) {
   hs_conn *c = (hs_conn *)calloc(1, sizeof *c);
   if (c == NULL)
     return NULL;
@@ -294,7 +294,7 @@ hs_conn *hs_conn_new(hs_server *s, sl_stream *st) {
   s->refs++;
   sl_queue_insert_head(&s->conns, &c->node);
   s->nconns++;
-  hs_conn_parser_init(c);
+  sl_server_conn_parser_init(c);
   c->t_idle = now_ms(c);
   return c;
 }
@@ -309,7 +309,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   st = sl_stream_accept(server, &rc);
   if (st == NULL)
     return;
-  c = hs_conn_new(s, st);
+  c = sl_server_conn_new(s, st);
   if (c == NULL) {
     sl_stream_close(st);
     return;
@@ -330,7 +330,7 @@ static void sweep_sending(hs_conn *c, uint64_t now) {
     c->st->t_sent = now;
   }
   if (now - c->st->t_sent >= c->srv->send_ms)
-    hs_conn_close(c);
+    sl_server_conn_close(c);
 }
 
 /* Runs a few times per timeout: closes keep-alive connections idle too long, requests that
@@ -350,20 +350,20 @@ static void sweep_cb(uv_timer_t *t) {
       continue;
     else if (c->lingering) {
       if (now - c->t_start >= LINGER_MS)
-        hs_conn_close(c);
+        sl_server_conn_close(c);
     } else if (c->in_message) {
       if (now - c->t_start >= s->request_ms) {
         sl_stream_consume(c->st, c->st->in_len);
-        hs_send_error(c, 408, 0);
+        sl_server_send_error(c, 408, 0);
       }
     } else if (now - c->t_idle >= s->keepalive_ms) {
       /* Bytes that start no request (blank lines) do not make a connection less idle. */
-      hs_conn_close(c);
+      sl_server_conn_close(c);
     }
   }
 }
 
-int hs_server_listen(hs_server *s, const char *host, int port, int backlog) {
+int sl_server_listen(hs_server *s, const char *host, int port, int backlog) {
   uint64_t every = s->keepalive_ms < s->request_ms ? s->keepalive_ms : s->request_ms;
   int rc;
   if (s->send_ms < every)

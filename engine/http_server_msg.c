@@ -93,7 +93,7 @@ static void push_headers(lua_State *L, hs_conn *c, int from, int to) {
 
 /* Pushes the request c has just parsed as a table: its headers, and the trailers of a
  * chunked body apart from them (req.trailers, only when there are some). */
-void hs_push_request(lua_State *L, hs_conn *c) {
+void sl_server_push_request(lua_State *L, hs_conn *c) {
   llhttp_t *p = &c->parser;
   char *head = c->head.p ? c->head.p : (char *)"";
   const char *q;
@@ -235,7 +235,7 @@ static const char *content_length_value(lua_State *L, int idx, size_t *len) {
  * the handler (one passing an upstream response's headers on would otherwise announce a
  * length or coding its body does not have), so the handler's are dropped. A valid
  * Content-Length is noted in *cl (it stays alive in the table) for the responses that
- * have no body to measure (HEAD, 304; see hs_respond). */
+ * have no body to measure (HEAD, 304; see sl_server_respond). */
 static const char *add_user_headers(lua_State *L, hs_conn *c, int idx, int *flags,
                                     const char **cl, size_t *cl_len) {
   const char *err = NULL;
@@ -293,7 +293,7 @@ static void log_failure(lua_State *L, hs_conn *c, const char *what) {
  * HS_STREAM when the body function at 7 is to be called (8 then says whether chunks are
  * framed), HS_CANCELLED when the handler was cancelled (the connection is closed).
  * Stack: server, conn, req, msgh, status, headers, body (or the error at 5). */
-int hs_respond(lua_State *L, hs_conn *c, int st) {
+int sl_server_respond(lua_State *L, hs_conn *c, int st) {
   hs_server *s = c->srv;
   int isnum, flags = 0, chunked = 0, head_only, no_body, closing;
   lua_Integer status;
@@ -302,11 +302,11 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
   char line[64];
   if (st != LUA_OK && st != LUA_YIELD) {
     if (sl_is_cancelled(L, -1)) {
-      hs_conn_close(c);
+      sl_server_conn_close(c);
       return HS_CANCELLED;
     }
     log_failure(L, c, lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
-    hs_send_error(c, 500, 1);
+    sl_server_send_error(c, 500, 1);
     return HS_NEXT;
   }
   status = lua_tointegerx(L, 5, &isnum);
@@ -330,7 +330,7 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
   }
   if (err != NULL) {
     log_failure(L, c, err);
-    hs_send_error(c, 500, 1);
+    sl_server_send_error(c, 500, 1);
     return HS_NEXT;
   }
   head_only = c->parser.method == HTTP_HEAD;
@@ -380,7 +380,7 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
     bufs[0] = uv_buf_init(c->out.p, (unsigned)c->out.len);
     if (body != NULL && blen > 0 && !head_only && !no_body)
       bufs[n++] = uv_buf_init((char *)body, (unsigned)blen);
-    hs_send(c, bufs, n);
+    sl_server_send(c, bufs, n);
   }
   if (lua_isfunction(L, 7) && !head_only && !no_body) {
     lua_settop(L, 7);
@@ -393,17 +393,17 @@ int hs_respond(lua_State *L, hs_conn *c, int st) {
 /* A chunk from the body function (at 9; 8 says chunked) goes out; nil ends the body.
  * Returns HS_STREAM (call it again), HS_FLUSH (wait for the writes first), HS_NEXT (the
  * body is over, or cut short) or HS_CANCELLED. */
-int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
+int sl_server_stream_chunk(lua_State *L, hs_conn *c, int st) {
   int chunked = lua_toboolean(L, 8);
   size_t len;
   const char *data;
   if (st != LUA_OK && st != LUA_YIELD) {
     if (sl_is_cancelled(L, -1)) {
-      hs_conn_close(c);
+      sl_server_conn_close(c);
       return HS_CANCELLED;
     }
     log_failure(L, c, lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
-    hs_conn_close(c);                  /* the head is out: only a cut body can tell */
+    sl_server_conn_close(c);                  /* the head is out: only a cut body can tell */
     return HS_NEXT;
   }
   if (c->dead || c->closing)
@@ -412,14 +412,14 @@ int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
     if (chunked) {
       static const char last[] = "0\r\n\r\n";
       uv_buf_t b = uv_buf_init((char *)last, sizeof last - 1);
-      hs_send(c, &b, 1);
+      sl_server_send(c, &b, 1);
     }
     return HS_NEXT;
   }
   data = lua_tolstring(L, 9, &len);
   if (data == NULL) {
     log_failure(L, c, "its body function returned something not a string");
-    hs_conn_close(c);
+    sl_server_conn_close(c);
     return HS_NEXT;
   }
   if (len > 0) {
@@ -433,13 +433,13 @@ int hs_stream_chunk(lua_State *L, hs_conn *c, int st) {
     } else {
       b[n++] = uv_buf_init((char *)data, (unsigned)len);
     }
-    hs_send(c, b, n);
+    sl_server_send(c, b, n);
   }
   lua_settop(L, 8);
   return hs_conn_pending(c) > 0 ? HS_FLUSH : HS_STREAM;
 }
 
 /* Creates the metatable of request header tables (shared with the client's responses). */
-void hs_msg_register(lua_State *L) {
+void sl_server_msg_register(lua_State *L) {
   sl_http_headers_register(L);
 }

@@ -237,7 +237,7 @@ static const llhttp_settings_t parser_settings = {
   .on_header_value_complete = on_header_value_complete,
 };
 
-void hs_conn_parser_init(hs_conn *c) {
+void sl_server_conn_parser_init(hs_conn *c) {
   llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
   c->parser.data = c;
 }
@@ -256,7 +256,7 @@ static int parse_refuse(hs_conn *c, int status) {
  * what follows an Upgrade or CONNECT request was dropped (the connection ends once free),
  * and HS_PARSE_MORE when more input is needed or the connection is not taking requests
  * (busy, a response still queued, closing). */
-int hs_conn_parse(hs_conn *c) {
+int sl_server_conn_parse(hs_conn *c) {
   sl_stream *st = c->st;
   while (!c->closing && !c->ending && !c->busy && !c->draining && st->in_len > 0) {
     const char *start = st->in + st->in_off;

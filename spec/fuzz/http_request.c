@@ -1,10 +1,10 @@
 /* http_request.c (fuzz harness): the HTTP server's request path without a peer. The bytes
  * a client sends go, read by read, through the server's own reading functions:
- * sl_stream_in_buf (where the stream's reads go) and hs_conn_input (the stream's read
- * callback's body: back-pressure, then hs_conn_parse with the callbacks of
+ * sl_stream_in_buf (where the stream's reads go) and sl_server_conn_input (the stream's read
+ * callback's body: back-pressure, then sl_server_conn_parse with the callbacks of
  * http_server_parse.c, and the connection acting on its verdict); each
- * complete request is answered at once, as a worker would, by hs_conn_next, which parses
- * the next pipelined one or ends the connection.
+ * complete request is answered at once, as a worker would, by sl_server_conn_next, which
+ * parses the next pipelined one or ends the connection.
  *
  * Input: one flags byte (FLAG_*), then what the client sends before it closes.
  *
@@ -93,8 +93,9 @@ static uint64_t consumed(hs_conn *c) {
   return taken_in - c->st->in_len;
 }
 
-/* Takes the requests that are ready (hs_conn_input said so) as a worker would, answering
- * each at once: hs_conn_next then parses the next pipelined one or ends the connection.
+/* Takes the requests that are ready (sl_server_conn_input said so) as a worker would,
+ * answering each at once: sl_server_conn_next then parses the next pipelined one or ends the
+ * connection.
  * Returns 0 once the connection has ended. */
 static int answer(hs_conn *c, int ready, outcome *o) {
   while (ready) {
@@ -104,7 +105,7 @@ static int answer(hs_conn *c, int ready, outcome *o) {
     take_request(c, o);
     ends = c->close_after || !c->keepalive;
     c->err_status = 0;
-    ready = hs_conn_next(c);   /* the response is out (as if the peer took it at once) */
+    ready = sl_server_conn_next(c);   /* the response is out (as if the peer took it) */
     if (ends) {
       FUZZ_CHECK(!ready && (c->ending || c->closing), "a connection went on after a "
                  "request that closes it");
@@ -129,7 +130,7 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
   size_t off = 0, n;
   int open = 1;
   FUZZ_CHECK(st != NULL, "out of memory");
-  c = hs_conn_new(&server, st);
+  c = sl_server_conn_new(&server, st);
   FUZZ_CHECK(c != NULL, "out of memory");
   memset(o, 0, sizeof *o);
   taken_in = 0;
@@ -146,7 +147,7 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
       n -= take;
       sl_stream_input(c->st, take);
       taken_in += take;
-      open = answer(c, hs_conn_input(c), o);
+      open = answer(c, sl_server_conn_input(c), o);
     }
   }
   if (open) {
@@ -154,7 +155,7 @@ static void run(const uint8_t *data, size_t size, int mode, outcome *o) {
     snprintf(line, sizeof line, "end of stream%s\n", c->in_message ? " in a request" : "");
     out_str(o, line);
   }
-  hs_conn_close(c);
+  sl_server_conn_close(c);
   uv_run(&loop, UV_RUN_NOWAIT);  /* the close callback frees c */
   FUZZ_CHECK(sl_queue_empty(&server.conns) && server.nconns == 0,
              "the connection was not freed");

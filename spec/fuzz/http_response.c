@@ -1,11 +1,11 @@
 /* http_response.c (fuzz harness): the HTTP client's response path without a socket. The
  * bytes a server sends go, read by read, through the client's own reading functions:
- * hc_conn_input (conn_on_read's half that needs no socket: hc_parse with the callbacks of
- * http_client_parse.c, the body's span kept or taken), hc_conn_finish at the server's end
- * of stream and hc_req_take_span when the response completes, as req_complete does; then
- * into the response table (hc_push_response: headers, trailers, body decoded by
- * hc_inflate*), or piece by piece through hc_sink_pending and hc_sink_piece, as the
- * request's task feeds a sink.
+ * sl_client_conn_input (conn_on_read's half that needs no socket: sl_client_parse with the
+ * callbacks of http_client_parse.c, the body's span kept or taken), sl_client_conn_finish at
+ * the server's end of stream and sl_client_req_take_span when the response completes, as
+ * req_complete does; then into the response table (sl_client_push_response: headers,
+ * trailers, body decoded by sl_client_inflate*), or piece by piece through
+ * sl_client_sink_pending and sl_client_sink_piece, as the request's task feeds a sink.
  *
  * Input: one flags byte (FLAG_*), then what the server sends before it closes.
  *
@@ -39,7 +39,8 @@ enum {
 
 #define BYTES_MAX 4096         /* inputs up to this size are also read a byte at a time */
 
-static lua_State *L;           /* made once; index 1 holds the URL hc_push_response wants */
+/* Made once; index 1 holds the URL sl_client_push_response wants. */
+static lua_State *L;
 
 /* How one run of the response ended. */
 typedef struct outcome {
@@ -59,9 +60,9 @@ static void out_add(outcome *o, const char *s, size_t n) {
  * (req_step's first branch); each piece is appended to sunk. */
 static void sink_drain(hc_req *r, sl_buf *sunk) {
   int guard = 0;
-  while (r->err_name == NULL && hc_sink_pending(r)) {
+  while (r->err_name == NULL && sl_client_sink_pending(r)) {
     const char *piece;
-    long n = hc_sink_piece(r, &piece);
+    long n = sl_client_sink_piece(r, &piece);
     if (n > 0)
       FUZZ_CHECK(sl_buf_add(sunk, piece, (size_t)n) == 0, "out of memory");
     FUZZ_CHECK(++guard < 1000000, "the sink is called forever");
@@ -75,7 +76,7 @@ static void sink_drain(hc_req *r, sl_buf *sunk) {
 static void complete(hc_req *r, int *pushed) {
   int took;
   r->done = 1;
-  took = hc_req_take_span(r, L);
+  took = sl_client_req_take_span(r, L);
   FUZZ_CHECK(took >= 0, "out of memory");
   *pushed = took == 1;
 }
@@ -84,13 +85,13 @@ static void complete(hc_req *r, int *pushed) {
  * Returns the request, ended; *pushed tells whether the body string was pushed. */
 static hc_req *read_response(const uint8_t *data, size_t size, int flags, int sink,
                              int mode, hc_conn *k, sl_buf *sunk, int *pushed) {
-  hc_req *r = hc_req_alloc();
+  hc_req *r = sl_client_req_alloc();
   fuzz_split sp;
   size_t off = 0, n;
   int st = HC_IN_MORE;
   FUZZ_CHECK(r != NULL, "out of memory");
   memset(k, 0, sizeof *k);
-  hc_parser_init(&k->parser);
+  sl_client_parser_init(&k->parser);
   k->parser.data = k;
   k->req = r;
   snprintf(r->host, sizeof r->host, "fuzz.example");
@@ -118,7 +119,7 @@ static hc_req *read_response(const uint8_t *data, size_t size, int flags, int si
         own = 1;
       }
       memcpy(buf, data + off, take);
-      st = hc_conn_input(k, r, buf, take);
+      st = sl_client_conn_input(k, r, buf, take);
       if (st == HC_IN_DONE || st == HC_IN_DONE_EXTRA)
         complete(r, pushed);   /* before the read buffer goes */
       if (own)
@@ -133,7 +134,7 @@ static hc_req *read_response(const uint8_t *data, size_t size, int flags, int si
     }
   }
   if (st == HC_IN_MORE || st == HC_IN_SINK) {      /* the server closed the connection */
-    st = hc_conn_finish(k, r);
+    st = sl_client_conn_finish(k, r);
     if (st == HC_IN_DONE_EXTRA)
       complete(r, pushed);
   }
@@ -228,7 +229,7 @@ static void run(const uint8_t *data, size_t size, int flags, int sink, int mode,
   } else {
     FUZZ_CHECK(r->header_bytes <= r->lim.max_header, "%zu header bytes passed max_header",
                r->header_bytes);
-    n = hc_push_response(L, r, 1, pushed ? top + 1 : 0);
+    n = sl_client_push_response(L, r, 1, pushed ? top + 1 : 0);
     if (n != 1) {
       o->fail = lua_tostring(L, -1);   /* the fail triple: its code is at the top */
       FUZZ_CHECK(o->fail != NULL, "a failure without a name");
@@ -248,7 +249,7 @@ static void run(const uint8_t *data, size_t size, int flags, int sink, int mode,
   }
   lua_settop(L, top);
   sl_buf_free(&sunk);
-  hc_req_free(r);
+  sl_client_req_free(r);
 }
 
 static int is_limit(const char *fail) {
@@ -279,8 +280,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   if (L == NULL) {
     L = fuzz_lua_state();
-    hc_parse_module_init();
-    hc_req_register(L);
+    sl_client_parse_module_init();
+    sl_client_req_register(L);
     lua_settop(L, 0);
     lua_pushliteral(L, "http://fuzz.example/");
   }
