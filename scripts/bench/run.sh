@@ -26,8 +26,8 @@
 #   BENCH_STRICT=1     exit 1 when a goal fails (a wrong checksum or a crash always does)
 #   BENCH_TIMEOUT=s    kill a run that takes longer than this (600; exit status 124)
 #   SLUICE=path        the binary to measure (default: ./sluice at the repository root)
-#   SLUICE_BASE=path   an earlier sluice binary measured in the same rounds by http, server
-#                      and crawl (its own rows, and a goal: new >= 95% of the base's figure,
+#   SLUICE_BASE=path   an earlier sluice binary measured in the same rounds by lac, http,
+#                      server and crawl (its own rows, and a goal: new >= 95% of the base's figure,
 #                      the noise of this machine), to show a change made nothing slower
 #   BENCH_WRK_SECONDS=s  length of each wrk run (10; 3 with BENCH_QUICK=1)
 #   BENCH_DELAY_SERVER=sluice  seeds: serve both clients with scripts/delay_server.lua
@@ -269,6 +269,10 @@ bench_lac() {
   plan lac.py "$PEER_RUNS" "sum=$sum" "$PY" "$DIR/lac_1m.py" "$n" "$limit"
   plan lac.pysem "$SEM_RUNS" "sum=$sum" "$PY" "$DIR/lac_1m_sem.py" "$n" "$limit"
   plan lac.sluice10 1 "sum=$sum10" "$SLUICE" "$DIR/lac_1m.lua" "$n10" "$limit"
+  if [ -n "$BASE" ]; then
+    plan lac.base "$RUNS" "sum=$sum" "$BASE" "$DIR/lac_1m.lua" "$n" "$limit"
+    plan lac.base.fn "$RUNS" "sum=$sum" "$BASE" "$DIR/lac_1m.lua" "$n" "$limit" fn
+  fi
   run_plan
 
   local t="lac $n/$limit"
@@ -279,6 +283,14 @@ bench_lac() {
   row "" lac.py "python limited_as_completed" "$n" lac.sluice
   row "" lac.pysem "python semaphore + gather" "$n" lac.sluice
   row "" lac.sluice10 "sluice (handler)" "$n10" lac.sluice "$((n10 / n))x the jobs: "
+  if [ -n "$BASE" ]; then
+    row "" lac.base "base sluice (handler)" "$n" lac.sluice
+    row "" lac.base.fn "base sluice (closure per job)" "$n" lac.sluice.fn
+    if ok lac.sluice && ok lac.base; then
+      base_goal lac "$(awk -v a="${WALL[lac.base]}" -v b="${WALL[lac.sluice]}" 'BEGIN { printf "%.2f", a / b }')" \
+        "${WALL[lac.sluice]} s vs ${WALL[lac.base]} s, handler"
+    fi
+  fi
 
   local s=${WALL[lac.sluice]:-n/a} sr=${RSS[lac.sluice]:-n/a}
   local r_py="n/a" r_luv="n/a" c_py="n/a" c_luv="n/a"
