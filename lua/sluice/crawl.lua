@@ -90,6 +90,8 @@ local function new(opts, lvl)
   -- allowed_domains as {domain, "." .. domain} in lower case, made once, not per link
   self.domains = {}
   for i, d in ipairs(o.allowed_domains or {}) do self.domains[i] = {d:lower(), "." .. d:lower()} end
+  -- no option narrows the scope: every link is in it (checked once, not per link)
+  self.unscoped = not (o.depth or o.same_host or o.allowed_domains or o.allow or o.deny)
   for i, s in ipairs(o.seeds) do
     local u, err = normalize(tostring(s))
     if not u then error("crawl: bad seed '" .. tostring(s) .. "': " .. err, lvl) end
@@ -136,7 +138,9 @@ end
 
 --- Lets a URL into the frontier unless it was seen or is out of scope; true if it was new.
 local function add(self, u, depth, parent)
-  if not in_scope(self, u, depth) or not self.seen:add(u) then return false end
+  if not (self.unscoped or in_scope(self, u, depth)) or not self.seen:add(u) then
+    return false
+  end
   if self.journal then self.journal:queued(u, depth, parent) end
   self.frontier:push(u, depth, parent)
   return true
@@ -238,7 +242,9 @@ local function robots_due(self)
     if self.robots_head > #q then self.robots_new, self.robots_head = {}, 1 end
     return job
   end
-  local later, t, first = self.robots_later, now(), nil
+  local later = self.robots_later
+  if #later == 0 then return nil end
+  local t, first = now(), nil
   for i = 1, #later do
     local job = later[i]
     if job.at <= t then
@@ -328,8 +334,12 @@ local function dispatch(self)
         local h, u, depth, parent, attempt, again = F:pop()
         if h then
           if not again then self.budget = self.budget - 1 end
+          -- (with every field of fetch.page's outcome, which it writes here)
           start_job(self, "page", fetch.page,
-                    {h = h, u = u, depth = depth, parent = parent, attempt = attempt})
+                    {h = h, u = u, depth = depth, parent = parent, attempt = attempt,
+                     requests = 0, grow = false, retry = false, record = false,
+                     links = false, handler_error = false, starved = false,
+                     kind = false, job = false, task = false})
           started = true
         elseif F:empty() and self.running == 0 and (self.loading == 0 or F.only_retries) then
           break

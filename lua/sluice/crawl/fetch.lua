@@ -207,16 +207,20 @@ local function process(ctx, u, depth, parent, res, elapsed)
   return rec, links, handler_error
 end
 
---- One fetch of a page, job = {h, u, depth, parent, attempt}; ctx = {client, opts, token}
--- (read only). The outcome: `requests` made (1), `grow` (a response came), `starved` (the
--- client was out of sockets: see starved), and either `retry` = {attempt, at, pause} (the
--- frontier's retry) or `record`, `links` and `handler_error`.
+--- One fetch of a page, job = {h, u, depth, parent, attempt, ...}; ctx = {client, opts,
+-- token} (read only). The outcome, written into job and returned: `requests` made (1),
+-- `grow` (a response came), `starved` (the client was out of sockets: see starved), and
+-- either `retry` = {attempt, at, pause} (the frontier's retry) or `record`, `links` and
+-- `handler_error`.
 function M.page(ctx, job)
   local o, u, attempt = ctx.opts, job.u, job.attempt
   local t0 = now()
   local res, err, code = ctx.client:get(u)
   local elapsed = res and res.timings and res.timings.total or now() - t0
-  local out = {requests = 1}
+  -- the outcome goes in the job itself, which the dispatcher made with every field it may
+  -- get (one table a page, never rehashed)
+  local out = job
+  out.requests = 1
   local retry = attempt <= o.retries
   if res then
     out.grow = true
