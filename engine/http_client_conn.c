@@ -159,6 +159,7 @@ static void req_arm(hc_req *r, int phase, double seconds) {
 
 static void req_timer_cb(sl_timer *tm) {
   hc_req *r = SL_CONTAINER_OF(tm, hc_req, timer);
+  uint64_t last;
   double idle;
   switch (r->phase) {
   case HC_PH_CONNECT:
@@ -170,8 +171,13 @@ static void req_timer_cb(sl_timer *tm) {
                        r->lim.first_byte_timeout);
     break;
   case HC_PH_READ:
-    /* The deadline is not moved on every read; check how long it has really been. */
-    idle = secs_since(r->t_last);
+    /* The deadline is not moved on every read; check how long it has really been. Over
+     * TLS, the bytes of a record still arriving count as received (st->t_raw): a server
+     * that sends a record slowly is not idle. */
+    last = r->t_last;
+    if (r->conn != NULL && r->conn->st != NULL && r->conn->st->t_raw > last)
+      last = r->conn->st->t_raw;
+    idle = secs_since(last);
     if (idle + 1e-3 < r->lim.idle_timeout)
       sl_timer_start(r->E, &r->timer, r->lim.idle_timeout - idle);
     else

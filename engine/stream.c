@@ -126,6 +126,8 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     stop(s);
   }
   if (s->impl != NULL) {
+    if (n > 0)
+      s->t_raw = uv_hrtime();  /* the owner's idle clock: bytes came, decoded or not */
     s->impl->read(s, n, b);
     return;
   }

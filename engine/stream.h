@@ -50,6 +50,8 @@ struct sl_stream {
   size_t in_hwm;               /* reading pauses while in_len is at least this; 0: never */
   size_t in_min;               /* the least room handed to libuv for one read (4 KB) */
   int rerr;                    /* why reading ended: 0 while it may go on, UV_EOF, error */
+  uint64_t t_raw;              /* under an impl: uv_hrtime() the socket last gave bytes,
+                                  which may decode to nothing yet (part of a TLS record) */
   uint8_t reading;             /* uv_read_start is in effect */
   uint8_t want_read;           /* the owner wants bytes (reading resumes after a pause) */
   uint8_t closing;             /* sl_stream_close was called */

@@ -364,13 +364,17 @@ typedef struct connecting {
 /* Registry key of the metatable of connecting records (internal: not a "sluice." name). */
 static char connecting_mt_key;
 
-static int connecting_gc(lua_State *L) {
-  connecting *c = (connecting *)lua_touserdata(L, 1);
+/* Lets go of what a connect holds: the attempt, or the stream it made (idempotent). */
+static void connecting_drop(connecting *c) {
   sl_connect_cancel(&c->c);
   if (c->st != NULL) {
     sl_stream_close(c->st);
     c->st = NULL;
   }
+}
+
+static int connecting_gc(lua_State *L) {
+  connecting_drop((connecting *)lua_touserdata(L, 1));
   return 0;
 }
 
@@ -395,7 +399,10 @@ static void connect_cleanup(sl_task *t, void *data) {
   sl_connect_cancel(&c->c);
 }
 
-/* Stack: host, port, opts, connecting. */
+/* Stack: host, port, opts, connecting. ctx: 1 after a wait, 0 when the connect ended at
+ * once. A cancellation comes here too (catch_cancel), even one that came after the connect
+ * had succeeded and woken the task: the stream made is closed now, not at the record's
+ * collection, then the cancellation goes on up. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   connecting *c = (connecting *)lua_touserdata(L, 4);
   double timeout = lua_tonumber(L, 3);
@@ -403,7 +410,11 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   tsock *s;
   int rc;
   (void)status;
-  (void)ctx;
+  if (ctx && sl_task_current(L)->wake == SL_WAKE_CANCEL) {
+    connecting_drop(c);
+    sl_push_cancelled(L);
+    return lua_error(L);
+  }
   if (c->status == UV_ETIMEDOUT) {
     if (c->timed_out_resolving)
       return sl_fail(L, "ETIMEDOUT", "resolving %s timed out", lua_tostring(L, 1));
@@ -462,7 +473,8 @@ static int l_connect(lua_State *L) {
   if (c->done)
     return connect_k(L, LUA_OK, 0);
   c->waiter = me;
-  return sl_task_wait(L, me, connect_cleanup, c, -1, connect_k, 0);
+  me->catch_cancel = 1;
+  return sl_task_wait(L, me, connect_cleanup, c, -1, connect_k, 1);
 }
 
 /* Adds tcp.connect and the socket type to the table at the top. */
