@@ -20,6 +20,7 @@ typedef struct hc_dec {
   ZSTD_DStream *zs;
   const unsigned char *in;     /* br, zstd: input not taken yet */
   size_t avail;
+  uint8_t kind;                /* the HC_ENC_* it decodes, so it is freed as it was made */
   uint8_t ended;               /* br, zstd: the stream (its last zstd frame) is complete */
   uint8_t held;                /* br, zstd: decoded output may wait inside the decoder */
 } hc_dec;
@@ -35,6 +36,7 @@ int sl_client_inflate_init(hc_req *r, const unsigned char *in, size_t n) {
   int bits, ok;
   if (d == NULL)
     return -1;
+  d->kind = r->encoding;
   if (r->encoding == HC_ENC_BR) {
     ok = (d->br = BrotliDecoderCreateInstance(NULL, NULL, NULL)) != NULL;
   } else if (r->encoding == HC_ENC_ZSTD) {
@@ -64,9 +66,9 @@ void sl_client_inflate_end(hc_req *r) {
   hc_dec *d = (hc_dec *)r->z;
   if (d == NULL)
     return;
-  if (r->encoding == HC_ENC_BR)
+  if (d->kind == HC_ENC_BR)
     BrotliDecoderDestroyInstance(d->br);
-  else if (r->encoding == HC_ENC_ZSTD)
+  else if (d->kind == HC_ENC_ZSTD)
     ZSTD_freeDStream(d->zs);
   else
     inflateEnd(&d->z);
