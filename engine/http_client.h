@@ -33,7 +33,7 @@ typedef struct hc_limits {
   size_t max_body;             /* decoded body bytes; SIZE_MAX for none */
   size_t max_header;           /* bytes of the head on the wire, 1xx responses included */
   size_t max_headers;          /* header fields, 1xx responses' included */
-  int decompress;              /* decode gzip and deflate bodies */
+  int decompress;              /* decode gzip, deflate, br and zstd bodies */
   int tls_verify;              /* check the server's certificate and name (https) */
   void *tls_ctx;               /* SSL_CTX of a ca_file option; NULL: the system's CAs */
 } hc_limits;
@@ -147,7 +147,7 @@ struct hc_req {
   uint8_t pushed;              /* the body was pushed on the task's stack as a string */
   uint8_t reused;              /* served on a connection that served others before */
   uint8_t close_after;         /* do not return the connection to the pool */
-  uint8_t encoding;            /* 0 identity, 1 gzip, 2 deflate */
+  uint8_t encoding;            /* the body's Content-Encoding to decode: HC_ENC_* */
   uint8_t tls;                 /* an https:// URL */
   uint8_t tls_resumed;         /* its TLS handshake resumed a session */
   char chunk_head[24];         /* a body function's chunk size line being written */
@@ -168,7 +168,7 @@ struct hc_req {
   uint64_t clen;               /* Content-Length, when known */
   const char *span;            /* the body's only span so far, inside the read buffer */
   size_t span_len;
-  void *z;                     /* zlib stream while decoding (z_stream *) */
+  void *z;                     /* the decoder while decoding (http_client_body.c) */
   char *zout;                  /* sink + decoding: output buffer */
   uint8_t zbatch;              /* sink: rbody is being fed through the decoder */
   uint8_t zstate;              /* after a gzip member: 0x1f held back, or the rest ignored */
@@ -225,6 +225,9 @@ llhttp_errno_t sl_client_parse(hc_conn *k, hc_req *r, const char *data, size_t n
 /* http_client_read.c: the socket-free half of reading a response (the connection's read
  * callback calls them, and so does the fuzz harness); they answer with one of these. */
 enum { HC_IN_MORE, HC_IN_SINK, HC_IN_DONE, HC_IN_DONE_EXTRA, HC_IN_FAIL };
+/* Content-Encodings the client decodes (hc_req.encoding), and what it accepts. */
+enum { HC_ENC_IDENTITY, HC_ENC_GZIP, HC_ENC_DEFLATE, HC_ENC_BR, HC_ENC_ZSTD };
+#define HC_ACCEPT_ENCODING "gzip, deflate, br, zstd"
 #define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
 int sl_client_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
 int sl_client_conn_finish(hc_conn *k, hc_req *r);

@@ -114,7 +114,7 @@ int sl_client_read_limits(lua_State *L, int idx, hc_limits *lim) {
 static const char *const builtin_headers[][2] = {
   {"User-Agent", "sluice/0.1"},
   {"Accept", "*/*"},
-  {"Accept-Encoding", "gzip, deflate"},
+  {"Accept-Encoding", HC_ACCEPT_ENCODING},
 };
 
 /* Adds (or replaces, or with value NULL removes) a default header of the client.

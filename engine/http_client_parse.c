@@ -146,9 +146,13 @@ static int on_header_value_complete(llhttp_t *p) {
       memcmp(r->hbuf.p + h->name, "content-encoding", 16) == 0 && r->lim.decompress) {
     if ((h->value_len == 4 && strncasecmp(v, "gzip", 4) == 0) ||
         (h->value_len == 6 && strncasecmp(v, "x-gzip", 6) == 0))
-      r->encoding = 1;
+      r->encoding = HC_ENC_GZIP;
     else if (h->value_len == 7 && strncasecmp(v, "deflate", 7) == 0)
-      r->encoding = 2;
+      r->encoding = HC_ENC_DEFLATE;
+    else if (h->value_len == 2 && strncasecmp(v, "br", 2) == 0)
+      r->encoding = HC_ENC_BR;
+    else if (h->value_len == 4 && strncasecmp(v, "zstd", 4) == 0)
+      r->encoding = HC_ENC_ZSTD;
   }
   return 0;
 }

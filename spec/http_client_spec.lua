@@ -160,7 +160,7 @@ describe("http client", function()
       local req = srv.requests[1]
       assert.equals("GET", req.method)
       assert.equals("127.0.0.1:" .. srv.port, req.headers.host)
-      assert.equals("gzip, deflate", req.headers["accept-encoding"])
+      assert.equals("gzip, deflate, br, zstd", req.headers["accept-encoding"])
       assert.equals("*/*", req.headers.accept)
     end)
 

@@ -4,8 +4,9 @@
  * callbacks of http_client_parse.c, the body's span kept or taken), sl_client_conn_finish at
  * the server's end of stream and sl_client_req_take_span when the response completes, as
  * req_complete does; then into the response table (sl_client_push_response: headers,
- * trailers, body decoded by sl_client_inflate*), or piece by piece through
- * sl_client_sink_pending and sl_client_sink_piece, as the request's task feeds a sink.
+ * trailers, body decoded by sl_client_inflate*: gzip, deflate, br, zstd), or piece by
+ * piece through sl_client_sink_pending and sl_client_sink_piece, as the request's task
+ * feeds a sink.
  *
  * Input: one flags byte (FLAG_*), then what the server sends before it closes.
  *
@@ -98,7 +99,9 @@ static hc_req *read_response(const uint8_t *data, size_t size, int flags, int si
   r->port = 80;
   r->lim.max_header = flags & FLAG_SMALL_HEADER ? 256 : 64 * 1024;
   r->lim.max_headers = 1000;
-  r->lim.max_body = flags & FLAG_SMALL_BODY ? 300 : sink ? SIZE_MAX : 1u << 30;
+  /* One limit for both: a few bytes of br or zstd decode to gigabytes (gzip's 16 KiB to
+   * 16 MiB at most), and a bomb must fail alike, plain or sunk, within libFuzzer's RSS. */
+  r->lim.max_body = flags & FLAG_SMALL_BODY ? 300 : 64u << 20;
   r->lim.decompress = !(flags & FLAG_RAW);
   r->is_head = (flags & FLAG_HEAD) != 0;
   r->sink = (uint8_t)sink;
