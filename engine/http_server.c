@@ -27,8 +27,10 @@ static hs_server *check_server(lua_State *L, int idx) {
 /* --------------------------------------------------------------- lifetime */
 
 void sl_server_unref(hs_server *s) {
-  if (--s->refs == 0)
+  if (--s->refs == 0) {
+    sl_stream_tls_ctx_free(s->tls_ctx);
     free(s);
+  }
 }
 
 static void server_handle_close_cb(uv_handle_t *h) {
@@ -344,10 +346,34 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *key, lua_Integer d
   return v;
 }
 
+/* opts.tls, when given: the server's TLS context, made now so that a bad certificate or
+ * key fails here and not at the first connection. NULL with no tls; raises on a bad
+ * table; on a bad file, NULL with the reason in err. */
+static void *opt_tls(lua_State *L, int idx, char *err, size_t errlen) {
+  const char *cert, *key;
+  void *ctx;
+  err[0] = '\0';
+  if (lua_getfield(L, idx, "tls") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "http.serve: tls must be a table {cert = FILE, key = FILE}");
+  lua_getfield(L, -1, "cert");
+  lua_getfield(L, -2, "key");
+  cert = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+  key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (cert == NULL || key == NULL)
+    luaL_error(L, "http.serve: tls.cert and tls.key must be file names");
+  ctx = sl_stream_tls_server_ctx(cert, key, err, errlen);
+  lua_pop(L, 3);
+  return ctx;
+}
+
 /** core.serve(opts) -> server, or the fail triple (EADDRINUSE, ...). opts: handler, host
  * ("127.0.0.1"), port (0), max_header_size (8192), max_headers (1000), max_body_size
  * (1 MB), keepalive_timeout (5 s), request_timeout (30 s), send_timeout (60 s), backlog
- * (511) */
+ * (511), tls ({cert = FILE, key = FILE}: HTTPS; ETLS when they cannot be used) */
 static int l_serve(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
   server_box *b;
@@ -355,6 +381,8 @@ static int l_serve(lua_State *L) {
   const char *host;
   lua_Integer port, backlog, max_headers;
   sl_task *t;
+  void *tls;
+  char tls_err[512];
   int rc;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -369,15 +397,28 @@ static int l_serve(lua_State *L) {
   if (port > 65535)
     return luaL_error(L, "http.serve: port must be 0-65535");
   backlog = opt_int(L, 1, "backlog", 511);
+  /* Every option is checked before the context is made: nothing raises after it. */
+  (void)opt_int(L, 1, "max_header_size", 0);
+  (void)opt_int(L, 1, "max_headers", 0);
+  (void)opt_int(L, 1, "max_body_size", 0);
+  (void)opt_seconds(L, 1, "keepalive_timeout", 0);
+  (void)opt_seconds(L, 1, "request_timeout", 0);
+  (void)opt_seconds(L, 1, "send_timeout", 0);
+  tls = opt_tls(L, 1, tls_err, sizeof tls_err);
+  if (tls == NULL && tls_err[0] != '\0')
+    return sl_fail(L, "ETLS", "%s", tls_err);
   b = (server_box *)lua_newuserdatauv(L, sizeof *b, 1);    /* 4 */
   b->s = NULL;
   luaL_setmetatable(L, SL_HTTP_SERVER_MT);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 4, 1);
   s = (hs_server *)calloc(1, sizeof *s);
-  if (s == NULL)
+  if (s == NULL) {
+    sl_stream_tls_ctx_free(tls);
     return luaL_error(L, "http.serve: out of memory");
+  }
   s->E = E;
+  s->tls_ctx = tls;
   s->self_ref = LUA_NOREF;
   sl_waitq_init(&s->idle);
   sl_waitq_init(&s->closers);

@@ -28,6 +28,7 @@ struct hs_server {
   int refs;                    /* Lua object, listener, both timers, each connection */
   int self_ref;                /* anchors the Lua object until closing has finished */
   int port;                    /* the port bound */
+  void *tls_ctx;               /* a server SSL_CTX (stream_tls.c), or NULL: plain HTTP */
   uint8_t closing;             /* close() began: no new connections or requests */
   uint8_t finished;            /* closing is over: every worker and connection gone */
   uint8_t lua_gone;            /* the Lua object was collected: no more Lua calls */

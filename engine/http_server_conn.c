@@ -299,6 +299,16 @@ hs_conn *sl_server_conn_new(hs_server *s, sl_stream *st) {
   return c;
 }
 
+/* A TLS handshake failed (plain HTTP or garbage on the port, a peer that went away): the
+ * connection closes without a word, as there is no request to answer. */
+static void conn_on_handshake(sl_stream *st, int status) {
+  hs_conn *c = (hs_conn *)st->data;
+  if (status < 0) {
+    c->peer_done = 1;
+    sl_server_conn_close(c);
+  }
+}
+
 static void connection_cb(uv_stream_t *server, int status) {
   hs_server *s = (hs_server *)server->data;
   sl_stream *st;
@@ -317,6 +327,13 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->naccepted++;
   sl_stream_peer(st, c->remote, sizeof c->remote, &c->remote_port);
   sl_stream_read_start(st);
+  /* Over TLS, a peer that never finishes the handshake is idle: keepalive_timeout ends
+   * it, as the connection counts as idle from its accept until a request begins. */
+  if (s->tls_ctx != NULL) {
+    st->on_handshake = conn_on_handshake;
+    if (sl_stream_tls_start(st, s->tls_ctx, NULL, 0, 0, NULL) < 0)
+      sl_server_conn_close(c);
+  }
 }
 
 /* A connection with bytes queued: closed once the peer has taken none of them for

@@ -52,6 +52,8 @@ static void close_cb(uv_handle_t *h) {
 void sl_stream_close(sl_stream *s) {
   if (s->closing)
     return;
+  if (s->impl != NULL && s->rerr == 0 && !s->shut)
+    s->impl->end(s, 1);
   s->closing = 1;
   s->reading = 0;
   if (s->connecting != NULL) {   /* a connect given up: its callback must not come */
@@ -261,6 +263,8 @@ int sl_stream_shutdown(sl_stream *s) {
   int rc;
   if (s->shut)
     return 0;
+  if (s->impl != NULL && !s->closing)
+    s->impl->end(s, 0);
   s->sreq.data = s;
   rc = uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, shutdown_cb);
   if (rc == 0)

@@ -30,6 +30,9 @@ struct sl_stream_impl {
   int (*write)(sl_stream *s, const uv_buf_t *bufs, unsigned n); /* as sl_stream_write */
   void (*resume)(sl_stream *s);  /* reading resumed: hand over what is already decoded */
   void (*free)(sl_stream *s);
+  /* The stream ends cleanly (TLS: close_notify): before a shutdown (now 0: queued after
+   * the writes), or before a close (now 1: only what the kernel takes at once). */
+  void (*end)(sl_stream *s, int now);
 };
 
 /* Owned by its handle: freed in the close callback, after on_close, never before. */
@@ -107,6 +110,14 @@ int sl_stream_tls_start(sl_stream *s, void *ssl_ctx, const char *host, int port,
                         void *session);
 const char *sl_stream_tls_error(sl_stream *s);
 int sl_stream_tls_resumed(sl_stream *s);        /* the handshake resumed a session */
+/* Plaintext written while the handshake runs (a server's greeting) is held and sent once
+ * it is over; the write counts as taken at once. */
+/* A server's context (an SSL_CTX) from PEM files: cert (a chain, leaf first) and its key;
+ * TLS 1.2 and up, ALPN http/1.1, session tickets. NULL when a file is unreadable, not PEM,
+ * or the key does not match the certificate, with the reason in err. The context may be
+ * freed while its connections are open (they hold references). */
+void *sl_stream_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen);
+void sl_stream_tls_ctx_free(void *ctx);
 
 /* Addresses. */
 int sl_stream_parse_ip(const char *host, int port, struct sockaddr_storage *ss);

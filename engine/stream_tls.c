@@ -2,7 +2,9 @@
  * memory BIOs: the socket's bytes go into the read BIO and come out of SSL_read as the
  * plaintext the owner reads; what the owner writes goes through SSL_write into the write
  * BIO and on to the socket with sl_stream_write_raw. The owner never sees a record. Client
- * and server differ only in SSL_set_connect_state and SSL_set_accept_state. */
+ * and server differ only in SSL_set_connect_state and SSL_set_accept_state; a server's
+ * context (certificate, key, ALPN) is made here too. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@ typedef struct sl_tls {
   BIO *rbio;                   /* ciphertext read from the socket, for OpenSSL */
   BIO *wbio;                   /* ciphertext OpenSSL produced, for the socket */
   sl_buf out;                  /* ciphertext taken from wbio for one write */
+  sl_buf early;                /* plaintext written before the handshake ended */
   uint8_t handshaking;         /* on_handshake has not been called yet */
   uint8_t resumed;             /* the handshake resumed a session */
   int port;
@@ -76,6 +79,8 @@ static int tls_flush(sl_stream *s) {
   return sl_stream_write_raw(s, &b, 1);
 }
 
+static void tls_drain(sl_stream *s);
+
 /* Runs the handshake on with what the read BIO holds; on_handshake once it is over. */
 static void tls_handshake(sl_stream *s) {
   sl_tls *t = (sl_tls *)s->impl_data;
@@ -100,7 +105,20 @@ static void tls_handshake(sl_stream *s) {
   if (rc == 1) {
     t->handshaking = 0;
     t->resumed = (uint8_t)SSL_session_reused(t->ssl);
+    if (t->early.len > 0) {
+      uv_buf_t b = uv_buf_init(t->early.p, (unsigned)t->early.len);
+      w = s->impl->write(s, &b, 1);
+      sl_buf_free(&t->early);
+      if (w < 0) {
+        s->on_handshake(s, w);
+        return;
+      }
+    }
     s->on_handshake(s, 0);
+    /* The peer's Finished and its first data can come in one read: what is decoded
+     * already is handed over now, or it would wait for bytes that may never come. */
+    if (!s->closing && s->reading)
+      tls_drain(s);
   }
 }
 
@@ -196,6 +214,12 @@ static void tls_resume(sl_stream *s) {
 static int tls_write(sl_stream *s, const uv_buf_t *bufs, unsigned n) {
   sl_tls *t = (sl_tls *)s->impl_data;
   unsigned i;
+  if (t->handshaking) {        /* a server's greeting, say: sent once the handshake ends */
+    for (i = 0; i < n; i++)
+      if (sl_buf_add(&t->early, bufs[i].base, bufs[i].len) < 0)
+        return UV_ENOMEM;
+    return 1;
+  }
   ERR_clear_error();
   for (i = 0; i < n; i++)
     if (bufs[i].len > 0 && SSL_write(t->ssl, bufs[i].base, (int)bufs[i].len) <= 0) {
@@ -216,12 +240,40 @@ static void tls_free(sl_stream *s) {
   SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN);
   SSL_free(t->ssl);
   sl_buf_free(&t->out);
+  sl_buf_free(&t->early);
   free(t);
   s->impl_data = NULL;
 }
 
+/* Sends close_notify, so that the peer can tell the end from a cut (OpenSSL 3 reports a
+ * close without it as "unexpected eof"). Not during a handshake: there is nothing to end. */
+static void tls_end(sl_stream *s, int now) {
+  sl_tls *t = (sl_tls *)s->impl_data;
+  size_t n;
+  uv_buf_t b;
+  if (t == NULL || t->handshaking || !SSL_is_init_finished(t->ssl) ||
+      (SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN))
+    return;
+  ERR_clear_error();
+  SSL_shutdown(t->ssl);
+  ERR_clear_error();
+  if (!now) {
+    tls_flush(s);
+    return;
+  }
+  n = BIO_ctrl_pending(t->wbio);       /* one short record */
+  if (n == 0 || s->writes_pending > 0) /* behind queued bytes it would be cut anyway */
+    return;
+  t->out.len = 0;
+  if (sl_buf_reserve(&t->out, n) < 0)
+    return;
+  t->out.len = (size_t)BIO_read(t->wbio, t->out.p, (int)n);
+  b = uv_buf_init(t->out.p, (unsigned)t->out.len);
+  (void)uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+}
+
 static const sl_stream_impl tls_impl = {tls_alloc, tls_read, tls_write, tls_resume,
-                                        tls_free};
+                                        tls_free, tls_end};
 
 static int is_ip(const char *host) {
   unsigned char a[16];
@@ -283,4 +335,67 @@ const char *sl_stream_tls_error(sl_stream *s) {
 int sl_stream_tls_resumed(sl_stream *s) {
   sl_tls *t = (sl_tls *)s->impl_data;
   return t != NULL && t->resumed;
+}
+
+/* ------------------------------------------------------ server contexts */
+
+/* ALPN: http/1.1 when the client offers it; a client offering only other protocols goes
+ * on without ALPN (and finds out from the server's answers). */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned inlen, void *arg) {
+  static const unsigned char ours[] = "\x08http/1.1";
+  unsigned char *o;
+  (void)ssl;
+  (void)arg;
+  if (SSL_select_next_proto(&o, outlen, ours, sizeof ours - 1, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = o;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* 0 when path can be opened for reading, else the reason in err. */
+static int check_readable(const char *what, const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
+    return -1;
+  }
+  fclose(f);
+  return 0;
+}
+
+void *sl_stream_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen) {
+  SSL_CTX *ctx;
+  if (check_readable("cert", cert, err, errlen) < 0 ||
+      check_readable("key", key, err, errlen) < 0)
+    return NULL;
+  ERR_clear_error();
+  ctx = SSL_CTX_new(TLS_server_method());
+  if (ctx == NULL) {
+    snprintf(err, errlen, "cannot make a TLS context: %s", err_reason("out of memory"));
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);   /* idle keep-alive connections */
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+  /* Session tickets are on by default (OpenSSL makes and rotates their keys); the id
+   * context lets the session cache resume TLS 1.2 sessions by id too. */
+  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"sluice", 6);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+    snprintf(err, errlen, "cannot load cert '%s': %s", cert, err_reason("not a certificate"));
+  else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+           ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
+    snprintf(err, errlen, "cannot load key '%s': %s", key, err_reason("not a private key"));
+  else if (SSL_CTX_check_private_key(ctx) != 1)
+    snprintf(err, errlen, "key '%s' does not match cert '%s': %s", key, cert,
+             err_reason("key values mismatch"));
+  else
+    return ctx;
+  SSL_CTX_free(ctx);
+  return NULL;
+}
+
+void sl_stream_tls_ctx_free(void *ctx) {
+  SSL_CTX_free((SSL_CTX *)ctx);      /* connections still open hold their own reference */
 }

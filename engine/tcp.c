@@ -162,6 +162,8 @@ static int read_step(lua_State *L, sock_box *b, lua_Integer max) {
   }
   if (st->rerr == UV_EOF)
     return sl_fail(L, "EOF", "end of stream");
+  if (st->rerr == SL_STREAM_ETLS)
+    return sl_fail(L, "ETLS", "%s", sl_stream_tls_error(st));
   if (st->rerr != 0)
     return sl_fail_uv(L, st->rerr);
   if (s->reader != NULL)
@@ -253,6 +255,8 @@ static int sock_write(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (s->st->rerr == SL_STREAM_ETLS)
+    return sl_fail(L, "ETLS", "%s", sl_stream_tls_error(s->st));
   me = sl_task_require(L, "sock:write");
   w = (wwait *)malloc(sizeof *w);
   if (w == NULL)
@@ -277,7 +281,17 @@ static int sock_write(lua_State *L) {
 
 /* ------------------------------------------------------------- the others */
 
-int sl_tcp_accept(lua_State *L, uv_stream_t *server) {
+/* A failed TLS handshake ends reading as an error would: the reader gets ETLS. */
+static void sock_on_handshake(sl_stream *st, int status) {
+  if (status >= 0)
+    return;
+  sl_stream_pause(st);
+  if (st->rerr == 0)
+    st->rerr = status;
+  sock_on_read(st, status, NULL);
+}
+
+int sl_tcp_accept(lua_State *L, uv_stream_t *server, void *tls_ctx) {
   int rc;
   sl_stream *st = sl_stream_accept(server, &rc);
   tsock *s;
@@ -286,6 +300,13 @@ int sl_tcp_accept(lua_State *L, uv_stream_t *server) {
   s = sock_new(st, &rc);
   if (s == NULL)
     return rc;
+  if (tls_ctx != NULL) {
+    st->on_handshake = sock_on_handshake;
+    if (sl_stream_tls_start(st, tls_ctx, NULL, 0, 0, NULL) < 0) {
+      sock_close(s);
+      return UV_ENOMEM;
+    }
+  }
   push_sock(L, s, -1);
   return 0;
 }

@@ -14,6 +14,7 @@
 typedef struct tlisten {
   uv_tcp_t tcp;
   sl_engine *E;
+  void *tls_ctx;               /* a server SSL_CTX (stream_tls.c), or NULL */
   int self_ref;                /* anchors the Lua object (and its handler) while open */
 } tlisten;
 
@@ -67,18 +68,22 @@ static void connection_cb(uv_stream_t *server, int status) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, l->self_ref);
   lua_getiuservalue(L, -1, 1);
   lua_replace(L, -2);
-  if (sl_tcp_accept(L, server) == 0)
+  if (sl_tcp_accept(L, server, l->tls_ctx) == 0)
     sl_task_new(L, top + 1, 2)->internal = 1;
   lua_settop(L, top);
 }
 
 static void listen_close_cb(uv_handle_t *h) {
-  free(h->data);
+  tlisten *l = (tlisten *)h->data;
+  sl_stream_tls_ctx_free(l->tls_ctx);  /* sockets still open hold their own reference */
+  free(l);
 }
 
 /** tcp.listen(host, port, handler [, opts]) -> listener, or the fail triple (EADDRINUSE,
  * ...); port 0 picks a free port. handler(sock) runs as a task per connection, and the
- * socket is closed when it returns. opts.backlog: the kernel's accept queue (511). */
+ * socket is closed when it returns. opts.backlog: the kernel's accept queue (511);
+ * opts.tls = {cert = FILE, key = FILE}: the sockets speak TLS (ETLS when the files cannot
+ * be used). */
 static void guard_start(lua_State *L, int idx);
 
 static int l_listen(lua_State *L) {
@@ -89,6 +94,9 @@ static int l_listen(lua_State *L) {
   listen_box *b;
   tlisten *l;
   int rc, bound = 0;
+  const char *cert = NULL, *key = NULL;
+  void *tls = NULL;
+  char err[512];
   luaL_argcheck(L, port >= 0 && port < 65536, 2, "port must be 0-65535");
   luaL_checktype(L, 3, LUA_TFUNCTION);
   if (!lua_isnoneornil(L, 4)) {
@@ -96,6 +104,18 @@ static int l_listen(lua_State *L) {
     if (lua_getfield(L, 4, "backlog") != LUA_TNIL)
       backlog = luaL_checkinteger(L, -1);
     lua_pop(L, 1);
+    if (lua_getfield(L, 4, "tls") != LUA_TNIL) {           /* 5 */
+      luaL_argcheck(L, lua_istable(L, 5), 4, "tls must be a table {cert = FILE, key = FILE}");
+      lua_getfield(L, 5, "cert");
+      lua_getfield(L, 5, "key");
+      cert = lua_type(L, 6) == LUA_TSTRING ? lua_tostring(L, 6) : NULL;
+      key = lua_type(L, 7) == LUA_TSTRING ? lua_tostring(L, 7) : NULL;
+      luaL_argcheck(L, cert != NULL && key != NULL, 4,
+                    "tls.cert and tls.key must be file names");
+      tls = sl_stream_tls_server_ctx(cert, key, err, sizeof err);
+      if (tls == NULL)
+        return sl_fail(L, "ETLS", "%s", err);
+    }
   }
   lua_settop(L, 3);
   b = (listen_box *)lua_newuserdatauv(L, sizeof *b, 1);
@@ -106,9 +126,12 @@ static int l_listen(lua_State *L) {
   lua_pushvalue(L, 3);
   lua_setiuservalue(L, -2, 1);
   l = (tlisten *)calloc(1, sizeof *l);
-  if (l == NULL)
+  if (l == NULL) {
+    sl_stream_tls_ctx_free(tls);
     return luaL_error(L, "tcp.listen: out of memory");
+  }
   l->E = E;
+  l->tls_ctx = tls;
   l->self_ref = LUA_NOREF;
   uv_tcp_init(E->loop, &l->tcp);
   l->tcp.data = l;

@@ -29,7 +29,8 @@ function Server:is_closed()
 end
 
 function Server:__tostring()
-  return ("http server (http://%s:%d%s)"):format(self.host, self.port,
+  return ("http server (%s://%s:%d%s)"):format(self.tls and "https" or "http", self.host,
+    self.port,
     self._core:is_closed() and ", closed" or "")
 end
 
@@ -44,7 +45,8 @@ function M.serve(opts)
   end
   local c, err, code = core.serve(opts)
   if not c then return nil, err, code end
-  return setmetatable({port = c:port(), host = opts.host or "127.0.0.1", _core = c}, Server)
+  return setmetatable({port = c:port(), host = opts.host or "127.0.0.1",
+                       tls = opts.tls ~= nil, _core = c}, Server)
 end
 
 return M
