@@ -103,15 +103,16 @@ void sl_stream_close(sl_stream *s);
  * stream checks the peer's certificate and name unless verify is 0 (host: a name, sent
  * as SNI, or an IP address), and offers session (an SSL_SESSION, or NULL) for resumption;
  * a server stream (host NULL) takes the certificate from ctx. The handshake starts at once
- * (the stream must be reading) and ends with on_handshake. Errors are SL_STREAM_ETLS with
+ * (the stream must be reading) and ends with on_handshake; plaintext written before then
+ * (a server's greeting) is held and sent once it is over, and counts as taken at once,
+ * and plaintext that came with the handshake's end is handed over after on_handshake.
+ * Ending the stream (shutdown, close) sends close_notify. Errors are SL_STREAM_ETLS with
  * the message in sl_stream_tls_error. SSL_get_app_data of the connection is the stream. */
 #define SL_STREAM_ETLS (-30000)
 int sl_stream_tls_start(sl_stream *s, void *ssl_ctx, const char *host, int port, int verify,
                         void *session);
 const char *sl_stream_tls_error(sl_stream *s);
 int sl_stream_tls_resumed(sl_stream *s);        /* the handshake resumed a session */
-/* Plaintext written while the handshake runs (a server's greeting) is held and sent once
- * it is over; the write counts as taken at once. */
 /* A server's context (an SSL_CTX) from PEM files: cert (a chain, leaf first) and its key;
  * TLS 1.2 and up, ALPN http/1.1, session tickets. NULL when a file is unreadable, not PEM,
  * or the key does not match the certificate, with the reason in err. The context may be

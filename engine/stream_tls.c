@@ -50,6 +50,14 @@ static void tls_error(sl_tls *t, int ret, const char *what) {
   int e = SSL_get_error(t->ssl, ret);
   long v = SSL_get_verify_result(t->ssl);
   unsigned long code = ERR_peek_error();
+  if (t->host[0] == '\0') {                  /* a server's stream: there is no host */
+    snprintf(t->err, sizeof t->err, "%s failed: %s", what,
+             code != 0 ? err_reason("unknown error") :
+             e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ?
+             "the client closed the connection" : "unexpected TLS error");
+    ERR_clear_error();
+    return;
+  }
   if (v != X509_V_OK && ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED)
     snprintf(t->err, sizeof t->err, "certificate verify failed: %s (host %s)",
              X509_verify_cert_error_string(v), t->host);

@@ -200,7 +200,10 @@ static int sock_read(lua_State *L) {
  * tasks waiting for it or an earlier one are told. */
 static void sock_on_write(sl_stream *st, int status) {
   tsock *s = (tsock *)st->data;
-  s->wdone++;
+  /* Over TLS the stream writes records of its own (a handshake's, close_notify): those
+   * finishing after every write of ours are not ours to count. */
+  if (s->wdone < s->wqueued)
+    s->wdone++;
   while (!sl_queue_empty(&s->writers)) {
     wwait *w = SL_QUEUE_DATA(sl_queue_head(&s->writers), wwait, node);
     if (w->seq > s->wdone)

@@ -223,6 +223,26 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as raw
     assert.equals("hello\n100001\n", py("echo.py", tport))
   end)
 
+  it("gives a tcp.listen handler ETLS when the handshake fails", function()
+    local got
+    local l = assert(tcp.listen("127.0.0.1", 0, function(sock)
+      local data, err, code = sock:read()
+      local ok, werr = sock:write("late")
+      got = {data, err, code, ok, werr}
+    end, {tls = {cert = dir .. "/cert.pem", key = dir .. "/key.pem"}}))
+    finally(function() l:close() end)
+    local sock = assert(tcp.connect("127.0.0.1", l:port()))
+    finally(function() sock:close() end)
+    sock:settimeout(5)
+    assert(sock:write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert.is_nil(sock:read())                  -- no answer: the handler closed it
+    assert.is_nil(got[1])
+    assert.equals("ETLS", got[3])
+    assert.matches("^ETLS: handshake failed: ", got[2])
+    assert.is_nil(got[4])
+    assert.matches("^ETLS: ", got[5])
+  end)
+
   it("fails at serve and listen time for a key of another certificate or a bad file",
      function()
     local function check(tls, code_err)
