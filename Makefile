@@ -3,10 +3,11 @@
 # when root.
 
 CC      ?= cc
-PKGS    := lua5.4 libuv libxml-2.0 openssl sqlite3 libbrotlidec libzstd
+PKGS    := lua5.4 libuv libxml-2.0 openssl sqlite3 libbrotlidec libzstd libcares libpsl
 DEBS    := liblua5.4-dev lua5.4 libuv1-dev lua-cjson-dev lua-luassert pkg-config gcc make \
            zlib1g-dev libxml2-dev libssl-dev openssl libsqlite3-dev sqlite3 python3 \
-           libbrotli-dev libzstd-dev brotli zstd curl
+           libbrotli-dev libzstd-dev brotli zstd curl libc-ares-dev libpsl-dev publicsuffix \
+           dnsmasq-base tinyproxy dante-server
 # Optional: installed when missing if possible, and the build goes on without them otherwise.
 DEBS_OPT := libreadline-dev
 WARN    := -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wmissing-prototypes \
