@@ -257,6 +257,8 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
     fail = "EINVAL";
     snprintf(why, sizeof why, "bad redirect location: %.100s", url);
   }
+  if (fail == NULL && (r->px_given || r->client->px != NULL))
+    r->proxy = sl_client_proxy_pick(r->client, r);
   if (fail == NULL && prev != NULL && !r->cross && other_origin(r, prev)) {
     r->cross = 1;
     drop_credentials(L);
@@ -280,6 +282,11 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
   if (err != NULL) {
     sl_client_req_free(r);
     return sl_client_misuse(L, "bad option 'headers' (%s)", err);
+  }
+  if (r->proxy != NULL && r->proxy->kind == HC_PX_HTTP && !r->tls &&
+      sl_client_proxy_head(r) < 0) {
+    sl_client_req_free(r);
+    return luaL_error(L, "out of memory for an HTTP request");
   }
   lua_settop(L, S_TOP);
   sl_client_req_start(r);
@@ -331,6 +338,8 @@ static int req_follow(lua_State *L, hc_req *r, const char *loc, size_t len) {
   next->max_redirects = r->max_redirects;
   next->hops = r->hops + 1;
   next->cross = r->cross;
+  next->px_given = r->px_given;
+  next->px_opt = r->px_opt;
   next->t_call = r->t_call;
   return req_begin(L, next, r, n < 0);
 }
@@ -342,7 +351,8 @@ static int client_send(lua_State *L) {
   size_t mlen;
   const char *method = luaL_checklstring(L, S_METHOD, &mlen);
   hc_limits lim = c->lim;
-  int max_body_given = 0, max_redirects = c->max_redirects;
+  int max_body_given = 0, max_redirects = c->max_redirects, px_given = 0;
+  hc_proxy *px = NULL;
   sl_task *me;
   hc_req *r;
   luaL_checkstring(L, S_URL);
@@ -353,6 +363,11 @@ static int client_send(lua_State *L) {
     lua_settop(L, S_OPTS);
     max_body_given = sl_client_read_limits(L, S_OPTS, &lim);
     max_redirects = sl_client_opt_int(L, S_OPTS, "max_redirects", max_redirects, 0);
+    if (lua_getfield(L, S_OPTS, "proxy") != LUA_TNIL) {
+      px = sl_client_proxy_req_opt(L, c);
+      px_given = 1;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, S_OPTS, "headers");
     lua_getfield(L, S_OPTS, "body");
     lua_getfield(L, S_OPTS, "sink");
@@ -378,6 +393,8 @@ static int client_send(lua_State *L) {
   if (!lua_isnil(L, S_SINK) && !max_body_given)
     r->lim.max_body = SIZE_MAX;      /* streaming: no limit unless asked for */
   r->max_redirects = max_redirects;
+  r->px_given = (uint8_t)px_given;
+  r->px_opt = px;
   r->t_call = uv_hrtime();
   return req_begin(L, r, NULL, 0);
 }

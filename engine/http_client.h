@@ -22,6 +22,9 @@ typedef struct hc_client hc_client;
 typedef struct hc_origin hc_origin;
 typedef struct hc_conn hc_conn;
 typedef struct hc_req hc_req;
+typedef struct hc_proxy hc_proxy;
+typedef struct hc_proxies hc_proxies;
+typedef struct hc_tunnel hc_tunnel;
 
 
 /* Timeouts (seconds, < 0 for none) and limits of one request; a client holds defaults. */
@@ -67,6 +70,7 @@ struct hc_client {
   uint64_t nrequests, nreused, nretries, nconnects; /* counters for client:stats() */
   uint64_t ntls, nresumed;     /* TLS handshakes, and those that resumed a session */
   int ndormant;                /* unused origins kept for their TLS session */
+  hc_proxies *px;              /* proxies it knows (http_client_proxy.c); NULL: none */
 };
 
 struct hc_origin {
@@ -79,6 +83,8 @@ struct hc_origin {
   void *sess;                  /* https: the last TLS session it was given (SSL_SESSION) */
   uint8_t tls_noverify;        /* https with tls_verify = false (a pool of its own) */
   uint8_t dormant;             /* unused, kept only for sess (counted in ndormant) */
+  hc_proxy *proxy;             /* reached through it (part of the key); NULL: direct */
+  int max_conns;               /* slots: max_per_host, more for a proxy's shared origin */
   uint32_t hash;
   int port;
   size_t hostlen;
@@ -101,6 +107,7 @@ struct hc_conn {
   uint8_t state;               /* enum hc_conn_state */
   uint8_t writing;             /* bytes are queued in the stream, not sent yet */
   uint8_t handshaking;         /* TLS: the handshake is not over */
+  hc_tunnel *tunnel;           /* a proxy's CONNECT or SOCKS5 handshake under way */
 };
 
 /* Where the request stands, for timeouts and messages. */
@@ -130,6 +137,9 @@ struct hc_req {
   size_t body_len;
   uint8_t is_head, idempotent, fn_body, sink, retried, waiting, in_wait_list;
   uint8_t cross;               /* a redirect left the first origin: no credentials */
+  uint8_t px_given;            /* the request's own proxy option (px_opt; NULL: false) */
+  hc_proxy *px_opt;
+  hc_proxy *proxy;             /* the proxy this URL goes through; NULL: direct */
   int max_redirects, hops;     /* redirects it may follow, and followed so far */
   uint64_t t_call;             /* uv_hrtime at the call's start, for its whole timeout */
   uint8_t discard;             /* a redirect's body, with a sink: not worth keeping */
@@ -210,7 +220,7 @@ hc_conn *sl_client_idle_oldest(hc_client *c);
 hc_conn *sl_client_origin_idle_newest(hc_origin *o);
 void sl_client_conn_idle_unlink(hc_conn *k);
 hc_origin *sl_client_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
-                                int noverify);
+                                int noverify, hc_proxy *proxy);
 void sl_client_origin_free(hc_origin *o);
 void sl_client_origin_maybe_free(hc_origin *o, hc_client *c);
 void sl_client_unref(hc_client *c);
@@ -243,6 +253,36 @@ void sl_client_req_send(hc_req *r);
 void sl_client_req_fail(hc_req *r, const char *name, const char *fmt, ...);
 int sl_client_req_write_body(hc_req *r, const char *data, size_t len, int last);
 void sl_client_req_resume_reading(hc_req *r);
+/* http_client_proxy.c: proxies (http://, socks5://, socks5h://), from the client's and a
+ * request's proxy options and the environment (http_proxy, ..., no_proxy). */
+enum { HC_PX_HTTP = 1, HC_PX_SOCKS5, HC_PX_SOCKS5H };
+struct hc_proxy {
+  hc_proxy *next;              /* the client's list (hc_proxies.all) */
+  uint8_t kind;                /* HC_PX_* */
+  int port;
+  char *url;                   /* as given: the key a request's option is found by */
+  char *auth;                  /* http: "Proxy-Authorization: Basic ...\r\n", or NULL */
+  size_t auth_len;
+  char *user, *pass;           /* socks5: RFC 1929 credentials, or NULL */
+  char host[];                 /* lower case, IPv6 without brackets */
+};
+/* Reads the client's proxy and no_proxy options (idx: its table, or 0) and the
+ * environment into c->px; raises on a bad one. */
+void sl_client_proxy_client_opts(lua_State *L, hc_client *c, int idx);
+/* A request's proxy option (the value at the top, not nil): its proxy, NULL for false. */
+hc_proxy *sl_client_proxy_req_opt(lua_State *L, hc_client *c);
+/* The proxy r's URL (r->host, r->port, r->tls parsed) goes through; NULL: direct. */
+hc_proxy *sl_client_proxy_pick(hc_client *c, const hc_req *r);
+/* An http:// request through an HTTP proxy: its head in absolute form, with the proxy's
+ * credentials. 0, or -1 out of memory. */
+int sl_client_proxy_head(hc_req *r);
+void sl_client_proxy_free_all(hc_client *c);
+/* http_client_tunnel.c: a CONNECT or SOCKS5 handshake on a connection to the proxy
+ * (its stream reading); done is called once: name NULL when the tunnel is open, else the
+ * fail name (EPROXY, or a name lookup's) and its message. */
+typedef void (*hc_tunnel_cb)(hc_conn *k, const char *name, const char *msg);
+void sl_client_tunnel_start(hc_conn *k, hc_req *r, hc_tunnel_cb done);
+void sl_client_tunnel_free(hc_conn *k);
 /* http_client_tls.c: the client's TLS contexts (one per CA source) and sessions; the
  * connections' TLS is their stream's (stream_tls.c). */
 /* A context for ca_file (NULL: the system's), cached; NULL when it failed (err says why). */

@@ -19,6 +19,7 @@ static char hc_rbuf[64 * 1024];
 
 static void tls_begin(hc_conn *k, hc_req *r);
 static void conn_attach(hc_conn *k, sl_stream *st);
+static void conn_tunneled(hc_conn *k, const char *name, const char *msg);
 
 static double secs_since(uint64_t t) {
   return (double)(uv_hrtime() - t) / 1e9;
@@ -43,6 +44,15 @@ void sl_client_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
     va_end(ap);
+  }
+  if (r->proxy != NULL && r->proxy->kind == HC_PX_HTTP && !r->tls && !r->headers_done &&
+      (strcmp(name, "EPROTO") == 0 || strcmp(name, "ECONNRESET") == 0 ||
+       strcmp(name, "EOF") == 0)) {   /* what a forwarding proxy did wrong */
+    char m[sizeof r->err_msg];
+    snprintf(m, sizeof m, "%s", r->err_msg);
+    snprintf(r->err_msg, sizeof r->err_msg, "proxy %s:%d: %s: %.400s", r->proxy->host,
+             r->proxy->port, name, m);
+    name = "EPROXY";
   }
   r->err_name = name;
   sl_client_req_abort(r);
@@ -128,14 +138,12 @@ void sl_client_conn_release(hc_conn *k) {
 
 /* Gives free slots of an origin to requests waiting for one, each on a new connection. */
 void sl_client_origin_dispatch(hc_origin *o) {
-  hc_client *c;
   hc_req *r;
   if (o->dispatching)
     return;
   o->dispatching = 1;
   while ((r = sl_client_origin_first_waiting(o)) != NULL) {
-    c = r->client;
-    if (o->nconns >= c->max_per_host)
+    if (o->nconns >= o->max_conns)
       break;
     sl_client_req_leave_wait_list(r);
     o->nconns++;
@@ -210,6 +218,7 @@ hc_conn *sl_client_conn_new(hc_client *c, hc_origin *o) {
 
 static void conn_free(hc_conn *k) {
   hc_client *c = k->client;
+  sl_client_tunnel_free(k);
   free(k);
   sl_client_unref(c);
 }
@@ -253,6 +262,13 @@ static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
   if (cn->attempts > 1)
     k->client->nconnects += (uint64_t)cn->attempts - 1;
   r->t_dns_done = cn->t_resolved;
+  if (status < 0 && k->origin->proxy != NULL) {
+    hc_proxy *px = k->origin->proxy;
+    sl_client_req_fail(r, "EPROXY", "cannot %s proxy %s:%d: %s",
+                       cn->resolving ? "resolve" : "connect to", px->host, px->port,
+                       uv_strerror(status));
+    return;
+  }
   if (status < 0) {
     if (cn->resolving)
       sl_client_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
@@ -269,6 +285,11 @@ static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
   }
   k->state = HC_BUSY;
   r->t_connected = uv_hrtime();
+  if (k->origin->proxy != NULL &&
+      (k->origin->proxy->kind != HC_PX_HTTP || k->origin->tls_ctx != NULL)) {
+    sl_client_tunnel_start(k, r, conn_tunneled);
+    return;
+  }
   if (k->origin->tls_ctx != NULL) {
     tls_begin(k, r);
     return;
@@ -277,9 +298,10 @@ static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
 }
 
 /* Starts a new connection for a request holding a slot: name lookup through the DNS
- * cache, then connect, each address in turn. */
+ * cache, then connect, each address in turn (to its proxy, if it has one). */
 void sl_client_req_connect_new(hc_req *r) {
   hc_conn *k;
+  hc_proxy *px = r->origin->proxy;
   r->conn = NULL;
   r->reused = 0;
   r->t_tls = r->t_tls_done = 0;
@@ -295,7 +317,8 @@ void sl_client_req_connect_new(hc_req *r) {
   k->req = r;
   r->conn = k;
   r->t_dns = uv_hrtime();
-  sl_connect_start(&k->connect, r->E, r->host, r->port, -1, conn_connected);
+  sl_connect_start(&k->connect, r->E, px != NULL ? px->host : r->host,
+                   px != NULL ? px->port : r->port, -1, conn_connected);
 }
 
 /* -------------------------------------------------------------- writing */
@@ -560,6 +583,20 @@ static void conn_on_handshake(sl_stream *st, int status) {
     r->client->nresumed += r->tls_resumed;
     sl_client_req_send(r);
   }
+}
+
+/* The tunnel through the proxy is open (name NULL), or failed: on as over a direct
+ * connection. */
+static void conn_tunneled(hc_conn *k, const char *name, const char *msg) {
+  hc_req *r = k->req;
+  if (k->state == HC_CLOSING || r == NULL)
+    return;
+  if (name != NULL)
+    sl_client_req_fail(r, name, "%s", msg);
+  else if (k->origin->tls_ctx != NULL)
+    tls_begin(k, r);
+  else
+    sl_client_req_send(r);
 }
 
 static void tls_begin(hc_conn *k, hc_req *r) {

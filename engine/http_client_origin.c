@@ -158,12 +158,13 @@ void sl_client_conn_idle_unlink(hc_conn *k) {
  * another one than http's on the same port, and one per TLS context and verify mode, so
  * connections and sessions are shared only by requests that check the server alike. */
 hc_origin *sl_client_origin_get(hc_client *c, const char *host, int port, void *tls_ctx,
-                                int noverify) {
+                                int noverify, hc_proxy *proxy) {
   size_t n = strlen(host);
   uint32_t h = sl_fnv1a(SL_FNV_BASIS, host, n);
   hc_origin *o;
   h = sl_fnv1a_word(h, (uint32_t)port);
-  h = sl_fnv1a_word(h, (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify);
+  h = sl_fnv1a_word(h, (uint32_t)(uintptr_t)tls_ctx ^ (uint32_t)noverify ^
+                        (uint32_t)(uintptr_t)proxy);
   if (c->nbuckets == 0 || c->norigins >= c->nbuckets * 2) {
     size_t nb = c->nbuckets ? c->nbuckets * 4 : 16, j;
     hc_origin **b = (hc_origin **)calloc(nb, sizeof(*b));
@@ -183,7 +184,7 @@ hc_origin *sl_client_origin_get(hc_client *c, const char *host, int port, void *
   }
   for (o = c->buckets[h & (c->nbuckets - 1)]; o != NULL; o = o->hnext)
     if (o->hash == h && o->port == port && o->tls_ctx == tls_ctx &&
-        o->tls_noverify == noverify && o->hostlen == n && memcmp(o->host, host, n) == 0) {
+        o->tls_noverify == noverify && o->proxy == proxy && o->hostlen == n && memcmp(o->host, host, n) == 0) {
       if (o->dormant) {
         o->dormant = 0;
         c->ndormant--;
@@ -198,6 +199,11 @@ hc_origin *sl_client_origin_get(hc_client *c, const char *host, int port, void *
   o->port = port;
   o->tls_ctx = tls_ctx;
   o->tls_noverify = (uint8_t)noverify;
+  o->proxy = proxy;
+  /* The origin of an HTTP proxy's forwarded requests is shared by every http:// host
+   * behind it: it gets the client's whole idle allowance, not one host's. */
+  o->max_conns = proxy != NULL && proxy->kind == HC_PX_HTTP && tls_ctx == NULL &&
+                         c->max_idle > c->max_per_host ? c->max_idle : c->max_per_host;
   o->hash = h;
   sl_queue_init(&o->idle);
   sl_queue_init(&o->waiting);
@@ -221,6 +227,7 @@ void sl_client_unref(hc_client *c) {
   }
   free(c->dh);
   sl_buf_free(&c->dh_block);
+  sl_client_proxy_free_all(c);
   free(c->buckets);
   free(c);
 }

@@ -29,7 +29,16 @@ void sl_client_req_start(hc_req *r) {
       return;
     }
   }
-  o = sl_client_origin_get(c, r->host, r->port, ctx, r->tls && !r->lim.tls_verify);
+  if (r->proxy == NULL)
+    o = sl_client_origin_get(c, r->host, r->port, ctx, r->tls && !r->lim.tls_verify, NULL);
+  else if (r->proxy->kind == 0) {              /* a bad proxy in the environment */
+    sl_client_req_fail(r, "EPROXY", "%s", r->proxy->auth);
+    return;
+  } else if (r->proxy->kind == HC_PX_HTTP && !r->tls)  /* forwarded: one pool per proxy */
+    o = sl_client_origin_get(c, r->proxy->host, r->proxy->port, NULL, 0, r->proxy);
+  else                                                 /* tunnelled */
+    o = sl_client_origin_get(c, r->host, r->port, ctx, r->tls && !r->lim.tls_verify,
+                             r->proxy);
   if (o == NULL) {
     sl_client_req_fail(r, "ENOMEM", "out of memory for a connection pool");
     return;
@@ -46,7 +55,7 @@ void sl_client_req_start(hc_req *r) {
     sl_client_req_send(r);
     return;
   }
-  if (o->nconns < c->max_per_host) {
+  if (o->nconns < o->max_conns) {
     o->nconns++;
     sl_client_req_connect_new(r);
     return;
