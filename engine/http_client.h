@@ -256,10 +256,14 @@ void sl_client_req_resume_reading(hc_req *r);
 /* http_client_proxy.c: proxies (http://, socks5://, socks5h://), from the client's and a
  * request's proxy options and the environment (http_proxy, ..., no_proxy). */
 enum { HC_PX_HTTP = 1, HC_PX_SOCKS5, HC_PX_SOCKS5H };
+#define HC_PROXY_STALE 4
 struct hc_proxy {
   hc_proxy *next;              /* the client's list (hc_proxies.all) */
   uint8_t kind;                /* HC_PX_* */
   int port;
+  uint8_t stale;               /* reused connections it had closed (tinyproxy closes each
+                                * one after its response): from HC_PROXY_STALE on, its
+                                * connections are no longer kept */
   char *url;                   /* as given: the key a request's option is found by */
   char *auth;                  /* http: "Proxy-Authorization: Basic ...\r\n", or NULL */
   size_t auth_len;

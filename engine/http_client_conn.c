@@ -332,6 +332,8 @@ static int req_retry(hc_req *r, int err) {
     return 0;
   r->retried = 1;
   r->client->nretries++;
+  if (r->proxy != NULL && r->proxy->kind == HC_PX_HTTP && !r->tls && r->proxy->stale < 255)
+    r->proxy->stale++;           /* forwarded: the proxy, not the origin, closed it */
   r->conn = NULL;
   k->req = NULL;
   sl_client_conn_close(k, 1);
@@ -461,6 +463,8 @@ static void req_complete(hc_req *r, int extra_bytes) {
   int keep = !extra_bytes && !k->writing && r->body_sent && !r->close_after &&
              c->keepalive > 0 && !c->closed && llhttp_should_keep_alive(&k->parser);
   int took;
+  if (r->proxy != NULL)        /* a proxy that closes what it says it keeps: no reuse */
+    keep = keep && r->proxy->stale < HC_PROXY_STALE;
   r->complete = 1;
   r->done = 1;
   r->phase = HC_PH_DONE;

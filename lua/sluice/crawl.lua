@@ -34,7 +34,7 @@ local OPTIONS = {
   max_queued = {"integer", 10000, 1}, seen = {"string", "exact"},
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
   headers = {"table"}, tls_verify = {"boolean", true}, ca_file = {"string"}, out = {"any"}, format = {"string"},
-  state = {"string"}, status = {"boolean"}, log = {"userdata"},
+  state = {"string"}, status = {"boolean"}, log = {"userdata"}, proxy = {"any"},
 }
 
 local function check_options(opts, lvl)
@@ -420,7 +420,7 @@ function C:run()
   self.client = http.client{max_per_host = o.per_host, max_redirects = 0,
                             timeout = o.timeout, max_body = o.max_body,
                             tls_verify = o.tls_verify, ca_file = o.ca_file,
-                            headers = headers}
+                            headers = headers, proxy = o.proxy}
   self.ctx = {client = self.client, opts = o, token = self.token}   -- what fetches read
   local ok, err = pcall(start, self)
   if ok and self.failure then ok, err = false, self.failure end

@@ -26,6 +26,9 @@ local HELP = [[
   --user-agent S    the User-Agent sent, and matched against robots.txt (default
                     "sluice-crawl/0.1")
   --ignore-robots   do not fetch or obey robots.txt
+  --proxy URL       send every request through this proxy (http://, socks5://,
+                    socks5h://; user:password@ for its credentials); without it the
+                    http_proxy, https_proxy, all_proxy and no_proxy variables apply
 
 Each record: {"url", "status", "depth", "parent", "bytes", "links", "time", "error"}
 (and "redirect" for a 3xx, "items" for what the handler emitted). Exit status: 0 when the
@@ -37,7 +40,8 @@ itself failed (e.g. the disk is full).
 local function usage_line(prog)
   return "usage: " .. prog .. " [--limit N] [--per-host N] [--delay S] [--depth N]\n"
     .. "         [--max-pages N] [--same-host] [--handler FILE] [--out FILE] [--format F]\n"
-    .. "         [--state DIR] [--user-agent S] [--ignore-robots] (URL... | -f FILE)\n"
+    .. "         [--state DIR] [--user-agent S] [--ignore-robots] [--proxy URL]\n"
+    .. "         (URL... | -f FILE)\n"
 end
 
 -- option → {field, kind, min}: kinds "int", "num", "str" take a value; "flag" does not.
@@ -49,6 +53,7 @@ local OPTS = {
   ["--out"] = {"out", "str"}, ["--format"] = {"format", "str"},
   ["--state"] = {"state", "str"},
   ["--user-agent"] = {"user_agent", "str"}, ["--ignore-robots"] = {"robots", "flag"},
+  ["--proxy"] = {"proxy", "str"},
   ["-f"] = {"file", "str"},
 }
 
