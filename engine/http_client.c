@@ -403,7 +403,9 @@ static int client_send(lua_State *L) {
 
 /* Reads http.client{}'s options into the client (light userdata 1) from the table at 2. */
 static int read_opts(lua_State *L) {
-  sl_client_read_client_opts(L, (hc_client *)lua_touserdata(L, 1), lua_istable(L, 2) ? 2 : 0);
+  hc_client *c = (hc_client *)lua_touserdata(L, 1);
+  sl_client_read_client_opts(L, c, lua_istable(L, 2) ? 2 : 0);
+  sl_client_proxy_client_opts(L, c, lua_istable(L, 2) ? 2 : 0);
   return 0;
 }
 

@@ -230,5 +230,4 @@ void sl_client_read_client_opts(lua_State *L, hc_client *c, int idx) {
   }
   read_default_headers(L, c, lua_istable(L, -1) ? lua_gettop(L) : 0);
   lua_settop(L, top);
-  sl_client_proxy_client_opts(L, c, idx);
 }
