@@ -2,7 +2,7 @@
 # and prints a table with the ratios from this run, then the goals as PASS/FAIL lines.
 #
 # usage: bash scripts/bench/run.sh [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem
-#                                   |extract|parse_mem|crawl_extract|crawl_extract_mem ...]
+#                                   |extract|parse_mem|crawl_extract|crawl_extract_mem|proxy ...]
 #                                                                       (default: all)
 #   http     fetch_many.lua against a local nginx vs wrk, aiohttp and Node fetch (req/s),
 #            and its peak RSS at 1M and 3M GETs
@@ -18,6 +18,8 @@
 #            catalogue served by nginx: sluice vs Scrapy (pages/s, peak RSS);
 #            crawl_extract_mem: crawl_mem's 1M pages with a handler that parses each page
 #            (crawl_extract.sh)
+#   proxy    GETs through a local HTTP proxy (tinyproxy; nginx as a forward proxy) to nginx,
+#            sluice vs aiohttp (req/s; proxy.sh)
 #
 # Environment:
 #   BENCH_QUICK=1      shrink every count for a smoke run (ratios are then only indicative)
@@ -668,29 +670,32 @@ bench_server() {
 source "$DIR/crawl.sh"   # bench_crawl, bench_crawl_mem, setup_crawl
 source "$DIR/extract.sh"   # bench_extract, bench_parse_mem, setup_extract
 source "$DIR/crawl_extract.sh"   # bench_crawl_extract, bench_crawl_extract_mem
+source "$DIR/proxy.sh"   # bench_proxy, setup_proxy
 
 # ---------------------------------------------------------------------------------------
 
 main() {
   local which=("$@") w
   [ ${#which[@]} -eq 0 ] && which=(all)
-  local need_http=0 need_crawl=0 need_extract=0
+  local need_http=0 need_crawl=0 need_extract=0 need_proxy=0
   for w in "${which[@]}"; do
     case $w in
       lac|sleepers|gather|executor) ;;
       executor_map) ;;
       http|seeds|server) need_http=1 ;;
+      proxy) need_http=1; need_proxy=1 ;;
       crawl|crawl_mem) need_crawl=1 ;;
       extract|parse_mem) need_extract=1 ;;
       crawl_extract|crawl_extract_mem) need_crawl=1; need_extract=1 ;;
-      all) need_http=1; need_crawl=1; need_extract=1 ;;
-      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem|extract|parse_mem|crawl_extract|crawl_extract_mem ...]" >&2; exit 2 ;;
+      all) need_http=1; need_crawl=1; need_extract=1; need_proxy=1 ;;
+      *) echo "usage: $0 [lac|sleepers|gather|executor|http|seeds|server|crawl|crawl_mem|extract|parse_mem|crawl_extract|crawl_extract_mem|proxy ...]" >&2; exit 2 ;;
     esac
   done
   setup
   [ $need_http = 1 ] && setup_http
   [ $need_crawl = 1 ] && setup_crawl
   [ $need_extract = 1 ] && setup_extract
+  [ $need_proxy = 1 ] && setup_proxy
   echo "bench: $SLUICE; $("$PY" --version 2>&1); $("$LUA" -v 2>&1 | head -n 1); node $("$NODE" --version 2>/dev/null || echo none); $(nproc) cores; quick=$QUICK runs=$RUNS peer_runs=$PEER_RUNS" >&2
   for w in "${which[@]}"; do
     case $w in
@@ -707,9 +712,10 @@ main() {
       parse_mem) bench_parse_mem ;;
       crawl_extract) bench_crawl_extract ;;
       crawl_extract_mem) bench_crawl_extract_mem ;;
+      proxy) bench_proxy ;;
       all) bench_lac; bench_sleepers; bench_gather; bench_executor; bench_http; bench_seeds; bench_server
         bench_crawl; bench_crawl_mem; bench_extract; bench_parse_mem; bench_crawl_extract
-        bench_crawl_extract_mem ;;
+        bench_crawl_extract_mem; bench_proxy ;;
     esac
   done
 
