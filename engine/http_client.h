@@ -240,6 +240,10 @@ enum { HC_ENC_IDENTITY, HC_ENC_GZIP, HC_ENC_DEFLATE, HC_ENC_BR, HC_ENC_ZSTD };
 #define HC_ACCEPT_ENCODING "gzip, deflate, br, zstd"
 #define HC_SINK_PIECE (64 * 1024) /* decoded bytes a sink gets at most at a time */
 int sl_client_conn_input(hc_conn *k, hc_req *r, const char *data, size_t n);
+/* The connections' lend callback: where the stream puts what it reads (plaintext, over
+ * TLS): straight into the body buffer when the rest of the response is a body of known
+ * size (the body then costs one copy less), else into a read buffer they share. */
+int sl_client_conn_lend(sl_stream *st, uv_buf_t *buf);
 int sl_client_conn_finish(hc_conn *k, hc_req *r);
 int sl_client_req_take_span(hc_req *r, lua_State *co);
 /* http_client_conn.c: connections, and handing them to requests */
@@ -280,10 +284,14 @@ hc_proxy *sl_client_proxy_pick(hc_client *c, const hc_req *r);
 /* An http:// request through an HTTP proxy: its head in absolute form, with the proxy's
  * credentials. 0, or -1 out of memory. */
 int sl_client_proxy_head(hc_req *r);
+/* A failure before the response's head through a forwarding proxy (a reset, garbage) is
+ * the proxy's: EPROXY, the message naming it. Returns the name to fail r with. */
+const char *sl_client_proxy_blame(hc_req *r, const char *name);
 void sl_client_proxy_free_all(hc_client *c);
-/* http_client_tunnel.c: a CONNECT or SOCKS5 handshake on a connection to the proxy
- * (its stream reading); done is called once: name NULL when the tunnel is open, else the
- * fail name (EPROXY, or a name lookup's) and its message. */
+/* http_client_tunnel.c: a CONNECT or SOCKS5 handshake on a new connection to a proxy (its
+ * stream reading), when its origin is reached through one: done is called once, at once
+ * when there is no tunnel to open: name NULL when the connection is ready, else the fail
+ * name (EPROXY, or a name lookup's) and its message. */
 typedef void (*hc_tunnel_cb)(hc_conn *k, const char *name, const char *msg);
 void sl_client_tunnel_start(hc_conn *k, hc_req *r, hc_tunnel_cb done);
 void sl_client_tunnel_free(hc_conn *k);

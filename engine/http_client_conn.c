@@ -12,14 +12,8 @@
 #include "sluice.h"
 #include "stream.h"
 
-/* Every response is read into this buffer (libuv reads one socket at a time) unless its
- * body can be read straight into the request's own buffer; nothing is kept in it past the
- * read callback, so a thousand connections cost no read buffer each. */
-static char hc_rbuf[64 * 1024];
-
 static void tls_begin(hc_conn *k, hc_req *r);
 static void conn_attach(hc_conn *k, sl_stream *st);
-static void conn_tunneled(hc_conn *k, const char *name, const char *msg);
 
 static double secs_since(uint64_t t) {
   return (double)(uv_hrtime() - t) / 1e9;
@@ -45,15 +39,8 @@ void sl_client_req_fail(hc_req *r, const char *name, const char *fmt, ...) {
     vsnprintf(r->err_msg, sizeof r->err_msg, fmt, ap);
     va_end(ap);
   }
-  if (r->proxy != NULL && r->proxy->kind == HC_PX_HTTP && !r->tls && !r->headers_done &&
-      (strcmp(name, "EPROTO") == 0 || strcmp(name, "ECONNRESET") == 0 ||
-       strcmp(name, "EOF") == 0)) {   /* what a forwarding proxy did wrong */
-    char m[sizeof r->err_msg];
-    snprintf(m, sizeof m, "%s", r->err_msg);
-    snprintf(r->err_msg, sizeof r->err_msg, "proxy %s:%d: %s: %.400s", r->proxy->host,
-             r->proxy->port, name, m);
-    name = "EPROXY";
-  }
+  if (r->proxy != NULL)
+    name = sl_client_proxy_blame(r, name);
   r->err_name = name;
   sl_client_req_abort(r);
   r->done = 1;
@@ -254,23 +241,34 @@ void sl_client_conn_close(hc_conn *k, int keep_slot) {
   }
 }
 
+/* Connected, through a proxy's tunnel if any (name NULL), or failed: the request goes on
+ * over TLS or plain. */
+static void conn_ready(hc_conn *k, const char *name, const char *msg) {
+  hc_req *r = k->req;
+  if (k->state == HC_CLOSING || r == NULL)
+    return;
+  if (name != NULL)
+    sl_client_req_fail(r, name, "%s", msg);
+  else if (k->origin->tls_ctx != NULL)
+    tls_begin(k, r);
+  else
+    sl_client_req_send(r);
+}
+
 /* The end of connecting (stream.c tried each address of the name): the request goes on
- * over TLS or plain, or fails naming what failed. */
+ * through the proxy's tunnel, over TLS or plain, or fails naming what failed. */
 static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
   hc_conn *k = SL_CONTAINER_OF(cn, hc_conn, connect);
   hc_req *r = k->req;
   if (cn->attempts > 1)
     k->client->nconnects += (uint64_t)cn->attempts - 1;
   r->t_dns_done = cn->t_resolved;
-  if (status < 0 && k->origin->proxy != NULL) {
-    hc_proxy *px = k->origin->proxy;
-    sl_client_req_fail(r, "EPROXY", "cannot %s proxy %s:%d: %s",
-                       cn->resolving ? "resolve" : "connect to", px->host, px->port,
-                       uv_strerror(status));
-    return;
-  }
   if (status < 0) {
-    if (cn->resolving)
+    if (k->origin->proxy != NULL)
+      sl_client_req_fail(r, "EPROXY", "cannot %s proxy %s:%d: %s", cn->resolving ?
+                         "resolve" : "connect to", k->origin->proxy->host,
+                         k->origin->proxy->port, uv_strerror(status));
+    else if (cn->resolving)
       sl_client_req_fail(r, uv_err_name(status), "cannot resolve %s: %s", r->host,
                          uv_strerror(status));
     else
@@ -285,16 +283,7 @@ static void conn_connected(sl_connect *cn, sl_stream *st, int status) {
   }
   k->state = HC_BUSY;
   r->t_connected = uv_hrtime();
-  if (k->origin->proxy != NULL &&
-      (k->origin->proxy->kind != HC_PX_HTTP || k->origin->tls_ctx != NULL)) {
-    sl_client_tunnel_start(k, r, conn_tunneled);
-    return;
-  }
-  if (k->origin->tls_ctx != NULL) {
-    tls_begin(k, r);
-    return;
-  }
-  sl_client_req_send(r);
+  sl_client_tunnel_start(k, r, conn_ready);
 }
 
 /* Starts a new connection for a request holding a slot: name lookup through the DNS
@@ -438,22 +427,6 @@ int sl_client_req_write_body(hc_req *r, const char *data, size_t len, int last) 
 
 /* --------------------------------------------------------------- reading */
 
-/* Where the stream puts what it reads (plaintext, over TLS): straight into the body
- * buffer when the rest of the response is a body of known size (the body then costs one
- * copy less); otherwise into the shared read buffer. */
-static int conn_lend(sl_stream *st, uv_buf_t *buf) {
-  hc_conn *k = (hc_conn *)st->data;
-  hc_req *r = k->req;
-  if (r != NULL && r->direct && r->rbody.len < r->rbody.cap) {
-    buf->base = r->rbody.p + r->rbody.len;
-    buf->len = r->rbody.cap - r->rbody.len;
-    return 1;
-  }
-  buf->base = hc_rbuf;
-  buf->len = sizeof hc_rbuf;
-  return 1;
-}
-
 /* The response is complete: the connection goes back to the pool (or is closed), the
  * task is told. The body's only span, if still in the read buffer, becomes a string on
  * the task's stack now, before the buffer is reused. */
@@ -463,8 +436,7 @@ static void req_complete(hc_req *r, int extra_bytes) {
   int keep = !extra_bytes && !k->writing && r->body_sent && !r->close_after &&
              c->keepalive > 0 && !c->closed && llhttp_should_keep_alive(&k->parser);
   int took;
-  if (r->proxy != NULL)        /* a proxy that closes what it says it keeps: no reuse */
-    keep = keep && r->proxy->stale < HC_PROXY_STALE;
+  keep = keep && (r->proxy == NULL || r->proxy->stale < HC_PROXY_STALE);
   r->complete = 1;
   r->done = 1;
   r->phase = HC_PH_DONE;
@@ -558,7 +530,7 @@ static void conn_attach(hc_conn *k, sl_stream *st) {
   st->on_read = conn_on_read;
   st->on_write = conn_on_write;
   st->on_close = conn_on_close;
-  st->lend = conn_lend;
+  st->lend = sl_client_conn_lend;
 }
 
 /* ------------------------------------------------------------------- TLS */
@@ -587,20 +559,6 @@ static void conn_on_handshake(sl_stream *st, int status) {
     r->client->nresumed += r->tls_resumed;
     sl_client_req_send(r);
   }
-}
-
-/* The tunnel through the proxy is open (name NULL), or failed: on as over a direct
- * connection. */
-static void conn_tunneled(hc_conn *k, const char *name, const char *msg) {
-  hc_req *r = k->req;
-  if (k->state == HC_CLOSING || r == NULL)
-    return;
-  if (name != NULL)
-    sl_client_req_fail(r, name, "%s", msg);
-  else if (k->origin->tls_ctx != NULL)
-    tls_begin(k, r);
-  else
-    sl_client_req_send(r);
 }
 
 static void tls_begin(hc_conn *k, hc_req *r) {

@@ -410,6 +410,17 @@ hc_proxy *sl_client_proxy_pick(hc_client *c, const hc_req *r) {
 
 /* ------------------------------------------------------------- requests */
 
+const char *sl_client_proxy_blame(hc_req *r, const char *name) {
+  char m[sizeof r->err_msg];
+  if (r->proxy->kind != HC_PX_HTTP || r->tls || r->headers_done ||
+      (strcmp(name, "EPROTO") != 0 && strcmp(name, "ECONNRESET") != 0))
+    return name;
+  snprintf(m, sizeof m, "%s", r->err_msg);
+  snprintf(r->err_msg, sizeof r->err_msg, "proxy %s:%d: %s: %.400s", r->proxy->host,
+           r->proxy->port, name, m);
+  return "EPROXY";
+}
+
 /* Inserts n bytes at off in b. */
 static int buf_insert(sl_buf *b, size_t off, const char *s, size_t n) {
   if (sl_buf_reserve(b, n) < 0)

@@ -10,6 +10,24 @@
 #include "http_client.h"
 #include "sluice.h"
 
+/* Every response is read into this buffer (libuv reads one socket at a time) unless its
+ * body can be read straight into the request's own buffer; nothing is kept in it past the
+ * read callback, so a thousand connections cost no read buffer each. */
+static char hc_rbuf[64 * 1024];
+
+int sl_client_conn_lend(sl_stream *st, uv_buf_t *buf) {
+  hc_conn *k = (hc_conn *)st->data;
+  hc_req *r = k->req;
+  if (r != NULL && r->direct && r->rbody.len < r->rbody.cap) {
+    buf->base = r->rbody.p + r->rbody.len;
+    buf->len = r->rbody.cap - r->rbody.len;
+    return 1;
+  }
+  buf->base = hc_rbuf;
+  buf->len = sizeof hc_rbuf;
+  return 1;
+}
+
 /* Keeps the body's only span, still in the read buffer, before the buffer is reused: as
  * the body string pushed on co (given when the task is waiting for a plain body), when the
  * body needs neither decoding nor a sink, else appended to rbody. Returns 1 when pushed,

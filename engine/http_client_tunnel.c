@@ -348,7 +348,13 @@ static void tun_read(sl_stream *st, ssize_t n, const char *data) {
 }
 
 void sl_client_tunnel_start(hc_conn *k, hc_req *r, hc_tunnel_cb done) {
-  hc_tunnel *t = (hc_tunnel *)calloc(1, sizeof(*t));
+  hc_proxy *px = k->origin->proxy;
+  hc_tunnel *t;
+  if (px == NULL || (px->kind == HC_PX_HTTP && k->origin->tls_ctx == NULL)) {
+    done(k, NULL, NULL);       /* direct, or forwarded: nothing to open */
+    return;
+  }
+  t = (hc_tunnel *)calloc(1, sizeof(*t));
   if (t == NULL) {
     done(k, "ENOMEM", "out of memory for a proxy tunnel");
     return;
@@ -360,7 +366,7 @@ void sl_client_tunnel_start(hc_conn *k, hc_req *r, hc_tunnel_cb done) {
   k->tunnel = t;
   k->st->on_read = tun_read;
   k->st->lend = NULL;
-  if (k->origin->proxy->kind == HC_PX_HTTP)
+  if (px->kind == HC_PX_HTTP)
     http_start(k);
   else
     socks_start(k, r);

@@ -20,7 +20,7 @@
  * - a response that succeeds kept its limits: header bytes within max_header, the body
  *   (plain or sunk in all) within max_body.
  *
- * Only the read buffers are the harness's own: like conn_lend, a body of known size is
+ * Only the read buffers are the harness's own: like sl_client_conn_lend, a body of known size is
  * read straight into its buffer; any other read gets a buffer of exactly its size, freed
  * right after it, so a span kept past its read shows as a use after free. */
 #include <stdio.h>
