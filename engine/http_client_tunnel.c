@@ -209,6 +209,8 @@ static void dns_cb(sl_dns_waiter *w, int status) {
   hc_tunnel *t = SL_CONTAINER_OF(w, hc_tunnel, dns);
   hc_conn *k = t->k;
   t->resolving = 0;
+  if (k->state == HC_CLOSING)
+    return;                    /* conn_free frees the tunnel */
   if (status < 0 || w->naddrs == 0) {
     finish(k, status < 0 ? uv_err_name(status) : "EAI_NONAME", "cannot resolve %s: %s",
            k->origin->host, status < 0 ? uv_strerror(status) : "no address");
@@ -229,7 +231,13 @@ static void socks_start(hc_conn *k, hc_req *r) {
     return;
   }
   t->step = T_METHOD;
-  if (px->kind == HC_PX_SOCKS5) {
+  if (uv_inet_pton(AF_INET, o->host, &t->dns.addrs[0].in4.sin_addr) == 0) {
+    t->dns.addrs[0].sa.sa_family = AF_INET;     /* an address goes as one, even socks5h */
+    t->have_addr = 1;
+  } else if (uv_inet_pton(AF_INET6, o->host, &t->dns.addrs[0].in6.sin6_addr) == 0) {
+    t->dns.addrs[0].sa.sa_family = AF_INET6;
+    t->have_addr = 1;
+  } else if (px->kind == HC_PX_SOCKS5) {
     int rc;
     t->dns.cb = dns_cb;
     rc = sl_dns_resolve(r->E, o->host, &t->dns);
