@@ -26,6 +26,10 @@ local HELP = [[
   --user-agent S    the User-Agent sent, and matched against robots.txt (default
                     "sluice-crawl/0.1")
   --ignore-robots   do not fetch or obey robots.txt
+  --cookies [FILE]  keep cookies (RFC 6265) for the crawl; with FILE (a next argument that
+                    is no option and no URL, or --cookies=FILE), in the Netscape
+                    cookies.txt format curl uses: loaded at the start if it exists, saved
+                    at the end (after Ctrl-C too)
 
 Each record: {"url", "status", "depth", "parent", "bytes", "links", "time", "error"}
 (and "redirect" for a 3xx, "items" for what the handler emitted). Exit status: 0 when the
@@ -37,7 +41,8 @@ itself failed (e.g. the disk is full).
 local function usage_line(prog)
   return "usage: " .. prog .. " [--limit N] [--per-host N] [--delay S] [--depth N]\n"
     .. "         [--max-pages N] [--same-host] [--handler FILE] [--out FILE] [--format F]\n"
-    .. "         [--state DIR] [--user-agent S] [--ignore-robots] (URL... | -f FILE)\n"
+    .. "         [--state DIR] [--user-agent S] [--ignore-robots] [--cookies [FILE]]\n"
+    .. "         (URL... | -f FILE)\n"
 end
 
 -- option → {field, kind, min}: kinds "int", "num", "str" take a value; "flag" does not.
@@ -50,6 +55,7 @@ local OPTS = {
   ["--state"] = {"state", "str"},
   ["--user-agent"] = {"user_agent", "str"}, ["--ignore-robots"] = {"robots", "flag"},
   ["-f"] = {"file", "str"},
+  ["--cookies"] = {"cookies", "optstr"},
 }
 
 -- The function a --handler file returns; nil and a message when it has none.
@@ -91,7 +97,14 @@ function M.main(prog, ...)
       os.exit(0)
     elseif spec then
       local field, kind, min = spec[1], spec[2], spec[3]
-      if kind == "flag" then
+      if kind == "optstr" then   -- the value is optional: not an option, not a URL
+        local v = args[i + 1]
+        if not inline and v and not v:find("^%-") and not v:find("^%a[%w+.-]*://") then
+          opts[field], i = v, i + 2
+        else
+          opts[field], i = inline or true, i + 1
+        end
+      elseif kind == "flag" then
         if inline then usage(name .. " takes no value") end
         opts[field] = field ~= "robots"      -- --ignore-robots sets robots = false
         i = i + 1
