@@ -209,11 +209,12 @@ static void trim(const char **s, const char **e) {
     (*e)--;
 }
 
-/* Control bytes other than HTAB make a cookie ignored (RFC 6265bis 5.6). */
+/* Control bytes make a cookie ignored (RFC 6265bis 5.6), HTAB too here: cookies.txt
+ * separates its fields with tabs, and no cookie-octet is one. */
 static int has_ctl(const char *s, size_t n) {
   size_t i;
   for (i = 0; i < n; i++)
-    if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
       return 1;
   return 0;
 }
@@ -386,7 +387,7 @@ int sl_cookie_set(sl_cookie_jar *j, const char *host, const char *path, size_t p
         continue;              /* not a number: ignored */
       have_max_age = 1;
       expiry = (*avs == '-' || delta == 0) ? INT64_MIN
-               : delta > INT64_MAX / 4 - now ? INT64_MAX / 4 : now + delta;
+               : delta > SL_COOKIE_MAX_EXPIRY - now ? SL_COOKIE_MAX_EXPIRY : now + delta;
     } else if (ATTR_IS(as, an, "domain")) {
       if (av > 0 && *avs == '.')
         avs++, av--;
@@ -410,6 +411,8 @@ int sl_cookie_set(sl_cookie_jar *j, const char *host, const char *path, size_t p
   }
   if (!have_max_age && expires != INT64_MAX)
     expiry = expires;
+  if (expiry != INT64_MAX && expiry > SL_COOKIE_MAX_EXPIRY)
+    expiry = SL_COOKIE_MAX_EXPIRY;
   /* 5.3 steps 4-6: the domain */
   if (dom != NULL) {
     size_t i;

@@ -48,6 +48,7 @@ typedef struct sl_cookie_jar {
 /* Limits (browsers: about 50 per domain, 3000 in all, 4096 bytes a cookie). */
 #define SL_COOKIE_MAX_SIZE 4096 /* name and value together */
 #define SL_COOKIE_MAX_ATTR 1024 /* a longer attribute value is ignored (RFC 6265bis) */
+#define SL_COOKIE_MAX_EXPIRY 253402300799LL /* 9999-12-31 23:59:59: later dates are it */
 
 /* http_cookie.c */
 sl_cookie_jar *sl_cookie_jar_new(void);             /* NULL when out of memory; refs 1 */

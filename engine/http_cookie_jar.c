@@ -74,7 +74,7 @@ static void url_arg(lua_State *L, int idx, char *host, const char **path, size_t
  * errno set when the file cannot be read. */
 static int load_file(sl_cookie_jar *j, const char *path) {
   FILE *f = fopen(path, "r");
-  char line[SL_COOKIE_MAX_SIZE + 1024];
+  char line[2 * SL_COOKIE_MAX_SIZE];  /* a cookie, its path and domain fit */
   int64_t now = now_s();
   int added = 0, skipping = 0;
   if (f == NULL)
@@ -112,6 +112,8 @@ static int load_file(sl_cookie_jar *j, const char *path) {
       fld[nf++] = (char *)"";  /* curl writes an empty value so */
     if (nf != 7 || sscanf(fld[4], "%lld", &exp) != 1)
       continue;
+    if (exp > SL_COOKIE_MAX_EXPIRY)
+      exp = SL_COOKIE_MAX_EXPIRY;
     if (fld[0][0] == '.')
       fld[0]++;
     for (p = fld[0]; *p != '\0'; p++)
