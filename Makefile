@@ -151,7 +151,7 @@ install: sluice
 # build/fuzz/: the engine with coverage and sanitizers, minus main.c, each harness linked
 # with libFuzzer's main. `make fuzz` runs each for FUZZ_SECONDS (spec/fuzz/run.sh); clang
 # and libFuzzer's runtime are installed here, not for the other targets.
-FUZZ_ALL     := url html_links http_response http_request robots
+FUZZ_ALL     := url html_links http_response http_request robots cookie
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 60
 FUZZ_CC      := clang

@@ -7,6 +7,7 @@
 
 #include "dns.h"
 #include "http_client.h"
+#include "http_cookie.h"
 #include "http_header.h"
 #include "sluice.h"
 #include "url.h"
@@ -96,6 +97,11 @@ static int req_finish(lua_State *L, hc_req *r) {
     n = sl_fail(L, r->err_name, "%s", r->err_msg);
     sl_client_req_free(r);
     return n;
+  }
+  if (r->client->jar != NULL) {
+    size_t ulen;
+    const char *u = lua_tolstring(L, S_URL, &ulen);
+    sl_client_cookie_store(r, u, ulen);
   }
   if ((loc = sl_client_redirect_location(r, &loclen)) != NULL)
     return req_follow(L, r, loc, loclen);
@@ -251,6 +257,7 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
   const char *method = lua_tolstring(L, S_METHOD, &mlen);
   const char *url = lua_tolstring(L, S_URL, &ulen), *target, *fail, *err;
   int body_kind = lua_type(L, S_BODY) == LUA_TSTRING ? 1 : lua_isfunction(L, S_BODY) ? 2 : 0;
+  int hidx;
   char why[160];
   fail = sl_client_url_parse(r, url, ulen, &target, &tlen, why, sizeof why);
   if (fail == NULL && unresolved) {
@@ -277,8 +284,10 @@ static int req_begin(lua_State *L, hc_req *r, hc_req *prev, int unresolved) {
     r->body = lua_tolstring(L, S_BODY, &r->body_len);
   r->fn_body = body_kind == 2;
   r->sink = !lua_isnil(L, S_SINK);
-  err = sl_client_build_head(L, r, method, mlen, target, tlen,
-                             lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS, body_kind);
+  hidx = lua_isnil(L, S_HEADERS) ? 0 : S_HEADERS;
+  if (r->client->jar != NULL)
+    hidx = sl_client_cookie_headers(L, r, hidx, target, tlen);
+  err = sl_client_build_head(L, r, method, mlen, target, tlen, hidx, body_kind);
   if (err != NULL) {
     sl_client_req_free(r);
     return sl_client_misuse(L, "bad option 'headers' (%s)", err);
@@ -409,6 +418,21 @@ static int read_opts(lua_State *L) {
   return 0;
 }
 
+/* The jar of the cookies option (table at 1, pushed): its own for true, a reference to a
+ * jar object; NULL for none (or a bad value, left pushed). */
+static struct sl_cookie_jar *client_jar(lua_State *L) {
+  sl_cookie_jar *j;
+  lua_getfield(L, 1, "cookies");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
+    if ((j = sl_cookie_jar_new()) == NULL)
+      luaL_error(L, "out of memory for a cookie jar");
+    return j;
+  }
+  if ((j = sl_cookie_jar_test(L, -1)) != NULL)
+    j->refs++;
+  return j;
+}
+
 /** http.client([opts]) -> a client with its own defaults, limits and connection pool */
 static int l_new(lua_State *L) {
   sl_engine *E = SL_ENGINE(L);
@@ -442,6 +466,12 @@ static int l_new(lua_State *L) {
     sl_client_unref(c);
     return lua_error(L);
   }
+  if (lua_istable(L, 1) && (c->jar = client_jar(L)) == NULL && lua_toboolean(L, -1)) {
+    sl_client_unref(c);
+    return sl_client_misuse(L, "bad option 'cookies' (true, false or a jar from "
+                            "http.cookiejar() expected, got %s)", luaL_typename(L, -1));
+  }
+  lua_settop(L, 1);
   box = (client_box *)lua_newuserdatauv(L, sizeof(*box), 0);
   box->c = NULL;
   luaL_setmetatable(L, SL_HTTP_CLIENT_MT);
@@ -467,6 +497,8 @@ static int client_gc(lua_State *L) {
   client_box *box = check_box(L, 1);
   if (box->c != NULL) {
     sl_client_shutdown(box->c);
+    sl_cookie_jar_unref(box->c->jar);  /* no request runs: they hold this object */
+    box->c->jar = NULL;
     sl_client_unref(box->c);
     box->c = NULL;
   }
@@ -497,6 +529,16 @@ static int client_stats(lua_State *L) {
   return 1;
 }
 
+/** client:cookies() -> the client's cookie jar, or nil when it keeps no cookies */
+static int client_cookies(lua_State *L) {
+  hc_client *c = check_client(L, 1, 0);
+  if (c->jar == NULL)
+    lua_pushnil(L);
+  else
+    sl_cookie_jar_push(L, c->jar);
+  return 1;
+}
+
 static int client_tostring(lua_State *L) {
   client_box *box = check_box(L, 1);
   lua_pushfstring(L, "http client (%s): %p", box->c == NULL || box->c->closed ? "closed" :
@@ -523,6 +565,7 @@ int luaopen_sluice_http_client(lua_State *L) {
     {"_send", client_send},
     {"close", client_close},
     {"stats", client_stats},
+    {"cookies", client_cookies},
     {NULL, NULL}
   };
   static const luaL_Reg meta[] = {
@@ -536,6 +579,7 @@ int luaopen_sluice_http_client(lua_State *L) {
   sl_client_req_register(L);
   sl_newmeta(L, SL_HTTP_CLIENT_MT, methods, meta);
   luaL_newlib(L, funcs);
+  sl_cookie_register(L);
   /* A sentinel collected with the state frees the cached request records last. */
   lua_newuserdatauv(L, 1, 0);
   lua_createtable(L, 0, 1);

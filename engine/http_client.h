@@ -71,6 +71,7 @@ struct hc_client {
   uint64_t ntls, nresumed;     /* TLS handshakes, and those that resumed a session */
   int ndormant;                /* unused origins kept for their TLS session */
   hc_proxies *px;              /* proxies it knows (http_client_proxy.c); NULL: none */
+  struct sl_cookie_jar *jar;   /* its cookie jar (a reference), or NULL: no cookies */
 };
 
 struct hc_origin {
@@ -202,6 +203,12 @@ const char *sl_client_build_head(lua_State *L, hc_req *r, const char *method, si
 int sl_client_push_response(lua_State *L, hc_req *r, int urlidx, int bodyidx);
 int sl_client_header_values(lua_State *L);
 void sl_client_req_register(lua_State *L);
+/* http_client_cookie.c: only for a client with a jar */
+/* The index of the headers to send: hidx, or a copy pushed with the jar's cookies added
+ * to the user's Cookie. */
+int sl_client_cookie_headers(lua_State *L, hc_req *r, int hidx, const char *target,
+                             size_t tlen);
+void sl_client_cookie_store(hc_req *r, const char *url, size_t ulen); /* its Set-Cookies */
 /* http_client_body.c */
 int sl_client_inflate_init(hc_req *r, const unsigned char *in, size_t n);
 long sl_client_inflate(hc_req *r, char *out, size_t outlen);

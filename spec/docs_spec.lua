@@ -48,6 +48,7 @@ local TYPES = {
   ["sluice.http.server"] = false,   -- the C core of http.serve's server (methods: server:)
   ["sluice.http.client"] = "client:",
   ["sluice.http.headers"] = false,  -- res.headers: case-insensitive lookup, no methods
+  ["sluice.http.cookiejar"] = "jar:",
   ["sluice.url.seen_set"] = "set:",
   ["sluice.html.parser"] = "p:",
   ["sluice.html.document"] = "doc:",

@@ -35,6 +35,7 @@ local OPTIONS = {
   capacity = {"integer", nil, 1}, fp_rate = {"number", 1e-6, 0},
   headers = {"table"}, tls_verify = {"boolean", true}, ca_file = {"string"}, out = {"any"}, format = {"string"},
   state = {"string"}, status = {"boolean"}, log = {"userdata"}, proxy = {"any"},
+  cookies = {"any"},
 }
 
 local function check_options(opts, lvl)
@@ -76,6 +77,12 @@ local function check_options(opts, lvl)
       end
     end
   end
+  local ck = o.cookies
+  if ck ~= nil and ck ~= false and ck ~= true and type(ck) ~= "string" and
+     not (type(ck) == "userdata" and (getmetatable(ck) or {}).__name == "sluice.http.cookiejar") then
+    error("crawl: bad option 'cookies' (true, a file name or a jar expected, got " ..
+          type(ck) .. ")", lvl)
+  end
   o.seeds = o.seeds or {}
   if #o.seeds == 0 and not o.state then error("crawl: no seeds (option 'seeds')", lvl) end
   return o
@@ -87,6 +94,13 @@ local function new(opts, lvl)
   local self = setmetatable({opts = o, token = robots.token(o.user_agent)}, C)
   self.seeds = {}
   self.seed_origins = {}
+  -- cookies: a jar of its own (true), one loaded from and saved to a file, or the caller's
+  if o.cookies == true then self.jar = http.cookiejar()
+  elseif type(o.cookies) == "string" then
+    local ok, jar = pcall(http.cookiejar, {file = o.cookies})
+    if not ok then error("crawl: bad option 'cookies' (" .. tostring(jar) .. ")", lvl) end
+    self.jar = jar
+  elseif o.cookies then self.jar = o.cookies end
   -- allowed_domains as {domain, "." .. domain} in lower case, made once, not per link
   self.domains = {}
   for i, d in ipairs(o.allowed_domains or {}) do self.domains[i] = {d:lower(), "." .. d:lower()} end
@@ -420,7 +434,7 @@ function C:run()
   self.client = http.client{max_per_host = o.per_host, max_redirects = 0,
                             timeout = o.timeout, max_body = o.max_body,
                             tls_verify = o.tls_verify, ca_file = o.ca_file,
-                            headers = headers, proxy = o.proxy}
+                            headers = headers, proxy = o.proxy, cookies = self.jar}
   self.ctx = {client = self.client, opts = o, token = self.token}   -- what fetches read
   local ok, err = pcall(start, self)
   if ok and self.failure then ok, err = false, self.failure end
@@ -437,6 +451,10 @@ function C:run()
     if not closed and ok then ok, err = false, cerr end
   end
   if self.journal then self.journal:close() end
+  if type(o.cookies) == "string" then       -- written whole, then renamed over the file
+    local saved, serr = self.jar:save()
+    if not saved and ok then ok, err = false, "crawl: cookies: " .. serr end
+  end
   self.frontier:close()
   self.client:close()
   local summary = self.report:finish(not ok and err or nil)

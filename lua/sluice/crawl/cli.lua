@@ -29,6 +29,10 @@ local HELP = [[
   --proxy URL       send every request through this proxy (http://, socks5://,
                     socks5h://; user:password@ for its credentials); without it the
                     http_proxy, https_proxy, all_proxy and no_proxy variables apply
+  --cookies [FILE]  keep cookies (RFC 6265) for the crawl; with FILE (a next argument that
+                    is no option and no URL, or --cookies=FILE), in the Netscape
+                    cookies.txt format curl uses: loaded at the start if it exists, saved
+                    at the end (after Ctrl-C too)
 
 Each record: {"url", "status", "depth", "parent", "bytes", "links", "time", "error"}
 (and "redirect" for a 3xx, "items" for what the handler emitted). Exit status: 0 when the
@@ -41,7 +45,7 @@ local function usage_line(prog)
   return "usage: " .. prog .. " [--limit N] [--per-host N] [--delay S] [--depth N]\n"
     .. "         [--max-pages N] [--same-host] [--handler FILE] [--out FILE] [--format F]\n"
     .. "         [--state DIR] [--user-agent S] [--ignore-robots] [--proxy URL]\n"
-    .. "         (URL... | -f FILE)\n"
+    .. "         [--cookies [FILE]] (URL... | -f FILE)\n"
 end
 
 -- option → {field, kind, min}: kinds "int", "num", "str" take a value; "flag" does not.
@@ -55,6 +59,7 @@ local OPTS = {
   ["--user-agent"] = {"user_agent", "str"}, ["--ignore-robots"] = {"robots", "flag"},
   ["--proxy"] = {"proxy", "str"},
   ["-f"] = {"file", "str"},
+  ["--cookies"] = {"cookies", "optstr"},
 }
 
 -- The function a --handler file returns; nil and a message when it has none.
@@ -96,7 +101,14 @@ function M.main(prog, ...)
       os.exit(0)
     elseif spec then
       local field, kind, min = spec[1], spec[2], spec[3]
-      if kind == "flag" then
+      if kind == "optstr" then   -- the value is optional: not an option, not a URL
+        local v = args[i + 1]
+        if not inline and v and not v:find("^%-") and not v:find("^%a[%w+.-]*://") then
+          opts[field], i = v, i + 2
+        else
+          opts[field], i = inline or true, i + 1
+        end
+      elseif kind == "flag" then
         if inline then usage(name .. " takes no value") end
         opts[field] = field ~= "robots"      -- --ignore-robots sets robots = false
         i = i + 1

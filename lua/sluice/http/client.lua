@@ -53,6 +53,9 @@ function M.client(opts)
   return c
 end
 
+--- http.cookiejar([opts]) -> a cookie jar to share between clients (http.client{cookies = jar}).
+M.cookiejar = core.cookiejar
+
 --- http.header_values(headers, name) -> the list of values a header came with.
 M.header_values = core.header_values
 
